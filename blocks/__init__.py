@@ -1,0 +1,1 @@
+"""Prefect Block types of agentflows (model provider and content store settings)."""

@@ -1,0 +1,1 @@
+"""Scripts used beside prefect.yaml: local set-up (`bootstrap.sh`) and serving."""

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# One-command set-up for a fresh machine.
+#
+#   deployments/bootstrap.sh demo [agentflows run options]   run the ebook agent on embedded defaults
+#   deployments/bootstrap.sh test [pytest options]            run every check: ruff, mypy, pytest
+#
+# Both create .venv (Python 3.11) and install agentflows into it when pyproject.toml
+# changed since the last install. Embedded defaults: the offline model provider,
+# SQLite and a local folder under $AGENTFLOWS_HOME (default: the per-user data folder).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode="${1:-demo}"
+shift || true
+
+find_python() {
+  for candidate in "${PYTHON:-}" python3.11 python3; do
+    if [ -n "$candidate" ] && command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+      echo "$candidate"; return 0
+    fi
+  done
+  echo "agentflows needs Python 3.11; set PYTHON=/path/to/python3.11" >&2
+  return 1
+}
+
+install() {
+  local extras="$1"
+  local stamp=".venv/.installed-$extras"
+  local wanted
+  wanted="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+  if [ ! -x .venv/bin/python ]; then
+    echo "creating .venv" >&2
+    "$(find_python)" -m venv .venv
+  fi
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    echo "installing agentflows[$extras] into .venv" >&2
+    .venv/bin/python -m pip install --quiet --upgrade pip >&2
+    .venv/bin/python -m pip install --quiet -e ".[$extras]" >&2
+    echo "$wanted" > "$stamp"
+  fi
+}
+
+export PREFECT_SERVER_ANALYTICS_ENABLED="${PREFECT_SERVER_ANALYTICS_ENABLED:-false}"
+
+case "$mode" in
+  demo)
+    install runtime
+    exec .venv/bin/agentflows run ebook --param "topic=How tides work" --param chapters=3 "$@"
+    ;;
+  test)
+    install test
+    .venv/bin/ruff check .
+    .venv/bin/ruff format --check .
+    .venv/bin/mypy
+    exec .venv/bin/pytest "$@"
+    ;;
+  *)
+    echo "usage: deployments/bootstrap.sh demo|test [options]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,104 @@
+"""Find and load every agent definition in a definitions folder.
+
+The folder is `AGENTFLOWS_DEFINITIONS` when set, otherwise the
+`agent_definitions/` folder shipped with the package, resolved from this file
+rather than the working directory (Prefect workers start flows in a temporary
+directory). Every `*.yaml` file directly inside it is one agent; templates live
+anywhere below it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from flows.errors import AgentNotFound, DefinitionError, Problem
+from flows.loader import LoadedAgent, load_definition
+
+DEFINITIONS_VARIABLE = "AGENTFLOWS_DEFINITIONS"
+PACKAGED_DEFINITIONS = Path(__file__).resolve().parent.parent / "agent_definitions"
+
+
+def definitions_root() -> Path:
+    """The folder agents are loaded from."""
+    configured = os.environ.get(DEFINITIONS_VARIABLE, "").strip()
+    return Path(configured).expanduser().resolve() if configured else PACKAGED_DEFINITIONS
+
+
+@dataclass(frozen=True)
+class AgentCatalog(Mapping[str, LoadedAgent]):
+    """The loaded agents of one definitions folder, by name."""
+
+    root: Path
+    agents: Mapping[str, LoadedAgent]
+
+    def __getitem__(self, name: str) -> LoadedAgent:
+        try:
+            return self.agents[name]
+        except KeyError:
+            raise AgentNotFound(name, self.agents) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.agents)
+
+    def __len__(self) -> int:
+        return len(self.agents)
+
+
+def definition_files(root: Path) -> list[Path]:
+    """The definition files of `root`, sorted by name."""
+    return sorted(p for p in root.glob("*.yaml") if p.is_file())
+
+
+def load_agents(root: Path | str | None = None) -> AgentCatalog:
+    """Load every definition under `root`; raise one `DefinitionError` listing all problems."""
+    folder = Path(root).expanduser().resolve() if root is not None else definitions_root()
+    if not folder.is_dir():
+        raise DefinitionError([Problem(folder, None, "", "the definitions folder does not exist")])
+    agents: dict[str, LoadedAgent] = {}
+    problems: list[Problem] = []
+    for file in definition_files(folder):
+        try:
+            agent = load_definition(file, folder)
+        except DefinitionError as exc:
+            problems += exc.problems
+            continue
+        if agent.name in agents:
+            other = agents[agent.name].file.name
+            problems.append(
+                Problem(
+                    file,
+                    _key_line(agent.yaml_text, "name"),
+                    "name",
+                    f"agent name {agent.name!r} is already used by {other}; names must be unique",
+                )
+            )
+            continue
+        agents[agent.name] = agent
+    if problems:
+        raise DefinitionError(problems)
+    return AgentCatalog(folder, agents)
+
+
+def check_paths(paths: list[Path]) -> list[Problem]:
+    """Every problem in the given files and folders (what `agentflows validate` prints)."""
+    problems: list[Problem] = []
+    for path in paths:
+        try:
+            if path.is_dir():
+                load_agents(path)
+            else:
+                load_definition(path.resolve(), path.resolve().parent)
+        except DefinitionError as exc:
+            problems += exc.problems
+    return problems
+
+
+def _key_line(text: str, key: str) -> int | None:
+    """Line of a top-level `key:` in YAML text."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.startswith(f"{key}:"):
+            return number
+    return None

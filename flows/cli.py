@@ -1,0 +1,225 @@
+"""The `agentflows` command line.
+
+    agentflows list                          the agents and what they make
+    agentflows validate [PATH ...]           check definitions; exit 1 on any problem
+    agentflows run AGENT -p k=v … [--refresh] [--json]
+    agentflows show CONTENT_ID [--json]      a stored content, its files and lineage
+    agentflows contents [--type T]           the newest stored contents
+
+Errors agentflows raises on purpose print as one line per problem and exit 1;
+only a bug shows a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from flows.catalog import DEFINITIONS_VARIABLE, check_paths, definitions_root, load_agents
+from flows.definition import InputSpec
+from flows.errors import DefinitionError, InputError
+from tasks.errors import AgentflowsError
+
+TRUE_WORDS = {"true", "yes", "on", "1"}
+FALSE_WORDS = {"false", "no", "off", "0"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `agentflows` command."""
+    args = parser().parse_args(argv)
+    if args.definitions:
+        os.environ[DEFINITIONS_VARIABLE] = str(Path(args.definitions).resolve())
+    try:
+        return int(args.command(args) or 0)
+    except DefinitionError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except AgentflowsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="agentflows", description="Run YAML-defined content agents as Prefect flows.")
+    top.add_argument(
+        "--definitions",
+        metavar="DIR",
+        help=f"definitions folder (default: ${DEFINITIONS_VARIABLE} or the shipped agent_definitions/)",
+    )
+    sub = top.add_subparsers(required=True, metavar="COMMAND")
+
+    cmd = sub.add_parser("list", help="list the agents")
+    cmd.add_argument("--json", action="store_true", help="print JSON")
+    cmd.set_defaults(command=list_agents)
+
+    cmd = sub.add_parser("validate", help="check definition files and folders; exit 1 on any problem")
+    cmd.add_argument(
+        "paths", nargs="*", type=Path, metavar="PATH", help="files or folders (default: the definitions folder)"
+    )
+    cmd.set_defaults(command=validate)
+
+    cmd = sub.add_parser("run", help="run one agent and print where its output was written")
+    cmd.add_argument("agent", help="agent name (see `agentflows list`)")
+    cmd.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an input; repeat for several (lists: comma-separated)",
+    )
+    cmd.add_argument("--refresh", action="store_true", help="ignore cached step results and call the model again")
+    cmd.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as JSON (ids, content type, location, model calls, cache hits)",
+    )
+    cmd.set_defaults(command=run)
+
+    cmd = sub.add_parser("show", help="show a stored content, its files and its lineage")
+    cmd.add_argument("content_id", metavar="CONTENT_ID", help="id (or unique prefix) printed by `run`")
+    cmd.add_argument("--json", action="store_true", help="print JSON")
+    cmd.set_defaults(command=show)
+
+    cmd = sub.add_parser("contents", help="list stored contents, newest first")
+    cmd.add_argument(
+        "--type", dest="content_type", help="only this content type (text, code, chart, file, interactive, mixed)"
+    )
+    cmd.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    cmd.set_defaults(command=contents)
+    return top
+
+
+def list_agents(args: argparse.Namespace) -> int:
+    catalog = load_agents()
+    rows = [
+        {
+            "name": a.name,
+            "content_type": a.definition.content_type.value,
+            "version": a.flow_version,
+            "inputs": list(a.definition.inputs),
+            "description": a.definition.description,
+        }
+        for a in catalog.values()
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        print(f"{row['name']:<16} {row['content_type']:<12} {row['description']}")
+        print(f"{'':<16} inputs: {', '.join(row['inputs']) or 'none'}")
+    return 0
+
+
+def validate(args: argparse.Namespace) -> int:
+    paths = args.paths or [definitions_root()]
+    problems = check_paths(paths)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+        return 1
+    print(f"ok: {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    _quiet_prefect()
+    from flows.api import run_agent
+    from flows.progress import listening
+
+    agent = load_agents()[args.agent]
+    inputs = parse_params(args.param, agent.definition.inputs)
+    with listening(lambda event: print(f"  {event}", file=sys.stderr)):
+        result = run_agent(args.agent, refresh=args.refresh, **inputs)
+    if args.json:
+        print(json.dumps(result.summary(), indent=2))
+        return 0
+    note = " (offline provider: no language model was called)" if result.offline else ""
+    print(f"{result.title!r}: {result.model_calls} model calls, {result.cache_hits} cached steps{note}")
+    print(f"content id {result.content_id}")
+    print(f"wrote {result.location}")
+    return 0
+
+
+def show(args: argparse.Namespace) -> int:
+    from tasks.storage import open_store
+
+    content = open_store().get(args.content_id)
+    if args.json:
+        print(content.model_dump_json(indent=2))
+        return 0
+    print(f"{content.title}  [{content.content_type.value}]  id {content.id}")
+    print(
+        f"agent {content.agent} {content.agent_version}, "
+        f"created {content.created_at:%Y-%m-%d %H:%M:%S}, {content.size:,} bytes"
+    )
+    print(f"open: {content.location}")
+    for path, uri in sorted(content.files.items()):
+        print(f"  {path:<32} {uri}")
+    lineage = content.metadata.get("lineage", [])
+    if lineage:
+        print("lineage:")
+    for step in lineage:
+        usage = step.get("usage", {})
+        model = f"{step.get('provider')}/{step.get('model')}" if step.get("model") else "no model"
+        print(
+            f"  {step['step']:<9} {model:<32} "
+            f"tokens {usage.get('prompt_tokens', 0)}+{usage.get('completion_tokens', 0)}  "
+            f"templates {len(step.get('template_hashes', {}))}"
+        )
+    return 0
+
+
+def contents(args: argparse.Namespace) -> int:
+    from tasks.storage import open_store
+
+    for content in open_store().list(args.content_type, args.limit):
+        print(f"{content.id}  {content.content_type.value:<12} {content.agent:<14} {content.title}")
+    return 0
+
+
+def parse_params(pairs: Sequence[str], inputs: dict[str, InputSpec]) -> dict[str, Any]:
+    """`["chapters=3", "topic=Tides"]` → values typed by the declared inputs."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep:
+            raise InputError(f"--param {pair!r} needs the form NAME=VALUE")
+        spec = inputs.get(name.strip())
+        values[name.strip()] = _typed(name.strip(), text, spec) if spec else text
+    return values
+
+
+def _typed(name: str, text: str, spec: InputSpec) -> Any:
+    try:
+        if spec.type == "integer":
+            return int(text)
+        if spec.type == "number":
+            return float(text)
+    except ValueError:
+        raise InputError(f"--param {name}={text!r}: {name!r} takes a {spec.type}") from None
+    if spec.type == "boolean":
+        lowered = text.strip().lower()
+        if lowered in TRUE_WORDS | FALSE_WORDS:
+            return lowered in TRUE_WORDS
+        raise InputError(f"--param {name}={text!r}: {name!r} takes true or false")
+    if spec.type == "list":
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return text
+
+
+def _quiet_prefect() -> None:
+    """Keep Prefect's own console logging out of the CLI's output, unless asked for."""
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,404 @@
+"""The schema of an agent definition: what a content author writes in YAML.
+
+A definition is one YAML file in the definitions folder. Its fields, with
+defaults, are the attributes below; every model forbids unknown keys so a typo
+is reported instead of ignored. Template paths are relative to the definitions
+folder; `flows.loader` checks that they exist, parse and use only variables a
+step provides.
+
+    name: ebook                    # identifier: lower case, digits, underscores
+    version: "1.0.0"               # bump it to invalidate every cached step
+    description: A multi-chapter e-book.
+    content_type: text             # text | code | chart | file | interactive | mixed
+    inputs:                        # become the flow's typed parameters
+      topic: {type: string, description: What the book is about., min_length: 3}
+    prompts:
+      base: prompts/base/system.md     # layer 1: shared system prompt
+      domain: prompts/ebook/domain.md  # layer 2: the agent's knowledge and voice
+    steps:
+      decide:   {prompt: prompts/ebook/decide.md, returns: {items: {count: "{{ inputs.chapters }}"}}}
+      generate: {prompt: prompts/ebook/generate.md, returns: {body: {type: string, format: markdown}}}
+      build:    {layout: layouts/ebook.html}
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from tasks.artifacts import ContentType
+from tasks.builders import BuilderName
+from tasks.llm.base import ModelSettings
+
+Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+TemplatePath = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$")
+]
+Scalar = str | int | float | bool
+RESERVED_INPUTS = frozenset({"refresh", "context"})
+"""Names the compiled flow uses for its own parameters."""
+
+
+class Spec(BaseModel):
+    """Base of the definition models: unknown keys are errors, docstrings document fields."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+
+
+class InputSpec(Spec):
+    """One input of the agent; it becomes a parameter of the flow and a field of the UI form."""
+
+    type: Literal["string", "integer", "number", "boolean", "list"] = "string"
+    """Value type; `list` is a list of strings."""
+    description: str = Field(min_length=1)
+    """Help text shown in the Prefect UI form and used by the router."""
+    default: Scalar | list[str] | None = None
+    """Value used when the caller gives none; makes the input optional."""
+    required: bool | None = None
+    """Whether callers must give a value; defaults to true unless a default is given."""
+    enum: list[Scalar] | None = Field(default=None, min_length=1)
+    """Allowed values (a dropdown in the UI); for `list`, the allowed items."""
+    minimum: float | None = None
+    """Smallest allowed value (integer and number inputs)."""
+    maximum: float | None = None
+    """Largest allowed value (integer and number inputs)."""
+    min_length: int | None = Field(default=None, ge=0)
+    """Fewest characters (string inputs) or items (list inputs)."""
+    max_length: int | None = Field(default=None, ge=1)
+    """Most characters (string inputs) or items (list inputs)."""
+    examples: list[Scalar | list[str]] = Field(default_factory=list)
+    """Example values, shown to users and to the router's classifier."""
+
+    @model_validator(mode="after")
+    def _keywords_fit_type(self) -> InputSpec:
+        numeric = self.type in ("integer", "number")
+        if (self.minimum is not None or self.maximum is not None) and not numeric:
+            raise ValueError(f"minimum/maximum apply to integer and number inputs, not {self.type}")
+        if (self.min_length is not None or self.max_length is not None) and self.type not in (
+            "string",
+            "list",
+        ):
+            raise ValueError(f"min_length/max_length apply to string and list inputs, not {self.type}")
+        if self.enum is not None and self.type == "boolean":
+            raise ValueError("enum does not apply to boolean inputs")
+        if self.required and self.has_default:
+            raise ValueError("a required input cannot have a default; remove one of them")
+        return self
+
+    @property
+    def has_default(self) -> bool:
+        return "default" in self.model_fields_set
+
+    @property
+    def is_required(self) -> bool:
+        return self.required if self.required is not None else not self.has_default
+
+
+FieldType = Literal["string", "integer", "number", "boolean", "scalar", "list", "object"]
+
+
+class FieldSpec(Spec):
+    """One field the model must return; becomes part of the step's JSON schema."""
+
+    type: FieldType = "string"
+    """Value type; `scalar` is any of string, number or boolean."""
+    description: str = ""
+    """What the field holds; sent to the model as part of the schema."""
+    format: Literal["plain", "markdown", "code", "path"] | None = None
+    """Kind of text in a string field: prose, Markdown, source code or a relative file path."""
+    enum: list[Scalar] | None = Field(default=None, min_length=1)
+    """Allowed values."""
+    examples: list[Any] = Field(default_factory=list)
+    """Example values, sent to the model; the offline provider uses them in turn."""
+    minimum: float | None = None
+    maximum: float | None = None
+    min_items: int | None = Field(default=None, ge=0)
+    max_items: int | None = Field(default=None, ge=1)
+    items: FieldSpec | None = None
+    """Schema of the items, for `list` fields."""
+    fields: dict[Identifier, FieldSpec] | None = None
+    """Schema of the members, for `object` fields."""
+    required: bool = True
+    """Whether the model must always return this field."""
+
+    @model_validator(mode="after")
+    def _keywords_fit_type(self) -> FieldSpec:
+        if self.type == "list" and self.items is None:
+            raise ValueError("a list field needs `items` (the schema of one item)")
+        if self.type != "list" and (self.items is not None or self.min_items or self.max_items):
+            raise ValueError(f"items/min_items/max_items apply to list fields, not {self.type}")
+        if self.type == "object" and not self.fields:
+            raise ValueError("an object field needs `fields` (its members)")
+        if self.type != "object" and self.fields is not None:
+            raise ValueError(f"fields applies to object fields, not {self.type}")
+        if self.format is not None and self.type != "string":
+            raise ValueError(f"format applies to string fields, not {self.type}")
+        return self
+
+    def json_schema(self) -> dict[str, Any]:
+        """This field as JSON Schema (what providers send to the model)."""
+        schema: dict[str, Any] = {}
+        if self.type == "scalar":
+            schema["type"] = ["string", "number", "boolean"]
+        elif self.type == "list":
+            schema["type"] = "array"
+        else:
+            schema["type"] = self.type
+        for key, value in (
+            ("description", self.description),
+            ("format", self.format),
+            ("enum", self.enum),
+            ("examples", self.examples),
+            ("minimum", self.minimum),
+            ("maximum", self.maximum),
+            ("minItems", self.min_items),
+            ("maxItems", self.max_items),
+        ):
+            if value not in (None, "", []):
+                schema[key] = value
+        if self.items is not None:
+            schema["items"] = self.items.json_schema()
+        if self.fields is not None:
+            schema.update(object_schema(self.fields))
+        return schema
+
+
+def object_schema(fields: dict[str, FieldSpec], fixed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """JSON Schema of an object with `fixed` members first, then the declared `fields`."""
+    properties = dict(fixed or {})
+    properties.update({name: spec.json_schema() for name, spec in fields.items()})
+    required = list(fixed or {}) + [name for name, spec in fields.items() if spec.required]
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+
+
+class ModelSpec(Spec):
+    """Model settings; on a step, only the keys given override the agent's."""
+
+    provider: str | None = None
+    """Provider name: `default` (the environment decides), `offline`, or a registered provider."""
+    name: str | None = None
+    """Model name sent to the provider; empty means the provider's default model."""
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    """Most tokens the model may write per call."""
+
+    def over(self, base: ModelSettings) -> ModelSettings:
+        """These settings laid over `base`."""
+        given = self.model_dump(exclude_none=True)
+        if "name" in given:
+            given["model"] = given.pop("name")
+        return base.model_copy(update=given)
+
+
+class RetrySpec(Spec):
+    """How a step retries errors that may pass on a later attempt."""
+
+    attempts: int = Field(default=2, ge=0, le=10)
+    """Retries after the first try."""
+    backoff_seconds: float = Field(default=2.0, ge=0, le=600)
+    """Delay before the first retry; doubles on each retry after it."""
+    jitter: float = Field(default=0.5, ge=0, le=1)
+    """Random spread of each delay, as a fraction of it."""
+
+
+def parse_duration(value: int | float | str) -> timedelta:
+    """Parse `90`, `"90s"`, `"30m"`, `"12h"` or `"7d"` into a timedelta."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a duration; use seconds or e.g. '90s', '30m', '12h', '7d'")
+        unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+        seconds = float(match.group(1)) * unit
+    if seconds <= 0:
+        raise ValueError(f"{value!r} is not a positive duration")
+    return timedelta(seconds=seconds)
+
+
+class CacheSpec(Spec):
+    """Whether step results are cached, and for how long."""
+
+    enabled: bool = True
+    expires_after: int | float | str | None = "30d"
+    """How long a cached step stays valid: seconds or e.g. '12h', '7d'; null keeps it forever."""
+
+    @field_validator("expires_after")
+    @classmethod
+    def _valid_duration(cls, value: int | float | str | None) -> int | float | str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @property
+    def expiration(self) -> timedelta | None:
+        return None if self.expires_after is None else parse_duration(self.expires_after)
+
+
+class StepSettings(Spec):
+    """Settings every step may override."""
+
+    retries: RetrySpec | None = None
+    """Retry settings of this step; default: the agent's `retries`."""
+    timeout_seconds: float | None = Field(default=None, gt=0, le=86_400)
+    """Longest this step may run; default: the agent's `timeout_seconds`."""
+
+
+class ModelStep(StepSettings):
+    """A step that calls the model."""
+
+    prompt: TemplatePath
+    """The step's prompt template (the user message)."""
+    model: ModelSpec | None = None
+    """Model settings for this step, over the agent's."""
+
+
+class ItemsSpec(Spec):
+    """How many items the plan holds, and what each one carries besides its title."""
+
+    count: int | str | None = None
+    """Exact number of items: a number or an expression such as `{{ inputs.chapters }}`."""
+    min: int = Field(default=1, ge=1, le=200)
+    max: int = Field(default=20, ge=1, le=200)
+    fields: dict[Identifier, FieldSpec] = Field(default_factory=dict)
+    """Fields of each item besides `title` (a `title` entry here refines its description)."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ItemsSpec:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
+        if isinstance(self.count, int) and not self.min <= self.count <= self.max:
+            raise ValueError(f"count {self.count} is outside min..max ({self.min}..{self.max})")
+        return self
+
+
+class PlanSpec(Spec):
+    """What `decide` must return: a title, a list of items, and any fields declared here."""
+
+    fields: dict[Identifier, FieldSpec] = Field(default_factory=dict)
+    """Plan-level fields besides `title` and `items`."""
+    items: ItemsSpec = ItemsSpec()
+
+
+class DecideStep(ModelStep):
+    """The step that plans the content."""
+
+    returns: PlanSpec = PlanSpec()
+
+
+class GenerateStep(ModelStep):
+    """The step that writes one draft per plan item."""
+
+    returns: dict[Identifier, FieldSpec] = Field(min_length=1)
+    """Fields of each draft."""
+    concurrency: int = Field(default=4, ge=1, le=64)
+    """Most drafts written at the same time."""
+
+
+class BuildStep(StepSettings):
+    """The step that assembles drafts into finished content (no model call)."""
+
+    builder: BuilderName | None = None
+    """How drafts are assembled; default follows the content type."""
+    layout: TemplatePath | None = None
+    """Jinja HTML layout; default `layouts/<builder>.html`."""
+
+
+class Steps(Spec):
+    """The four steps of the flow."""
+
+    decide: DecideStep
+    generate: GenerateStep
+    build: BuildStep = BuildStep()
+    save: StepSettings = StepSettings()
+
+
+class PromptLayers(Spec):
+    """The system prompt, composed in layers: base first, then the agent's domain."""
+
+    base: TemplatePath = "prompts/base/system.md"
+    """Shared base system prompt (layer 1)."""
+    domain: TemplatePath
+    """The agent's knowledge and voice (layer 2)."""
+
+
+class RoutingHints(Spec):
+    """How the router recognises a request for this agent."""
+
+    keywords: list[str] = Field(default_factory=list)
+    """Words or phrases that, found in a request, select this agent."""
+    patterns: list[str] = Field(default_factory=list)
+    """Regular expressions (case-insensitive) that select this agent."""
+    examples: list[str] = Field(default_factory=list)
+    """Example requests, shown to the model classifier."""
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from None
+        return patterns
+
+
+class AgentDefinition(Spec):
+    """One agent: what it makes, from which inputs, with which prompts and settings."""
+
+    name: Identifier
+    """Agent and flow name: lower case letters, digits and underscores."""
+    version: Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+){0,2}([-+][0-9A-Za-z.\-]+)?$")]
+    """Version such as "1.0.0" (quoted); bumping it invalidates every cached step."""
+    description: str = Field(min_length=1)
+    """One or two sentences on what the agent makes."""
+    content_type: ContentType
+    inputs: dict[Identifier, InputSpec] = Field(default_factory=dict)
+    prompts: PromptLayers
+    model: ModelSpec = ModelSpec()
+    """Model settings of every model step (a step may override them)."""
+    retries: RetrySpec = RetrySpec()
+    timeout_seconds: float = Field(default=600, gt=0, le=86_400)
+    """Longest a step may run."""
+    cache: CacheSpec = CacheSpec()
+    steps: Steps
+    routing: RoutingHints = RoutingHints()
+    run_name: str | None = None
+    """Flow run name, with input names in braces, e.g. "ebook: {topic}"."""
+
+    @field_validator("inputs")
+    @classmethod
+    def _not_reserved(cls, inputs: dict[str, InputSpec]) -> dict[str, InputSpec]:
+        clash = sorted(RESERVED_INPUTS & inputs.keys())
+        if clash:
+            raise ValueError(
+                f"input name {clash[0]!r} is reserved for the flow; "
+                f"choose another (reserved: {', '.join(sorted(RESERVED_INPUTS))})"
+            )
+        return inputs
+
+    def model_settings(self, step: ModelStep) -> ModelSettings:
+        """The model settings `step` runs with."""
+        agent_level = self.model.over(ModelSettings())
+        return step.model.over(agent_level) if step.model else agent_level
+
+    def retry_settings(self, step: StepSettings) -> RetrySpec:
+        return step.retries or self.retries
+
+    def timeout(self, step: StepSettings) -> float:
+        return step.timeout_seconds or self.timeout_seconds

@@ -1,0 +1,117 @@
+"""Declared inputs → Python types, flow parameters and validated values.
+
+The same annotations serve three readers: Prefect builds the UI form and the
+deployment's parameter schema from the flow signature; Prefect validates run
+parameters against it; and `validate_inputs` checks values given from Python or
+the CLI before anything runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+
+from flows.definition import AgentDefinition, InputSpec
+from flows.errors import InputError
+
+_BASE_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool}
+
+
+def input_annotation(spec: InputSpec) -> Any:
+    """The Python type of one input, with its enum and bounds."""
+    constraints: dict[str, Any] = {}
+    if spec.type == "list":
+        item: Any = Literal[tuple(spec.enum)] if spec.enum else str
+        base: Any = list[item]
+        constraints.update(min_length=spec.min_length, max_length=spec.max_length)
+    elif spec.enum:
+        base = Literal[tuple(spec.enum)]
+    else:
+        base = _BASE_TYPES[spec.type]
+        if spec.type == "string":
+            constraints.update(min_length=spec.min_length, max_length=spec.max_length)
+        elif spec.type in ("integer", "number"):
+            constraints.update(ge=spec.minimum, le=spec.maximum)
+    given = {k: v for k, v in constraints.items() if v is not None}
+    annotated = Annotated[base, Field(**given)] if given else base
+    return annotated if spec.is_required or spec.has_default else annotated | None
+
+
+def input_default(spec: InputSpec) -> Any:
+    """The default of an optional input (`inspect.Parameter.empty` when required)."""
+    if spec.is_required:
+        return inspect.Parameter.empty
+    return spec.default
+
+
+def input_parameters(definition: AgentDefinition) -> list[inspect.Parameter]:
+    """Keyword-only flow parameters for the declared inputs, required ones first."""
+    ordered = sorted(definition.inputs.items(), key=lambda kv: not kv[1].is_required)
+    return [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=input_default(spec),
+            annotation=input_annotation(spec),
+        )
+        for name, spec in ordered
+    ]
+
+
+def input_model(definition: AgentDefinition) -> type[BaseModel]:
+    """A pydantic model of the inputs (unknown names are errors)."""
+    fields: dict[str, Any] = {
+        name: (input_annotation(spec), ... if spec.is_required else spec.default)
+        for name, spec in definition.inputs.items()
+    }
+    return create_model(f"{definition.name}_inputs", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def validate_inputs(definition: AgentDefinition, values: dict[str, Any]) -> dict[str, Any]:
+    """Validated inputs with defaults filled in; raises `InputError` naming each bad field."""
+    try:
+        model = input_model(definition).model_validate(values)
+    except ValidationError as exc:
+        raise _input_error(definition, exc) from None
+    return model.model_dump(mode="json")
+
+
+def default_problem(spec: InputSpec) -> str | None:
+    """Why the input's own default (or enum) does not fit it, or None."""
+    if spec.enum is not None:
+        item_type = str if spec.type == "list" else _BASE_TYPES[spec.type]
+        for value in spec.enum:
+            try:
+                TypeAdapter(item_type).validate_python(value, strict=item_type is not float)
+            except ValidationError:
+                return f"enum value {value!r} is not a {'string' if spec.type == 'list' else spec.type}"
+    if spec.has_default and spec.default is not None:
+        try:
+            TypeAdapter(input_annotation(spec)).validate_python(spec.default)
+        except ValidationError as exc:
+            return f"default {spec.default!r} does not fit the input: {_first_message(exc)}"
+    return None
+
+
+def _input_error(definition: AgentDefinition, exc: ValidationError) -> InputError:
+    parts = []
+    for error in exc.errors():
+        name = ".".join(str(p) for p in error["loc"]) or "inputs"
+        parts.append(_input_message(definition, name, error))
+    return InputError(f"agent {definition.name!r}: " + "; ".join(parts))
+
+
+def _input_message(definition: AgentDefinition, name: str, error: Any) -> str:
+    root = name.split(".")[0]
+    if error["type"] == "extra_forbidden":
+        known = ", ".join(definition.inputs) or "none"
+        return f"unknown input {root!r} (inputs: {known})"
+    if error["type"] == "missing":
+        return f"input {root!r} is required: {definition.inputs[root].description}"
+    return f"input {name!r}: {error['msg']} (got {error.get('input')!r})"
+
+
+def _first_message(exc: ValidationError) -> str:
+    return str(exc.errors()[0]["msg"])

@@ -1,0 +1,381 @@
+"""Load one agent definition and find everything wrong with it.
+
+`load_definition(file, root)` reads the YAML with line tracking, validates it
+with pydantic, then checks what the schema alone cannot: that every template
+exists inside the definitions folder, parses, includes only literal paths inside
+that folder, and uses only variables its step provides; that the builder finds
+the draft fields it needs; that expressions and run names refer to real inputs.
+All problems of a file are collected and raised together as one
+`DefinitionError`; a valid file gives a `LoadedAgent` holding the definition and
+the source of every template it renders.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from jinja2 import TemplateSyntaxError, meta, nodes
+from pydantic import ValidationError
+
+from flows.definition import AgentDefinition, FieldSpec
+from flows.errors import DefinitionError, Problem
+from flows.inputs import default_problem
+from flows.validation_messages import problems_from_validation
+from flows.yaml_source import LineMap, YamlPath, YamlSyntaxError, load_yaml
+from tasks.builders import DEFAULT_BUILDER, layout_variables, required_fields
+from tasks.prompts import environment
+
+AGENT_ATTRIBUTES = frozenset({"name", "version", "description", "content_type"})
+CONTEXT_ATTRIBUTES = frozenset({"request"})
+RESERVED_PLAN_FIELDS = frozenset({"title", "items"})
+RESERVED_ITEM_FIELDS = frozenset({"key"})
+
+
+@dataclass(frozen=True)
+class LoadedAgent:
+    """A valid definition with the templates it renders."""
+
+    definition: AgentDefinition
+    file: Path
+    root: Path
+    yaml_text: str
+    sources: Mapping[str, str]
+    """Source of every template the agent renders, includes too, by name."""
+    renders: Mapping[str, tuple[str, ...]]
+    """Templates each role renders: `system`, `decide`, `generate`, `build`."""
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    @property
+    def builder(self) -> str:
+        return self.definition.steps.build.builder or DEFAULT_BUILDER[self.definition.content_type]
+
+    @property
+    def layout(self) -> str:
+        return self.definition.steps.build.layout or f"layouts/{self.builder}.html"
+
+    @cached_property
+    def flow_version(self) -> str:
+        """Declared version plus a hash of the YAML and every template it renders."""
+        digest = hashlib.sha256(self.yaml_text.encode())
+        for name in sorted(self.sources):
+            digest.update(f"\0{name}\0{self.sources[name]}".encode())
+        return f"{self.definition.version}+{digest.hexdigest()[:12]}"
+
+    def templates_for(self, *roles: str) -> dict[str, str]:
+        """Sources of the templates the given roles render."""
+        names = {name for role in roles for name in self.renders[role]}
+        return {name: self.sources[name] for name in sorted(names)}
+
+
+def load_definition(file: Path, root: Path) -> LoadedAgent:
+    """Load and check `file`; raise `DefinitionError` listing every problem found."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DefinitionError([Problem(file, None, "", f"cannot read the file: {exc}")]) from None
+    try:
+        data, lines = load_yaml(text)
+    except YamlSyntaxError as exc:
+        raise DefinitionError([Problem(file, exc.line, "", str(exc))]) from None
+    if not isinstance(data, dict):
+        raise DefinitionError(
+            [
+                Problem(
+                    file,
+                    1,
+                    "",
+                    "a definition must be a mapping with keys such as "
+                    "name, version, description, content_type, inputs, prompts, steps",
+                )
+            ]
+        )
+    try:
+        definition = AgentDefinition.model_validate(data)
+    except ValidationError as exc:
+        raise DefinitionError(problems_from_validation(exc, file, data, lines)) from None
+    checker = _Checker(definition, file, root, lines)
+    agent = checker.run(text)
+    if checker.problems:
+        raise DefinitionError(checker.problems)
+    assert agent is not None
+    return agent
+
+
+class _Checker:
+    """Checks a schema-valid definition against its templates and builder."""
+
+    def __init__(self, definition: AgentDefinition, file: Path, root: Path, lines: LineMap) -> None:
+        self.d = definition
+        self.file = file
+        self.root = root
+        self.lines = lines
+        self.problems: list[Problem] = []
+        self.sources: dict[str, str] = {}
+
+    def problem(self, path: YamlPath, message: str) -> None:
+        dotted = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path).replace(".[", "[")
+        self.problems.append(Problem(self.file, self.lines.line_of(path), dotted, message))
+
+    def run(self, text: str) -> LoadedAgent | None:
+        self.check_inputs()
+        self.check_returns()
+        self.check_builder_fields()
+        self.check_count()
+        self.check_run_name()
+        renders = self.check_templates()
+        if self.problems:
+            return None
+        return LoadedAgent(self.d, self.file, self.root, text, dict(self.sources), renders)
+
+    # -- inputs, schemas, expressions -------------------------------------------------
+
+    def check_inputs(self) -> None:
+        for name, spec in self.d.inputs.items():
+            if problem := default_problem(spec):
+                key = "enum" if problem.startswith("enum") else "default"
+                self.problem(("inputs", name, key), problem)
+
+    def check_returns(self) -> None:
+        plan = self.d.steps.decide.returns
+        for name in RESERVED_PLAN_FIELDS & plan.fields.keys():
+            self.problem(
+                ("steps", "decide", "returns", "fields", name), f"plan field {name!r} is built in; choose another name"
+            )
+        for name in RESERVED_ITEM_FIELDS & plan.items.fields.keys():
+            self.problem(
+                ("steps", "decide", "returns", "items", "fields", name),
+                f"item field {name!r} is built in; choose another name",
+            )
+        title = plan.items.fields.get("title")
+        if title is not None and title.type != "string":
+            self.problem(
+                ("steps", "decide", "returns", "items", "fields", "title"),
+                "an item's title is a string; only its description and examples may change",
+            )
+
+    def check_builder_fields(self) -> None:
+        declared: dict[str, FieldSpec] = {**self.d.steps.decide.returns.items.fields, **self.d.steps.generate.returns}
+        path: YamlPath = ("steps", "generate", "returns")
+        for name, (kind, fmt) in required_fields(self.builder).items():
+            spec = declared.get(name)
+            need = f"{kind}" + (f" with format {fmt}" if fmt else "")
+            if spec is None:
+                self.problem(
+                    path,
+                    f"builder {self.builder!r} needs a draft field {name!r} ({need}); "
+                    "declare it here or in the plan items",
+                )
+            elif spec.type != kind or (fmt and spec.format != fmt):
+                got = spec.type + (f" with format {spec.format}" if spec.format else "")
+                self.problem((*path, name), f"builder {self.builder!r} needs {name!r} to be {need}, not {got}")
+
+    @property
+    def builder(self) -> str:
+        return self.d.steps.build.builder or DEFAULT_BUILDER[self.d.content_type]
+
+    def check_count(self) -> None:
+        count = self.d.steps.decide.returns.items.count
+        if not isinstance(count, str):
+            return
+        path: YamlPath = ("steps", "decide", "returns", "items", "count")
+        text = count.strip()
+        text = text[2:-2] if text.startswith("{{") and text.endswith("}}") else text
+        try:
+            ast = environment({}).parse("{{ " + text + " }}")
+        except TemplateSyntaxError as exc:
+            self.problem(path, f"count {count!r} is not a valid expression: {exc.message}")
+            return
+        for message in self.variable_problems(ast, {"inputs"}):
+            self.problem(path, f"count {count!r} {message}")
+
+    def check_run_name(self) -> None:
+        if self.d.run_name is None:
+            return
+        try:
+            names = {field for _, field, _, _ in string.Formatter().parse(self.d.run_name) if field is not None}
+        except ValueError as exc:
+            self.problem(("run_name",), f"run_name {self.d.run_name!r} is not a valid format string: {exc}")
+            return
+        unknown = sorted(names - self.d.inputs.keys())
+        if unknown:
+            known = ", ".join(self.d.inputs) or "none"
+            self.problem(("run_name",), f"run_name uses {{{unknown[0]}}}, which is not an input; inputs: {known}")
+
+    # -- templates -----------------------------------------------------------------------
+
+    def check_templates(self) -> dict[str, tuple[str, ...]]:
+        build = self.d.steps.build
+        roles: dict[str, list[tuple[YamlPath, str]]] = {
+            "system": [(("prompts", "base"), self.d.prompts.base), (("prompts", "domain"), self.d.prompts.domain)],
+            "decide": [(("steps", "decide", "prompt"), self.d.steps.decide.prompt)],
+            "generate": [(("steps", "generate", "prompt"), self.d.steps.generate.prompt)],
+            "build": [(("steps", "build", "layout") if build.layout else ("steps", "build"), self.layout)],
+        }
+        renders = {}
+        for role, entries in roles.items():
+            names: list[str] = []
+            for path, name in entries:
+                names += self.closure(path, name, self.namespace(role))
+            renders[role] = tuple(dict.fromkeys(names))
+        return renders
+
+    @property
+    def layout(self) -> str:
+        return self.d.steps.build.layout or f"layouts/{self.builder}.html"
+
+    def namespace(self, role: str) -> dict[str, frozenset[str] | None]:
+        """Variables a role's templates may use; a set lists the keys a variable has."""
+        plan = self.d.steps.decide.returns
+        base: dict[str, frozenset[str] | None] = {
+            "agent": AGENT_ATTRIBUTES,
+            "inputs": frozenset(self.d.inputs),
+            "context": CONTEXT_ATTRIBUTES,
+        }
+        plan_keys = RESERVED_PLAN_FIELDS | plan.fields.keys()
+        item_keys = RESERVED_ITEM_FIELDS | {"title"} | plan.items.fields.keys()
+        if role == "generate":
+            return {**base, "plan": plan_keys, "item": item_keys}
+        if role == "build":
+            extra = {name: None for name in layout_variables(self.builder)}
+            return {**extra, "agent": AGENT_ATTRIBUTES, "inputs": frozenset(self.d.inputs), "plan": plan_keys}
+        return base
+
+    def closure(self, path: YamlPath, entry: str, namespace: dict[str, frozenset[str] | None]) -> list[str]:
+        """Load `entry` and everything it includes; check each against `namespace`."""
+        seen: list[str] = []
+        pending = [entry]
+        while pending:
+            name = pending.pop()
+            if name in seen:
+                continue
+            source = self.read_template(path, name, referrer=None if name == entry else seen[-1])
+            if source is None:
+                continue
+            seen.append(name)
+            try:
+                ast = environment({name: source}).parse(source, name=name)
+            except TemplateSyntaxError as exc:
+                self.template_problem(path, name, exc.lineno, f"template syntax error: {exc.message}")
+                continue
+            pending += self.includes(path, name, ast)
+            for message, line in self.variable_problems_with_lines(ast, namespace):
+                self.template_problem(path, name, line, message)
+        return seen
+
+    def includes(self, path: YamlPath, name: str, ast: nodes.Template) -> list[str]:
+        found = []
+        for target in meta.find_referenced_templates(ast):
+            if target is None:
+                self.template_problem(
+                    path, name, None, "includes a template whose name is computed; write the included path literally"
+                )
+            elif not _inside(target):
+                self.template_problem(
+                    path,
+                    name,
+                    _line_of_const(ast, target),
+                    f"include {target!r} leaves the definitions folder; paths are relative to "
+                    f"{self.root} and may not use '..' or start with '/'",
+                )
+            else:
+                found.append(target)
+        return found
+
+    def read_template(self, path: YamlPath, name: str, referrer: str | None) -> str | None:
+        if name in self.sources:
+            return self.sources[name]
+        file = (self.root / name).resolve()
+        if not _inside(name) or not file.is_relative_to(self.root.resolve()):
+            self.problem(path, f"template {name!r} is outside the definitions folder {self.root}")
+            return None
+        if not file.is_file():
+            where = f"included by {referrer!r} " if referrer else ""
+            self.problem(path, f"template {name!r} {where}does not exist under {self.root}{_suggest(self.root, name)}")
+            return None
+        try:
+            self.sources[name] = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            self.problem(path, f"cannot read template {name!r}: {exc}")
+            return None
+        return self.sources[name]
+
+    def template_problem(self, path: YamlPath, name: str, line: int | None, message: str) -> None:
+        dotted = ".".join(str(p) for p in path)
+        self.problems.append(Problem(self.root / name, line, dotted, message))
+
+    def variable_problems(self, ast: nodes.Template, allowed: set[str]) -> list[str]:
+        namespace: dict[str, frozenset[str] | None] = {"inputs": frozenset(self.d.inputs)}
+        namespace = {k: v for k, v in namespace.items() if k in allowed}
+        return [message for message, _ in self.variable_problems_with_lines(ast, namespace)]
+
+    def variable_problems_with_lines(
+        self, ast: nodes.Template, namespace: Mapping[str, frozenset[str] | None]
+    ) -> list[tuple[str, int | None]]:
+        env = environment({})
+        undeclared = meta.find_undeclared_variables(ast) - set(env.globals)
+        found = []
+        for name in sorted(undeclared - namespace.keys()):
+            found.append(
+                (
+                    f"uses variable {name!r}, which this step does not provide; "
+                    f"available: {', '.join(sorted(namespace))}",
+                    _line_of_name(ast, name),
+                )
+            )
+        for node, name, attribute in _attribute_reads(ast):
+            keys = namespace.get(name)
+            if name in undeclared and keys is not None and attribute not in keys:
+                hint = ", ".join(sorted(keys)) or "none"
+                found.append(
+                    (f"uses {name}.{attribute}, but {name!r} has no {attribute!r}; it has: {hint}", node.lineno)
+                )
+        return found
+
+
+def _attribute_reads(ast: nodes.Template) -> list[tuple[nodes.Node, str, str]]:
+    """(node, variable, key) for every `variable.key` and `variable['key']` in the template."""
+    reads: list[tuple[nodes.Node, str, str]] = []
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        target = node.node  # type: ignore[attr-defined]
+        if not isinstance(target, nodes.Name) or target.ctx != "load":
+            continue
+        if isinstance(node, nodes.Getattr):
+            reads.append((node, target.name, node.attr))
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):  # type: ignore[attr-defined]
+            reads.append((node, target.name, node.arg.value))  # type: ignore[attr-defined]
+    return reads
+
+
+def _line_of_name(ast: nodes.Template, name: str) -> int | None:
+    for node in ast.find_all(nodes.Name):
+        if node.name == name:
+            return node.lineno
+    return None
+
+
+def _line_of_const(ast: nodes.Template, value: str) -> int | None:
+    for node in ast.find_all(nodes.Const):
+        if node.value == value:
+            return node.lineno
+    return None
+
+
+def _inside(name: str) -> bool:
+    """True when a template name is a plain relative path (no '..', no leading '/')."""
+    parts = name.replace("\\", "/").split("/")
+    return bool(name) and not name.startswith("/") and ".." not in parts and "" not in parts
+
+
+def _suggest(root: Path, name: str) -> str:
+    existing = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.suffix != ".yaml"]
+    close = difflib.get_close_matches(name, existing, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""

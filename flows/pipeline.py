@@ -1,0 +1,109 @@
+"""The body of every agent flow: decide → generate (fan-out) → build → save.
+
+It reads like the diagram. Each step runs as a Prefect task so its result is
+persisted and cached; a step served from the cache is reported as such, which
+is how a run counts the model calls it really made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from prefect.context import FlowRunContext
+from prefect.states import State
+from pydantic import JsonValue
+
+from flows.progress import ProgressEvent, emit
+from tasks.artifacts import AgentResult, Draft, Plan, Step, StepReport
+from tasks.llm.base import resolve_provider
+from tasks.specs import RunContext
+from tasks.storage import RunInfo
+
+if TYPE_CHECKING:
+    from flows.compiler import StepSpecs, StepTasks
+
+
+async def run_pipeline(
+    specs: StepSpecs,
+    tasks: StepTasks,
+    inputs: dict[str, JsonValue],
+    *,
+    refresh: bool = False,
+    context: RunContext | None = None,
+) -> AgentResult:
+    """Run the four steps of one agent and say what they made."""
+    context = context or RunContext()
+    agent = specs.decide.agent_name
+    for spec in (specs.decide, specs.generate):
+        resolve_provider(spec.model)  # an unknown provider fails here, before any call
+    run = tasks.for_run(refresh=refresh)
+    reports: list[StepReport] = []
+
+    emit(ProgressEvent(agent, "decide", "started"))
+    plan: Plan = await _finish(
+        agent, "decide", "decide", await run.decide(specs.decide, inputs, context, return_state=True), reports
+    )
+    emit(ProgressEvent(agent, "decide", _status(reports[-1]), f"{plan.title!r}, {len(plan.items)} items"))
+
+    emit(ProgressEvent(agent, "generate", "started", f"{len(plan.items)} drafts, up to {specs.concurrency} at a time"))
+    limit = asyncio.Semaphore(specs.concurrency)
+
+    async def draft(key: str) -> State[Any]:
+        async with limit:
+            return await run.generate(specs.generate, inputs, context, plan, key, return_state=True)
+
+    states = await asyncio.gather(*(draft(item.key) for item in plan.items))
+    drafts: list[Draft] = [
+        await _finish(agent, "generate", f"generate {item.key}", state, reports)
+        for item, state in zip(plan.items, states, strict=True)
+    ]
+    cached = sum(1 for r in reports if r.step == "generate" and r.cached)
+    emit(ProgressEvent(agent, "generate", "done", f"{len(drafts)} drafts ({cached} from cache)"))
+
+    emit(ProgressEvent(agent, "build", "started"))
+    built = await _finish(
+        agent, "build", "build", await run.build(specs.build, inputs, plan, drafts, return_state=True), reports
+    )
+    emit(ProgressEvent(agent, "build", _status(reports[-1]), f"{len(built.files)} files"))
+
+    flow_run_id = _flow_run_id()
+    lineage = [plan.provenance, *(d.provenance for d in drafts), built.provenance]
+    run_info = RunInfo(flow_run_id=flow_run_id, inputs=inputs, lineage=lineage)
+    emit(ProgressEvent(agent, "save", "started"))
+    saved = await _finish(agent, "save", "save", await run.save(built, run_info, return_state=True), reports)
+    emit(ProgressEvent(agent, "save", "done", saved.location))
+
+    return AgentResult(
+        agent=agent,
+        agent_version=specs.decide.agent_version,
+        flow_run_id=flow_run_id,
+        content_id=saved.content_id,
+        content_type=saved.content_type,
+        title=saved.title,
+        location=saved.location,
+        files=saved.files,
+        offline=built.provenance.offline,
+        steps=tuple(reports),
+    )
+
+
+async def _finish(agent: str, step: Step, label: str, state: State[Any], reports: list[StepReport]) -> Any:
+    """The task's result (raising its error if it failed), recorded in `reports`."""
+    if state.is_failed() or state.is_crashed() or state.is_cancelled():
+        emit(ProgressEvent(agent, step, "failed", f"{label}: {state.message or state.name}"))
+    result = await state.aresult()
+    usage = result.provenance.usage if isinstance(result, Plan | Draft) else None
+    reports.append(
+        StepReport(step=step, label=label, cached=state.name == "Cached", **({"usage": usage} if usage else {}))
+    )
+    return result
+
+
+def _status(report: StepReport) -> Any:
+    return "cached" if report.cached else "done"
+
+
+def _flow_run_id() -> str | None:
+    context = FlowRunContext.get()
+    return str(context.flow_run.id) if context and context.flow_run else None

@@ -1,0 +1,59 @@
+"""Progress of a running agent, step by step.
+
+The pipeline emits a `ProgressEvent` when a step starts and when it ends. Each
+event goes to the flow run's log (visible in the Prefect UI) and to any listener
+registered in this process (the CLI prints them).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+from prefect.exceptions import MissingContextError
+from prefect.logging import get_run_logger
+
+Status = Literal["started", "done", "cached", "failed"]
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One step of one agent run starting or ending."""
+
+    agent: str
+    step: str
+    status: Status
+    detail: str = ""
+
+    def __str__(self) -> str:
+        detail = f": {self.detail}" if self.detail else ""
+        return f"{self.agent} · {self.step} {self.status}{detail}"
+
+
+Listener = Callable[[ProgressEvent], None]
+_listeners: list[Listener] = []
+
+
+@contextmanager
+def listening(listener: Listener) -> Iterator[None]:
+    """Send every event emitted inside the block to `listener`."""
+    _listeners.append(listener)
+    try:
+        yield
+    finally:
+        _listeners.remove(listener)
+
+
+def emit(event: ProgressEvent) -> None:
+    """Log `event` to the flow run and hand it to the listeners."""
+    try:
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = get_run_logger()
+    except MissingContextError:
+        logger = logging.getLogger("agentflows")
+    level = logging.WARNING if event.status == "failed" else logging.INFO
+    logger.log(level, str(event))
+    for listener in list(_listeners):
+        listener(event)

@@ -1,0 +1,225 @@
+"""Typed artifacts passed between the steps decide → generate → build → save.
+
+These classes are fixed and importable on purpose: Prefect persists task
+results as JSON and re-imports them by class path, so a cached `Plan` must be
+the same class in every process. What varies per agent (the fields its YAML
+declares) lives in the `fields` payload and is validated against that agent's
+schema before an artifact is created.
+
+Each artifact is immutable and carries its provenance and a checksum; the
+checksum of the parent artifact links the chain request → plan → drafts →
+built content → saved content (seed 001 §3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+SCHEMA_VERSION = 1
+"""Version of the artifact classes; part of every cache key."""
+
+Step = Literal["decide", "generate", "build", "save"]
+
+
+class ContentType(StrEnum):
+    """The kinds of content an agent can produce."""
+
+    text = "text"
+    code = "code"
+    chart = "chart"
+    file = "file"
+    interactive = "interactive"
+    mixed = "mixed"
+
+
+class Frozen(BaseModel):
+    """Base of the artifact classes: immutable, strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Usage(Frozen):
+    """Model usage of one step (summed over its calls)."""
+
+    calls: int = 0
+    """Model calls made."""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            calls=self.calls + other.calls,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class Provenance(Frozen):
+    """Where an artifact came from: enough to trace it to its prompts and model."""
+
+    agent: str
+    agent_version: str
+    step: Step
+    template_hashes: dict[str, str] = Field(default_factory=dict)
+    """sha256 of every template the step rendered, includes too, by template name."""
+    provider: str | None = None
+    model: str | None = None
+    offline: bool = False
+    """True when the built-in offline provider wrote it (no language model was called)."""
+    usage: Usage = Usage()
+    parent_checksum: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+
+class Artifact(Frozen):
+    """Base of the step artifacts: provenance plus a checksum of everything else."""
+
+    provenance: Provenance
+    checksum: str = ""
+
+    def sealed(self: A) -> A:
+        """Return a copy whose `checksum` covers all its other fields."""
+        return self.model_copy(update={"checksum": checksum_of(self)})
+
+
+A = TypeVar("A", bound=Artifact)
+
+
+class PlanItem(Frozen):
+    """One unit of work the plan asks `generate` to write (a chapter, a question, a file)."""
+
+    key: str
+    """Stable, file-name-safe identifier, unique within the plan."""
+    title: str
+    fields: dict[str, JsonValue] = Field(default_factory=dict)
+
+    def view(self) -> dict[str, JsonValue]:
+        """The item as templates see it: its fields beside `key` and `title`."""
+        return {**self.fields, "key": self.key, "title": self.title}
+
+
+class Plan(Artifact):
+    """What `decide` returns: the outline the drafts follow."""
+
+    title: str
+    items: tuple[PlanItem, ...]
+    fields: dict[str, JsonValue] = Field(default_factory=dict)
+
+    def view(self) -> dict[str, JsonValue]:
+        """The plan as templates see it: `title`, `items` and the declared fields side by side."""
+        return {**self.fields, "title": self.title, "items": [item.view() for item in self.items]}
+
+    def item(self, key: str) -> PlanItem:
+        """Return the item with `key`."""
+        for item in self.items:
+            if item.key == key:
+                return item
+        raise KeyError(f"plan {self.title!r} has no item {key!r}")
+
+
+class Draft(Artifact):
+    """What `generate` returns for one plan item."""
+
+    item_key: str
+    title: str
+    fields: dict[str, JsonValue]
+
+
+class BuiltFile(Frozen):
+    """One file of built content, as text."""
+
+    path: str
+    """Relative POSIX path inside the content, e.g. `index.html` or `app/main.py`."""
+    media_type: str
+    text: str
+
+
+class BuiltContent(Artifact):
+    """What `build` returns: the finished content, ready to be stored."""
+
+    content_type: ContentType
+    title: str
+    primary: str
+    """Path of the file a reader opens first."""
+    files: tuple[BuiltFile, ...]
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+
+    def file(self, path: str) -> BuiltFile:
+        """Return the file at `path`."""
+        for built in self.files:
+            if built.path == path:
+                return built
+        raise KeyError(f"content {self.title!r} has no file {path!r}")
+
+
+class SavedContent(Artifact):
+    """What `save` returns: where the content now lives."""
+
+    content_id: str
+    content_type: ContentType
+    title: str
+    location: str
+    """URI of the primary file."""
+    files: dict[str, str]
+    """URI of every stored file, by its path inside the content."""
+
+
+class StepReport(Frozen):
+    """How one task of a run went: served from cache or run, and its model usage."""
+
+    step: Step
+    label: str
+    cached: bool
+    usage: Usage = Usage()
+
+
+class AgentResult(Frozen):
+    """What an agent's flow returns."""
+
+    agent: str
+    agent_version: str
+    flow_run_id: str | None
+    content_id: str
+    content_type: ContentType
+    title: str
+    location: str
+    files: dict[str, str]
+    offline: bool
+    steps: tuple[StepReport, ...]
+
+    @property
+    def model_calls(self) -> int:
+        """Model calls made by this run (cached steps make none)."""
+        return sum(s.usage.calls for s in self.steps if not s.cached)
+
+    @property
+    def cache_hits(self) -> int:
+        """Tasks of this run served from the cache."""
+        return sum(1 for s in self.steps if s.cached)
+
+    def summary(self) -> dict[str, JsonValue]:
+        """The fields scripts want, as JSON-ready values (what `run --json` prints)."""
+        data = self.model_dump(mode="json")
+        data["model_calls"] = self.model_calls
+        data["cache_hits"] = self.cache_hits
+        return data
+
+
+def checksum_of(model: BaseModel) -> str:
+    """sha256 of the canonical JSON of `model`, ignoring its own `checksum` field."""
+    data = model.model_dump(mode="json", exclude={"checksum"})
+    return hashlib.sha256(canonical_json(data).encode()).hexdigest()
+
+
+def canonical_json(data: object) -> str:
+    """JSON with sorted keys and no whitespace: equal data, equal text."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

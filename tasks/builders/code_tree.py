@@ -1,0 +1,109 @@
+"""Code tree builder: one source file per draft, plus an HTML preview of the tree.
+
+Each draft (or its plan item) names a relative `path` and the draft holds its
+`code`. Paths must stay inside the tree: relative, forward slashes, no `..`. The
+layout receives `files`: a list of mappings with `path`, `language`, `code` and
+`lines`, and renders `agentflows-preview.html`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from tasks.artifacts import BuiltFile
+from tasks.builders.common import Assembly, BuildJob, html_file, render_layout, section_fields
+from tasks.errors import BuildError
+
+REQUIRES = {"path": ("string", "path"), "code": ("string", "code")}
+LAYOUT_VARIABLES = frozenset({"files"})
+PREVIEW = "agentflows-preview.html"
+_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+_MEDIA_TYPES = {
+    ".py": "text/x-python",
+    ".md": "text/markdown",
+    ".json": "application/json",
+    ".toml": "application/toml",
+    ".yaml": "application/yaml",
+    ".yml": "application/yaml",
+    ".html": "text/html",
+    ".js": "text/javascript",
+    ".ts": "text/x-typescript",
+    ".css": "text/css",
+    ".sql": "application/sql",
+}
+
+
+def path_problem(path: object) -> str | None:
+    """Why `path` cannot be a file of the tree, or None when it can."""
+    if not isinstance(path, str) or not path:
+        return "`path` is empty; give a relative file path such as 'app/main.py'"
+    segments = path.split("/")
+    if len(path) > 200 or not all(_SAFE_SEGMENT.match(s) for s in segments):
+        return (
+            f"`path` {path!r} is not a safe relative path; use letters, digits, '_', '-', '.' "
+            "and '/' between names, without '..' or a leading '/'"
+        )
+    if path == PREVIEW:
+        return f"`path` {path!r} is reserved for the preview page"
+    return None
+
+
+def check(fields: Mapping[str, Any]) -> list[str]:
+    """Problems with one draft that a model could fix when asked again."""
+    problems = []
+    if "path" in fields and (problem := path_problem(fields["path"])):
+        problems.append(problem)
+    if not isinstance(fields.get("code"), str):
+        problems.append("`code` must be the file's full text")
+    return problems
+
+
+def assemble(job: BuildJob) -> Assembly:
+    files: dict[str, BuiltFile] = {}
+    owners: dict[str, str] = {}
+    for draft in job.drafts:
+        fields = section_fields(job, draft)
+        path = fields.get("path")
+        if problem := path_problem(path):
+            raise BuildError(f"draft {draft.item_key!r}: {problem}")
+        assert isinstance(path, str)
+        if path in files:
+            raise BuildError(
+                f"drafts {owners[path]!r} and {draft.item_key!r} both write {path!r}; "
+                "each plan item must name a different file"
+            )
+        owners[path] = draft.item_key
+        files[path] = BuiltFile(path=path, media_type=_media_type(path), text=str(fields["code"]))
+    listing = [
+        {
+            "path": f.path,
+            "language": _language(section_fields(job, d), f.path),
+            "code": f.text,
+            "lines": f.text.count("\n") + 1,
+        }
+        for d, f in zip(job.drafts, files.values(), strict=True)
+    ]
+    preview = html_file(PREVIEW, render_layout(job, files=listing))
+    return Assembly(
+        files=(preview, *files.values()),
+        primary=PREVIEW,
+        metadata={"files": sorted(files), "languages": sorted({str(f["language"]) for f in listing})},
+    )
+
+
+def _suffix(path: str) -> str:
+    name = path.rsplit("/", 1)[-1]
+    return "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+
+
+def _media_type(path: str) -> str:
+    return _MEDIA_TYPES.get(_suffix(path), "text/plain")
+
+
+def _language(fields: Mapping[str, Any], path: str) -> str:
+    language = fields.get("language")
+    if isinstance(language, str) and language:
+        return language
+    return _media_type(path).split("/")[-1].removeprefix("x-")

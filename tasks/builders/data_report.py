@@ -1,0 +1,171 @@
+"""Data report builder: tables and charts → an HTML report, CSV tables and chart specs.
+
+Each draft is one section: `narrative` (Markdown), a table (`columns` and
+`rows`) and a `chart` (`kind`: bar or line, `x` and `y`: column names). Tables go
+through pandas; every section yields `tables/<key>.csv` and a Vega-Lite spec
+`charts/<key>.vl.json`. The layout receives `sections`: mappings with `key`,
+`title`, `narrative` (HTML), `table` (HTML), `chart_svg` (an inline SVG drawing
+of the chart, so the page needs no script or network) and `chart_spec` (path).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+from markupsafe import Markup, escape
+
+from tasks.artifacts import BuiltFile
+from tasks.builders.common import (
+    Assembly,
+    BuildJob,
+    html_file,
+    markdown_file,
+    markdown_to_html,
+    offline_banner,
+    render_layout,
+    section_fields,
+)
+from tasks.errors import BuildError
+
+REQUIRES = {
+    "narrative": ("string", "markdown"),
+    "columns": ("list", None),
+    "rows": ("list", None),
+    "chart": ("object", None),
+}
+LAYOUT_VARIABLES = frozenset({"sections"})
+VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
+
+
+def check(fields: Mapping[str, Any]) -> list[str]:
+    """Problems with one section that a model could fix when asked again."""
+    columns, rows, chart = fields.get("columns"), fields.get("rows"), fields.get("chart")
+    if not isinstance(columns, list) or len(columns) < 2 or len(set(map(str, columns))) != len(columns):
+        return ["`columns` must name at least two different columns"]
+    if not isinstance(rows, list) or not rows:
+        return ["`rows` must hold at least one row"]
+    for number, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != len(columns):
+            return [
+                f"row {number} has {len(row) if isinstance(row, list) else 0} cells; "
+                f"every row needs {len(columns)}, one per column"
+            ]
+    if not isinstance(chart, Mapping):
+        return ["`chart` must give kind, x and y"]
+    for axis in ("x", "y"):
+        if chart.get(axis) not in columns:
+            return [f"`chart.{axis}` is {chart.get(axis)!r}; it must be one of the columns {columns!r}"]
+    y_index = columns.index(chart["y"])
+    if not all(_is_number(row[y_index]) for row in rows):
+        return [f"column {chart['y']!r} is the chart's y axis, so every row needs a number there"]
+    return []
+
+
+def assemble(job: BuildJob) -> Assembly:
+    files: list[BuiltFile] = []
+    sections = []
+    markdown = [f"# {job.plan.title}\n\n{offline_banner(job)}"]
+    for draft in job.drafts:
+        fields = section_fields(job, draft)
+        if problems := check(fields):
+            raise BuildError(f"draft {draft.item_key!r}: {problems[0]}")
+        frame = pd.DataFrame(fields["rows"], columns=[str(c) for c in fields["columns"]])
+        chart = dict(fields["chart"])
+        spec = chart_spec(draft.title, frame, chart)
+        spec_path = f"charts/{draft.item_key}.vl.json"
+        files.append(
+            BuiltFile(path=f"tables/{draft.item_key}.csv", media_type="text/csv", text=frame.to_csv(index=False))
+        )
+        files.append(
+            BuiltFile(
+                path=spec_path, media_type="application/json", text=json.dumps(spec, indent=2, ensure_ascii=False)
+            )
+        )
+        sections.append(
+            {
+                "key": draft.item_key,
+                "title": draft.title,
+                "narrative": markdown_to_html(str(fields["narrative"])),
+                "table": Markup(frame.to_html(index=False, escape=True, border=0, classes="table")),
+                "chart_svg": chart_svg(frame, chart),
+                "chart_spec": spec_path,
+                "fields": fields,
+            }
+        )
+        markdown.append(f"## {draft.title}\n\n{str(fields['narrative']).strip()}\n\n{markdown_table(frame)}\n")
+    page = html_file("index.html", render_layout(job, sections=sections))
+    return Assembly(
+        files=(page, markdown_file("report.md", "\n".join(markdown)), *files),
+        primary="index.html",
+        metadata={"tables": len(sections), "charts": [s["chart_spec"] for s in sections]},
+    )
+
+
+def chart_spec(title: str, frame: pd.DataFrame, chart: Mapping[str, Any]) -> dict[str, Any]:
+    """A Vega-Lite spec of the chart with its data inline."""
+    return {
+        "$schema": VEGA_LITE_SCHEMA,
+        "title": title,
+        "data": {"values": json.loads(frame.to_json(orient="records"))},
+        "mark": {"type": chart.get("kind", "bar"), "tooltip": True},
+        "encoding": {
+            "x": {"field": chart["x"], "type": "ordinal", "sort": None},
+            "y": {"field": chart["y"], "type": "quantitative"},
+        },
+    }
+
+
+def chart_svg(frame: pd.DataFrame, chart: Mapping[str, Any], width: int = 560, height: int = 240) -> Markup:
+    """Draw a bar or line chart as inline SVG; labels are escaped."""
+    labels = [str(v) for v in frame[chart["x"]]]
+    values = [float(v) for v in frame[chart["y"]]]
+    top = max([*values, 0.0]) or 1.0
+    bottom = min([*values, 0.0])
+    span = (top - bottom) or 1.0
+    left, base, plot_h = 40, height - 30, height - 50
+    step = (width - left - 10) / max(len(values), 1)
+
+    def y_of(value: float) -> float:
+        return base - (value - bottom) / span * plot_h
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(chart["y"])} by {escape(chart["x"])}">'
+    ]
+    parts.append(f'<line x1="{left}" y1="{base}" x2="{width - 10}" y2="{base}" stroke="#888"/>')
+    if chart.get("kind") == "line":
+        points = " ".join(f"{left + step * (i + 0.5):.1f},{y_of(v):.1f}" for i, v in enumerate(values))
+        parts.append(f'<polyline fill="none" stroke="#3366cc" stroke-width="2" points="{points}"/>')
+    else:
+        for i, value in enumerate(values):
+            y0, y1 = sorted((y_of(value), y_of(max(bottom, 0.0))))
+            parts.append(
+                f'<rect x="{left + step * i + step * 0.15:.1f}" y="{y0:.1f}" width="{step * 0.7:.1f}" '
+                f'height="{max(y1 - y0, 1):.1f}" fill="#3366cc"><title>{escape(labels[i])}: {value:g}</title></rect>'
+            )
+    for i, label in enumerate(labels):
+        parts.append(
+            f'<text x="{left + step * (i + 0.5):.1f}" y="{height - 12}" font-size="11" '
+            f'text-anchor="middle">{escape(label[:14])}</text>'
+        )
+    parts.append(f'<text x="4" y="{y_of(top) + 4:.1f}" font-size="11">{top:g}</text></svg>')
+    return Markup("".join(parts))
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """The frame as a Markdown pipe table."""
+
+    def cell(value: object) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    header = "| " + " | ".join(cell(c) for c in frame.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -1,0 +1,285 @@
+"""The built-in offline provider: deterministic answers, no network, no model.
+
+It reads the JSON schema a step asks for and the structured values the prompt
+was rendered from (the inputs, the plan item) and writes a schema-valid answer
+derived from them: titles and prose that name the request's topic, code files
+that match their paths, tables with one cell per column. The same request always
+gets the same answer. It exists so agentflows runs end to end on a machine with
+no model; every reply says `offline=True`, and built content shows a notice.
+
+Schema keywords it honours: `type`, `properties`, `required`, `items`,
+`minItems`/`maxItems`, `enum`, `examples`, `minimum`/`maximum` and `format`
+(`markdown`, `code`, `path`, `plain`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from typing import Any
+
+from tasks.artifacts import Usage
+from tasks.llm.base import ModelReply, ModelRequest, ModelSettings
+
+MODEL_NAME = "agentflows-offline-1"
+TOPIC_KEYS = ("topic", "subject", "title", "theme", "name", "question", "goal")
+FACETS = (
+    "{t}: why it matters",
+    "{t}: the foundations",
+    "{t}: how it works",
+    "{t} in practice",
+    "{t}: common pitfalls",
+    "{t}: key terms",
+    "{t}: a worked example",
+    "{t}: questions people ask",
+    "{t}: measuring progress",
+    "{t}: what comes next",
+)
+SENTENCES = (
+    "{s} is easiest to understand through a concrete example.",
+    "Start with what {s} is for, then look at how its parts fit together.",
+    "A useful habit is to connect {s} to something the reader already knows.",
+    "Most confusion about {s} comes from skipping the basic vocabulary.",
+    "Looking at {s} from two angles makes the trade-offs visible.",
+    "Small, deliberate practice with {s} builds lasting understanding.",
+    "Each idea about {s} here builds on the one before it.",
+    "Notice which questions about {s} remain open after this part.",
+)
+LANGUAGES = {
+    ".py": "python",
+    ".md": "markdown",
+    ".toml": "toml",
+    ".json": "json",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".js": "javascript",
+    ".ts": "typescript",
+    ".html": "html",
+    ".css": "css",
+    ".sql": "sql",
+    ".txt": "text",
+    ".cfg": "ini",
+    ".ini": "ini",
+}
+LABEL_WORDS = {
+    "month": ["January", "February", "March", "April", "May", "June", "July", "August"],
+    "quarter": ["Q1", "Q2", "Q3", "Q4", "Q5", "Q6", "Q7", "Q8"],
+    "year": [str(y) for y in range(2018, 2026)],
+    "region": ["North", "South", "East", "West", "Central", "Coastal", "Highlands", "Islands"],
+    "day": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "Monday+"],
+}
+
+
+class OfflineProvider:
+    """Answers every request from its schema and context, deterministically."""
+
+    name = "offline"
+
+    def __init__(self, settings: ModelSettings | None = None) -> None:
+        self.settings = settings or ModelSettings()
+
+    async def complete(self, request: ModelRequest) -> ModelReply:
+        seed = hashlib.sha256(
+            (request.label + json.dumps(request.context, sort_keys=True, default=str)).encode()
+        ).hexdigest()
+        writer = _Writer(request.context, random.Random(seed))
+        answer = writer.value(request.output_schema, "", 0, {})
+        text = json.dumps(answer, ensure_ascii=False, indent=1)
+        prompt_chars = sum(len(m.content) for m in request.messages)
+        usage = Usage(calls=1, prompt_tokens=prompt_chars // 4 + 1, completion_tokens=len(text) // 4 + 1)
+        return ModelReply(text=text, provider=self.name, model=MODEL_NAME, usage=usage, offline=True)
+
+
+class _Writer:
+    """Writes one schema-valid value; `siblings` are the fields already written beside it."""
+
+    def __init__(self, context: dict[str, Any], rng: random.Random) -> None:
+        self.rng = rng
+        inputs = context.get("inputs") if isinstance(context.get("inputs"), dict) else {}
+        item = context.get("item") if isinstance(context.get("item"), dict) else {}
+        self.topic = _topic(inputs or {}) or "the subject"
+        self.item: dict[str, Any] = item or {}
+        self.subject = str(self.item.get("title") or self.topic)
+        self.item_index = _index_of(item or {})
+
+    def value(self, schema: dict[str, Any], name: str, index: int, siblings: dict[str, Any]) -> Any:
+        if schema.get("enum"):
+            return schema["enum"][(index + self.item_index) % len(schema["enum"])]
+        kind = schema.get("type", "string")
+        kind = kind[0] if isinstance(kind, list) else kind
+        examples = schema.get("examples") or []
+        if examples and kind != "object":
+            return examples[(index + self.item_index) % len(examples)]
+        if kind == "object":
+            return self.obj(schema, name)
+        if kind == "array":
+            return self.array(schema, name, siblings)
+        if kind in ("integer", "number"):
+            return self.number(schema, name, index, siblings, integer=kind == "integer")
+        if kind == "boolean":
+            return index % 2 == 0
+        return self.string(schema, name, index, siblings)
+
+    def obj(self, schema: dict[str, Any], name: str) -> dict[str, Any]:
+        props: dict[str, Any] = schema.get("properties", {})
+        result: dict[str, Any] = {}
+        # Fields that depend on their siblings are written after them.
+        for key in sorted(props, key=lambda k: k in ("rows", "answer", "code", "chart", "x", "y")):
+            result[key] = self.value(props[key], key, 0, result)
+            if key == "columns" and isinstance(result[key], list):
+                self._columns = result[key]
+        if {"x", "y"} <= props.keys() and isinstance(self._columns, list) and len(self._columns) > 1:
+            result["x"], result["y"] = self._columns[0], self._columns[1]
+        return {key: result[key] for key in props}
+
+    _columns: list[Any] | None = None
+
+    def array(self, schema: dict[str, Any], name: str, siblings: dict[str, Any]) -> list[Any]:
+        low, high = schema.get("minItems", 0), schema.get("maxItems", 50)
+        count = max(low, min(high, 4 if name == "choices" else 6 if name == "rows" else 3))
+        item_schema = schema.get("items", {"type": "string"})
+        if name == "rows" and isinstance(siblings.get("columns"), list):
+            return self.rows(siblings["columns"], count)
+        if name == "items":
+            return [self.plan_item(item_schema, i) for i in range(count)]
+        if name == "choices":
+            return self.choices(count)
+        return [self.value(item_schema, name, i, siblings) for i in range(count)]
+
+    def plan_item(self, schema: dict[str, Any], index: int) -> dict[str, Any]:
+        props: dict[str, Any] = schema.get("properties", {})
+        item = {key: self.value(spec, key, index, {}) for key, spec in props.items()}
+        if "title" in props and not props["title"].get("examples"):
+            item["title"] = _facet(self.subject, index)
+        return item
+
+    def choices(self, count: int) -> list[str]:
+        correct = self.rng.randrange(count)
+        self._correct = correct
+        focus = f"“{self.subject}”"
+        wrong = [
+            f"{focus} has nothing to do with {self.topic}.",
+            f"{focus} only matters to specialists.",
+            f"{focus} was replaced long ago and is no longer used.",
+            f"{focus} cannot be explained without advanced mathematics.",
+            f"{focus} is a matter of opinion only.",
+        ]
+        right = f"{focus} is part of {self.topic}."
+        return [right if i == correct else wrong[(i - (i > correct)) % len(wrong)] for i in range(count)]
+
+    _correct = 0
+
+    def rows(self, columns: list[Any], count: int) -> list[list[Any]]:
+        labels = LABEL_WORDS.get(_label_kind(str(columns[0])))
+        rows = []
+        for r in range(count):
+            label = labels[r % len(labels)] if labels else f"{columns[0]} {chr(65 + r % 26)}"
+            values = [round(self.rng.uniform(10, 100) * (1 + r / 10), 1) for _ in columns[1:]]
+            rows.append([label, *values])
+        return rows
+
+    def number(
+        self, schema: dict[str, Any], name: str, index: int, siblings: dict[str, Any], *, integer: bool
+    ) -> int | float:
+        if name == "answer" and isinstance(siblings.get("choices"), list):
+            return self._correct
+        low = schema.get("minimum", 1)
+        high = schema.get("maximum", max(low, 10) * 3)
+        value = low + (high - low) * ((index + self.item_index) % 5) / 4
+        return round(value) if integer else round(value, 2)
+
+    def string(self, schema: dict[str, Any], name: str, index: int, siblings: dict[str, Any]) -> str:
+        fmt = schema.get("format")
+        if fmt == "markdown":
+            return self.markdown()
+        if fmt == "path":
+            return f"{_slug(self.subject)}-{index + 1}.md"
+        path = str(siblings.get("path") or self.item.get("path") or "")
+        if fmt == "code" or name == "code":
+            return _code(path, self.subject, self.topic)
+        if name == "language":
+            return LANGUAGES.get(_suffix(path), "text")
+        if name in ("title", "heading", "name"):
+            return _capitalise(self.subject if name != "title" or index == 0 else _facet(self.topic, index))
+        if name == "question":
+            return f"Which statement about “{self.subject}” is correct?"
+        if name == "explanation":
+            return f"“{self.subject}” is part of {self.topic}; the other options misstate it."
+        return self.sentence(index)
+
+    def sentence(self, index: int) -> str:
+        sentence = SENTENCES[(index + self.rng.randrange(len(SENTENCES))) % len(SENTENCES)]
+        return _capitalise(sentence.format(s=self.topic))
+
+    def markdown(self) -> str:
+        picks = self.rng.sample(range(len(SENTENCES)), 5)
+        said = [_capitalise(SENTENCES[i].format(s=self.topic)) for i in picks]
+        return (
+            f"This part, “{self.subject}”, looks at one side of {self.topic}. {said[0]} {said[1]}\n\n"
+            f"- {said[2]}\n- {said[3]}\n- {said[4]}\n\n"
+            f"Together these points connect “{self.subject}” to the rest of {self.topic}.\n"
+        )
+
+
+def _topic(inputs: dict[str, Any]) -> str:
+    for key in TOPIC_KEYS:
+        if isinstance(inputs.get(key), str) and inputs[key].strip():
+            return str(inputs[key]).strip()
+    strings = [v for v in inputs.values() if isinstance(v, str) and v.strip()]
+    return strings[0].strip() if strings else ""
+
+
+def _index_of(item: dict[str, Any]) -> int:
+    match = re.match(r"(\d+)", str(item.get("key", "")))
+    return int(match.group(1)) - 1 if match else 0
+
+
+def _facet(subject: str, index: int) -> str:
+    facet = FACETS[index % len(FACETS)].format(t=subject)
+    return facet if index < len(FACETS) else f"{facet} ({index // len(FACETS) + 1})"
+
+
+def _label_kind(column: str) -> str:
+    lowered = column.lower()
+    return next((kind for kind in LABEL_WORDS if kind in lowered), "")
+
+
+def _capitalise(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "item"
+
+
+def _suffix(path: str) -> str:
+    match = re.search(r"(\.[A-Za-z0-9]+)$", path)
+    return match.group(1).lower() if match else ""
+
+
+def _code(path: str, subject: str, topic: str) -> str:
+    """A small, valid file for `path` that says what it is for."""
+    suffix = _suffix(path)
+    about = f"{subject} ({topic})"
+    if suffix == ".py":
+        return (
+            f'"""{_capitalise(subject)}: part of the {topic} scaffold.\n\n'
+            'Written by the agentflows offline provider; no language model was called.\n"""\n\n\n'
+            f"def describe() -> str:\n    return {json.dumps(about)}\n\n\n"
+            'if __name__ == "__main__":\n    print(describe())\n'
+        )
+    if suffix == ".md":
+        return f"# {_capitalise(subject)}\n\nPart of the {topic} scaffold (written offline).\n"
+    if suffix == ".toml":
+        return f'[project]\nname = "{_slug(topic)}"\nversion = "0.1.0"\ndescription = {json.dumps(about)}\n'
+    if suffix == ".json":
+        return json.dumps({"name": _slug(topic), "description": about}, indent=2) + "\n"
+    if suffix in (".yaml", ".yml"):
+        return f"name: {_slug(topic)}\ndescription: {json.dumps(about)}\n"
+    if suffix in (".js", ".ts"):
+        return f"export function describe() {{\n  return {json.dumps(about)};\n}}\n"
+    if suffix == ".html":
+        return f"<!doctype html>\n<title>{_slug(topic)}</title>\n<p>{_slug(subject)}</p>\n"
+    return f"{about}\n"

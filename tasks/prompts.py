@@ -1,0 +1,148 @@
+"""Sandboxed rendering of prompt and layout templates.
+
+Templates are Jinja2 rendered in a `SandboxedEnvironment` with strict undefined
+variables, from a fixed set of sources loaded from the definitions folder (so a
+template can include only what the loader read from that folder), with a cap on
+the size of what a render may produce. Values given to a template are data: an
+input holding `{{ ''.__class__ }}` is printed as those characters, never run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from types import TracebackType
+from typing import Any
+
+from jinja2 import (
+    BaseLoader,
+    Environment,
+    StrictUndefined,
+    TemplateError,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    meta,
+)
+from jinja2.sandbox import SandboxedEnvironment
+
+from tasks.errors import TemplateRenderError
+
+MAX_RENDER_CHARS = 400_000
+"""Largest text one render may produce; a template that writes more is stopped."""
+
+
+def template_hash(source: str) -> str:
+    """sha256 of a template's source."""
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+class SourceLoader(BaseLoader):
+    """Loads templates from a mapping of name to source; names double as file names
+    in tracebacks, so errors can say which template and line failed."""
+
+    def __init__(self, sources: Mapping[str, str]) -> None:
+        self.sources = dict(sources)
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str, Any]:
+        if template not in self.sources:
+            raise TemplateNotFound(template)
+        return self.sources[template], template, lambda: True
+
+
+class ContentSandbox(SandboxedEnvironment):
+    """The sandbox, with one convenience: on a mapping, `x.key` reads the key first.
+
+    Plain Jinja tries attributes first, so `plan.items` would be the dict method
+    rather than the plan's items; authors should not have to know that.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
+def environment(sources: Mapping[str, str], *, html: bool = False) -> SandboxedEnvironment:
+    """A sandbox that can load only `sources`; `html` turns on autoescaping."""
+    return ContentSandbox(
+        loader=SourceLoader(sources),
+        undefined=StrictUndefined,
+        autoescape=html,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render(
+    sources: Mapping[str, str],
+    name: str,
+    variables: Mapping[str, Any],
+    *,
+    html: bool = False,
+    limit: int = MAX_RENDER_CHARS,
+) -> str:
+    """Render template `name` with `variables`; raise `TemplateRenderError` on any failure."""
+    env = environment(sources, html=html)
+    try:
+        chunks = env.get_template(name).generate(**variables)
+        return _joined_within(chunks, name, limit)
+    except TemplateRenderError:
+        raise
+    except TemplateError as exc:
+        raise TemplateRenderError(_describe(exc, name, sources)) from None
+    except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
+        raise TemplateRenderError(_describe(exc, name, sources)) from None
+
+
+def evaluate(expression: str, variables: Mapping[str, Any]) -> Any:
+    """Evaluate one sandboxed expression, written with or without `{{ }}`."""
+    text = expression.strip()
+    if text.startswith("{{") and text.endswith("}}"):
+        text = text[2:-2]
+    env = environment({})
+    try:
+        return env.compile_expression(text, undefined_to_none=False)(**variables)
+    except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as exc:
+        raise TemplateRenderError(f"expression {expression!r} failed: {exc}") from None
+
+
+def referenced_templates(sources: Mapping[str, str], name: str) -> list[str | None]:
+    """Names that template `name` includes, imports or extends (None when not a literal)."""
+    env = environment(sources)
+    return list(meta.find_referenced_templates(env.parse(sources[name], name=name)))
+
+
+def _joined_within(chunks: Iterator[str], name: str, limit: int) -> str:
+    parts: list[str] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise TemplateRenderError(
+                f"template {name!r} rendered more than {limit:,} characters; make it shorter or check its loops"
+            )
+        parts.append(chunk)
+    return "".join(parts)
+
+
+def _describe(exc: BaseException, name: str, sources: Mapping[str, str]) -> str:
+    where, line = name, None
+    if isinstance(exc, TemplateSyntaxError):
+        where, line = exc.name or name, exc.lineno
+    else:
+        where, line = _template_frame(exc.__traceback__, sources) or (name, None)
+    at = f"{where!r} line {line}" if line else repr(where)
+    message = str(exc).rstrip(".") or type(exc).__name__
+    return f"template {at} failed to render: {message}"
+
+
+def _template_frame(tb: TracebackType | None, sources: Mapping[str, str]) -> tuple[str, int] | None:
+    """Innermost traceback frame that belongs to one of the templates."""
+    found = None
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename in sources:
+            found = (filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found

@@ -1,0 +1,99 @@
+"""What each step task is given: an immutable, JSON-serializable spec.
+
+The compiler turns a definition into one spec per step. A spec holds exactly
+what its step depends on (agent name and declared version, the source of every
+template the step renders, model settings, output schema, code and artifact
+schema versions) so that Prefect's `INPUTS` cache policy, which hashes a task's
+arguments, gives each step the cache key the design asks for: editing a prompt
+changes only the specs (and so the keys) of the steps that render it.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.artifacts import SCHEMA_VERSION, ContentType, Step
+from tasks.llm.base import ModelSettings
+
+
+def _code_version() -> str:
+    try:
+        return f"{version('agentflows')}/s{SCHEMA_VERSION}"
+    except PackageNotFoundError:
+        return f"source/s{SCHEMA_VERSION}"
+
+
+CODE_VERSION = _code_version()
+"""agentflows release and artifact schema version; a new release starts a new cache."""
+
+
+class RunContext(BaseModel):
+    """The run's context layer, available to templates as `context`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    request: str = ""
+    """The free-text request that started the run (empty when an agent is run directly)."""
+
+
+class StepSpec(BaseModel):
+    """Common part of every step spec."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    agent: dict[str, str]
+    """`name`, `version`, `description` and `content_type` of the agent (the `agent` template variable)."""
+    step: Step
+    templates: dict[str, str] = Field(default_factory=dict)
+    """Source of every template this step renders, by name."""
+    code_version: str = CODE_VERSION
+
+    @property
+    def agent_name(self) -> str:
+        return self.agent["name"]
+
+    @property
+    def agent_version(self) -> str:
+        return self.agent["version"]
+
+
+class ModelStepSpec(StepSpec):
+    """A step that renders a prompt and calls the model."""
+
+    system: tuple[str, ...]
+    """Templates of the system prompt, in layer order."""
+    prompt: str
+    """Template of the user message."""
+    model: ModelSettings
+
+
+class DecideSpec(ModelStepSpec):
+    """What `decide` needs: the plan's field and item schemas and the item count."""
+
+    plan_fields: dict[str, Any]
+    """JSON Schema properties of the plan-level fields."""
+    plan_required: tuple[str, ...]
+    item_schema: dict[str, Any]
+    """JSON Schema of one plan item (title included)."""
+    items_min: int
+    items_max: int
+    items_count: int | str | None = None
+
+
+class GenerateSpec(ModelStepSpec):
+    """What `generate` needs: the draft schema and the checks of the builder that reads it."""
+
+    draft_schema: dict[str, Any]
+    builder: str
+    """The builder whose draft checks every draft must pass."""
+
+
+class BuildSpec(StepSpec):
+    """What `build` needs: the builder, its layout and the content type."""
+
+    builder: str
+    layout: str
+    content_type: ContentType

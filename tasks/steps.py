@@ -1,0 +1,270 @@
+"""The four steps, as plain functions and as the Prefect tasks that wrap them.
+
+    make_plan     (decide)    inputs            → Plan          one model call
+    write_draft   (generate)  plan, one item    → Draft         one model call per item
+    build_drafts  (build)     plan, drafts      → BuiltContent  no model call
+    save_content  (save)      built content     → SavedContent  storage only
+
+The plain functions can be called without Prefect. The tasks add persisted,
+cached results (Prefect's `INPUTS` policy: the key is a hash of the step spec,
+the inputs and the upstream artifacts) and retries for errors that say they are
+retryable. The compiler sets per-agent names, retries and timeouts on top.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+import anyio
+from prefect import Task, task
+from prefect.artifacts import acreate_link_artifact, acreate_markdown_artifact
+from prefect.cache_policies import INPUTS
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
+from pydantic import JsonValue
+
+from tasks.artifacts import (
+    BuiltContent,
+    Draft,
+    Plan,
+    PlanItem,
+    Provenance,
+    SavedContent,
+    Usage,
+    canonical_json,
+)
+from tasks.builders import BuildJob, build_content, check_draft
+from tasks.errors import TemplateRenderError
+from tasks.modelcall import ModelAnswer, ask_model, template_hashes
+from tasks.prompts import evaluate
+from tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
+from tasks.storage import RunInfo, open_store
+
+Inputs = dict[str, JsonValue]
+
+
+# -- plain step functions -----------------------------------------------------------------
+
+
+async def make_plan(spec: DecideSpec, inputs: Inputs, context: RunContext) -> Plan:
+    """Ask the model for the plan: a title and the items `generate` will write."""
+    low, high = item_bounds(spec, inputs)
+    answer = await ask_model(
+        spec,
+        label=f"{spec.agent_name}/decide",
+        variables=template_variables(spec.agent, inputs, context),
+        context={"agent": spec.agent_name, "step": "decide", "inputs": inputs},
+        schema=plan_schema(spec, low, high),
+    )
+    payload = answer.payload
+    raw_items: list[dict[str, Any]] = payload["items"]
+    items = tuple(
+        PlanItem(
+            key=item_key(index, str(raw["title"])),
+            title=str(raw["title"]),
+            fields={k: v for k, v in raw.items() if k != "title"},
+        )
+        for index, raw in enumerate(raw_items)
+    )
+    request_checksum = hashlib.sha256(
+        canonical_json({"inputs": inputs, "context": context.model_dump()}).encode()
+    ).hexdigest()
+    return Plan(
+        title=str(payload["title"]),
+        items=items,
+        fields={k: v for k, v in payload.items() if k not in ("title", "items")},
+        provenance=_model_provenance(spec.agent, "decide", answer, request_checksum),
+    ).sealed()
+
+
+async def write_draft(spec: GenerateSpec, inputs: Inputs, context: RunContext, plan: Plan, item_key: str) -> Draft:
+    """Ask the model for the draft of one plan item."""
+    item = plan.item(item_key)
+    answer = await ask_model(
+        spec,
+        label=f"{spec.agent_name}/generate/{item.key}",
+        variables=template_variables(spec.agent, inputs, context, plan, item),
+        context={"agent": spec.agent_name, "step": "generate", "inputs": inputs, "item": item.view()},
+        schema=spec.draft_schema,
+        check=lambda fields: check_draft(spec.builder, {**item.fields, **fields}),
+    )
+    return Draft(
+        item_key=item.key,
+        title=item.title,
+        fields=answer.payload,
+        provenance=_model_provenance(spec.agent, "generate", answer, plan.checksum),
+    ).sealed()
+
+
+def build_drafts(spec: BuildSpec, inputs: Inputs, plan: Plan, drafts: list[Draft]) -> BuiltContent:
+    """Assemble the drafts, in plan order, into finished content."""
+    by_key = {d.item_key: d for d in drafts}
+    ordered = tuple(by_key[item.key] for item in plan.items)
+    offline = plan.provenance.offline or any(d.provenance.offline for d in ordered)
+    job = BuildJob(
+        agent=spec.agent,
+        content_type=spec.content_type,
+        inputs=inputs,
+        plan=plan,
+        drafts=ordered,
+        layout=spec.layout,
+        templates=spec.templates,
+        offline=offline,
+    )
+    parents = hashlib.sha256("".join([plan.checksum, *(d.checksum for d in ordered)]).encode()).hexdigest()
+    provenance = Provenance(
+        agent=spec.agent_name,
+        agent_version=spec.agent_version,
+        step="build",
+        template_hashes=template_hashes(spec.templates),
+        offline=offline,
+        parent_checksum=parents,
+    )
+    return build_content(spec.builder, job, provenance)
+
+
+def save_content(built: BuiltContent, run: RunInfo) -> SavedContent:
+    """Store the content in the configured content store."""
+    return open_store().save(built, run)
+
+
+# -- helpers shared by the steps ----------------------------------------------------------
+
+
+def template_variables(
+    agent: dict[str, str],
+    inputs: Inputs,
+    context: RunContext,
+    plan: Plan | None = None,
+    item: PlanItem | None = None,
+) -> dict[str, Any]:
+    """The variables a prompt template sees: agent, inputs, context, and plan/item in generate."""
+    variables: dict[str, Any] = {"agent": agent, "inputs": inputs, "context": context.model_dump()}
+    if plan is not None:
+        variables["plan"] = plan.view()
+    if item is not None:
+        variables["item"] = item.view()
+    return variables
+
+
+def item_bounds(spec: DecideSpec, inputs: Inputs) -> tuple[int, int]:
+    """Fewest and most plan items; an exact `count` sets both."""
+    count = spec.items_count
+    if count is None:
+        return spec.items_min, spec.items_max
+    value = evaluate(count, {"inputs": inputs}) if isinstance(count, str) else count
+    if isinstance(value, bool) or not isinstance(value, int) or not spec.items_min <= value <= spec.items_max:
+        raise TemplateRenderError(
+            f"{spec.agent_name}: items count {count!r} gave {value!r}; "
+            f"it must be a whole number from {spec.items_min} to {spec.items_max}"
+        )
+    return value, value
+
+
+def plan_schema(spec: DecideSpec, low: int, high: int) -> dict[str, Any]:
+    """JSON Schema of the plan `decide` must return."""
+    return {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "description": "Title of the whole piece of content."},
+            "items": {"type": "array", "items": spec.item_schema, "minItems": low, "maxItems": high},
+            **spec.plan_fields,
+        },
+        "required": ["title", "items", *spec.plan_required],
+        "additionalProperties": False,
+    }
+
+
+def item_key(index: int, title: str) -> str:
+    """`03-how-it-works`: position plus a slug of the title; unique within a plan."""
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:32].strip("-") or "item"
+    return f"{index + 1:02d}-{slug}"
+
+
+def _model_provenance(agent: dict[str, str], step: Any, answer: ModelAnswer, parent: str) -> Provenance:
+    reply = answer.reply
+    return Provenance(
+        agent=agent["name"],
+        agent_version=agent["version"],
+        step=step,
+        template_hashes=answer.template_hashes,
+        provider=reply.provider,
+        model=reply.model,
+        offline=reply.offline,
+        usage=reply.usage,
+        parent_checksum=parent,
+    )
+
+
+def retryable(_task: Task[..., Any], _run: TaskRun, state: State[Any]) -> bool:
+    """Prefect retry condition: retry only errors that say another attempt may pass."""
+    error = state.data
+    return isinstance(error, TimeoutError) or bool(getattr(error, "retryable", False))
+
+
+# -- Prefect tasks ------------------------------------------------------------------------
+
+_CACHED: dict[str, Any] = {
+    "persist_result": True,
+    "result_serializer": "json",
+    "cache_policy": INPUTS,
+    "retry_condition_fn": retryable,
+}
+
+
+@task(name="decide", **_CACHED)
+async def decide(spec: DecideSpec, inputs: Inputs, context: RunContext) -> Plan:
+    """Plan the content (one model call)."""
+    return await make_plan(spec, inputs, context)
+
+
+@task(name="generate", **_CACHED)
+async def generate(spec: GenerateSpec, inputs: Inputs, context: RunContext, plan: Plan, item_key: str) -> Draft:
+    """Write the draft of one plan item (one model call)."""
+    return await write_draft(spec, inputs, context, plan, item_key)
+
+
+@task(name="build", **_CACHED)
+async def build(spec: BuildSpec, inputs: Inputs, plan: Plan, drafts: list[Draft]) -> BuiltContent:
+    """Assemble the drafts into finished content (no model call)."""
+    return build_drafts(spec, inputs, plan, drafts)
+
+
+@task(name="save", persist_result=True, result_serializer="json", retry_condition_fn=retryable)
+async def save(built: BuiltContent, run: RunInfo) -> SavedContent:
+    """Store the content and show it on the flow run page."""
+    saved = await anyio.to_thread.run_sync(save_content, built, run)
+    await publish(built, saved)
+    return saved
+
+
+async def publish(built: BuiltContent, saved: SavedContent) -> None:
+    """Attach a preview and a link to the run, for users who started it from the UI."""
+    key = re.sub(r"[^a-z0-9-]+", "-", f"{built.provenance.agent}-{saved.content_id}".lower())[:100]
+    await acreate_markdown_artifact(
+        markdown=preview_markdown(built, saved), key=key, description=f"Preview of {built.title!r}"
+    )
+    await acreate_link_artifact(
+        link=saved.location, link_text=built.title, description="Where the full output is stored"
+    )
+
+
+def preview_markdown(built: BuiltContent, saved: SavedContent, limit: int = 4000) -> str:
+    """A Markdown preview of the content for the Prefect UI."""
+    head = f"# {built.title}\n\n**{built.content_type.value}** · id `{saved.content_id}` · [open]({saved.location})\n\n"
+    markdown = next((f for f in built.files if f.media_type == "text/markdown"), None)
+    if markdown is not None:
+        body = markdown.text[:limit] + ("\n\n…" if len(markdown.text) > limit else "")
+    else:
+        body = "\n".join(f"- `{f.path}` ({len(f.text):,} characters)" for f in built.files)
+    return head + body
+
+
+def usage_of(*artifacts: Plan | Draft) -> Usage:
+    """Summed model usage of the given artifacts."""
+    total = Usage()
+    for artifact in artifacts:
+        total = total + artifact.provenance.usage
+    return total
