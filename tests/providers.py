@@ -1,0 +1,77 @@
+"""Model providers for tests: real `ModelProvider` implementations, no mocks.
+
+`RecordingProvider` answers like the offline provider and records every call
+(label and time), so tests count model calls independently of agentflows' own
+bookkeeping. `FlakyProvider` fails a given number of times per call label before
+answering.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from tasks.errors import ModelCallError
+from tasks.llm import ModelReply, ModelRequest, OfflineProvider
+
+
+@dataclass(frozen=True)
+class Call:
+    """One model call a provider received."""
+
+    label: str
+    started: float
+    ended: float
+
+
+@dataclass
+class CallLog:
+    """Calls received, in order."""
+
+    calls: list[Call] = field(default_factory=list)
+
+    def labels(self) -> list[str]:
+        return [c.label for c in self.calls]
+
+    def steps(self) -> list[str]:
+        """The step of each call (`decide` or `generate`)."""
+        return [c.label.split("/")[1] for c in self.calls]
+
+    def __len__(self) -> int:
+        return len(self.calls)
+
+
+class RecordingProvider:
+    """The offline provider's answers, with every call written to a `CallLog`."""
+
+    name = "offline"
+
+    def __init__(self, log: CallLog) -> None:
+        self.log = log
+        self.offline = OfflineProvider()
+
+    async def complete(self, request: ModelRequest) -> ModelReply:
+        started = time.monotonic()
+        reply = await self.offline.complete(request)
+        self.log.calls.append(Call(request.label, started, time.monotonic()))
+        return reply
+
+
+class FlakyProvider(RecordingProvider):
+    """Fails `failures` times for each label whose step is in `steps`, then answers."""
+
+    def __init__(self, log: CallLog, *, failures: int, steps: tuple[str, ...], retryable: bool = True) -> None:
+        super().__init__(log)
+        self.failures = failures
+        self.steps = steps
+        self.retryable = retryable
+        self.seen: dict[str, int] = {}
+
+    async def complete(self, request: ModelRequest) -> ModelReply:
+        step = request.label.split("/")[1]
+        count = self.seen.get(request.label, 0)
+        self.seen[request.label] = count + 1
+        if step in self.steps and count < self.failures:
+            self.log.calls.append(Call(request.label, time.monotonic(), time.monotonic()))
+            raise ModelCallError(f"{request.label}: scripted failure {count + 1}", retryable=self.retryable)
+        return await super().complete(request)
