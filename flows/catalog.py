@@ -16,6 +16,7 @@ from pathlib import Path
 
 from flows.errors import AgentNotFound, DefinitionError, Problem
 from flows.loader import LoadedAgent, load_definition
+from flows.yaml_source import load_yaml
 
 DEFINITIONS_VARIABLE = "AGENTFLOWS_DEFINITIONS"
 PACKAGED_DEFINITIONS = Path(__file__).resolve().parent.parent / "agent_definitions"
@@ -70,7 +71,7 @@ def load_agents(root: Path | str | None = None) -> AgentCatalog:
             problems.append(
                 Problem(
                     file,
-                    _key_line(agent.yaml_text, "name"),
+                    load_yaml(agent.yaml_text)[1].line_of(("name",)),
                     "name",
                     f"agent name {agent.name!r} is already used by {other}; names must be unique",
                 )
@@ -94,11 +95,3 @@ def check_paths(paths: list[Path]) -> list[Problem]:
         except DefinitionError as exc:
             problems += exc.problems
     return problems
-
-
-def _key_line(text: str, key: str) -> int | None:
-    """Line of a top-level `key:` in YAML text."""
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.startswith(f"{key}:"):
-            return number
-    return None

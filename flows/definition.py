@@ -28,6 +28,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -40,13 +41,44 @@ from tasks.artifacts import ContentType
 from tasks.builders import BuilderName
 from tasks.llm.base import ModelSettings
 
-Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
-TemplatePath = Annotated[
-    str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$")
-]
+IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+TEMPLATE_PATH_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$"
+VERSION_PATTERN = r"^\d+(\.\d+){0,2}([-+][0-9A-Za-z.\-]+)?$"
+PATTERN_MEANINGS = {
+    IDENTIFIER_PATTERN: "a name of lower case letters, digits and underscores that starts with a letter "
+    "(at most 40 characters)",
+    TEMPLATE_PATH_PATTERN: "a path relative to the definitions folder, such as prompts/ebook/decide.md "
+    "(no '..', no leading '/')",
+    VERSION_PATTERN: 'a version such as "1.0.0"',
+}
+"""What each pattern of the schema allows, in words (for error messages)."""
+
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
+TemplatePath = Annotated[str, StringConstraints(pattern=TEMPLATE_PATH_PATTERN)]
 Scalar = str | int | float | bool
 RESERVED_INPUTS = frozenset({"refresh", "context"})
 """Names the compiled flow uses for its own parameters."""
+
+
+def _not_reserved(name: str) -> str:
+    """`name`, unless the flow uses it for a parameter of its own."""
+    if name in RESERVED_INPUTS:
+        reserved = ", ".join(sorted(RESERVED_INPUTS))
+        raise ValueError(f"input name {name!r} is reserved for the flow; choose another (reserved: {reserved})")
+    return name
+
+
+def _compiles(pattern: str) -> str:
+    """`pattern`, if it is a valid regular expression."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from None
+    return pattern
+
+
+InputName = Annotated[Identifier, AfterValidator(_not_reserved)]
+RegularExpression = Annotated[str, AfterValidator(_compiles)]
 
 
 class Spec(BaseModel):
@@ -342,20 +374,10 @@ class RoutingHints(Spec):
 
     keywords: list[str] = Field(default_factory=list)
     """Words or phrases that, found in a request, select this agent."""
-    patterns: list[str] = Field(default_factory=list)
+    patterns: list[RegularExpression] = Field(default_factory=list)
     """Regular expressions (case-insensitive) that select this agent."""
     examples: list[str] = Field(default_factory=list)
     """Example requests, shown to the model classifier."""
-
-    @field_validator("patterns")
-    @classmethod
-    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from None
-        return patterns
 
 
 class AgentDefinition(Spec):
@@ -363,34 +385,29 @@ class AgentDefinition(Spec):
 
     name: Identifier
     """Agent and flow name: lower case letters, digits and underscores."""
-    version: Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+){0,2}([-+][0-9A-Za-z.\-]+)?$")]
+    version: Annotated[str, StringConstraints(pattern=VERSION_PATTERN)]
     """Version such as "1.0.0" (quoted); bumping it invalidates every cached step."""
     description: str = Field(min_length=1)
     """One or two sentences on what the agent makes."""
     content_type: ContentType
-    inputs: dict[Identifier, InputSpec] = Field(default_factory=dict)
+    """What the agent makes: text, code, chart, file, interactive or mixed."""
+    inputs: dict[InputName, InputSpec] = Field(default_factory=dict)
+    """The agent's inputs by name; each becomes a parameter of the flow."""
     prompts: PromptLayers
+    """The system prompt's layers: `domain` (required) and `base`."""
     model: ModelSpec = ModelSpec()
     """Model settings of every model step (a step may override them)."""
     retries: RetrySpec = RetrySpec()
+    """Retry settings of every step (a step may override them)."""
     timeout_seconds: float = Field(default=600, gt=0, le=86_400)
     """Longest a step may run."""
     cache: CacheSpec = CacheSpec()
+    """Whether step results are cached, and for how long."""
     steps: Steps
+    """The steps `decide` and `generate` (required), `build` and `save`."""
     routing: RoutingHints = RoutingHints()
     run_name: str | None = None
     """Flow run name, with input names in braces, e.g. "ebook: {topic}"."""
-
-    @field_validator("inputs")
-    @classmethod
-    def _not_reserved(cls, inputs: dict[str, InputSpec]) -> dict[str, InputSpec]:
-        clash = sorted(RESERVED_INPUTS & inputs.keys())
-        if clash:
-            raise ValueError(
-                f"input name {clash[0]!r} is reserved for the flow; "
-                f"choose another (reserved: {', '.join(sorted(RESERVED_INPUTS))})"
-            )
-        return inputs
 
     def model_settings(self, step: ModelStep) -> ModelSettings:
         """The model settings `step` runs with."""

@@ -78,26 +78,13 @@ class LoadedAgent:
 
 def load_definition(file: Path, root: Path) -> LoadedAgent:
     """Load and check `file`; raise `DefinitionError` listing every problem found."""
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DefinitionError([Problem(file, None, "", f"cannot read the file: {exc}")]) from None
+    text = _read_text(file)
     try:
         data, lines = load_yaml(text)
     except YamlSyntaxError as exc:
         raise DefinitionError([Problem(file, exc.line, "", str(exc))]) from None
     if not isinstance(data, dict):
-        raise DefinitionError(
-            [
-                Problem(
-                    file,
-                    1,
-                    "",
-                    "a definition must be a mapping with keys such as "
-                    "name, version, description, content_type, inputs, prompts, steps",
-                )
-            ]
-        )
+        raise DefinitionError([Problem(file, lines.line_of(()) or 1, "", _not_a_mapping(data))])
     try:
         definition = AgentDefinition.model_validate(data)
     except ValidationError as exc:
@@ -108,6 +95,29 @@ def load_definition(file: Path, root: Path) -> LoadedAgent:
         raise DefinitionError(checker.problems)
     assert agent is not None
     return agent
+
+
+def _read_text(file: Path) -> str:
+    """The text of a definition file; a `DefinitionError` when it cannot be read as UTF-8."""
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise DefinitionError([Problem(file, None, "", f"cannot read the file: {exc.strerror or exc}")]) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        message = f"the file is not UTF-8 text: byte {raw[exc.start]:#04x} cannot be decoded; save it as UTF-8"
+        raise DefinitionError([Problem(file, line, "", message)]) from None
+
+
+def _not_a_mapping(data: object) -> str:
+    """Why a YAML document that is not a mapping is no definition."""
+    keys = "name, version, description, content_type, inputs, prompts, steps"
+    if data is None:
+        return f"the file is empty; a definition is a mapping with keys such as {keys}"
+    kind = "a list" if isinstance(data, list) else f"the single value {data!r}"
+    return f"the file holds {kind}, but a definition is a mapping with keys such as {keys}"
 
 
 class _Checker:
@@ -252,12 +262,12 @@ class _Checker:
     def closure(self, path: YamlPath, entry: str, namespace: dict[str, frozenset[str] | None]) -> list[str]:
         """Load `entry` and everything it includes; check each against `namespace`."""
         seen: list[str] = []
-        pending = [entry]
+        pending: list[tuple[str, _Reference | None]] = [(entry, None)]
         while pending:
-            name = pending.pop()
+            name, reference = pending.pop()
             if name in seen:
                 continue
-            source = self.read_template(path, name, referrer=None if name == entry else seen[-1])
+            source = self.read_template(path, name, reference)
             if source is None:
                 continue
             seen.append(name)
@@ -266,40 +276,47 @@ class _Checker:
             except TemplateSyntaxError as exc:
                 self.template_problem(path, name, exc.lineno, f"template syntax error: {exc.message}")
                 continue
-            pending += self.includes(path, name, ast)
+            pending += reversed([(target, _Reference(name, line)) for target, line in self.includes(path, name, ast)])
             for message, line in self.variable_problems_with_lines(ast, namespace):
                 self.template_problem(path, name, line, message)
         return seen
 
-    def includes(self, path: YamlPath, name: str, ast: nodes.Template) -> list[str]:
+    def includes(self, path: YamlPath, name: str, ast: nodes.Template) -> list[tuple[str, int]]:
+        """The templates `name` includes, imports or extends, with their lines; reports names it may not use."""
         found = []
-        for target in meta.find_referenced_templates(ast):
+        for target, line in _referenced_templates(ast):
             if target is None:
                 self.template_problem(
-                    path, name, None, "includes a template whose name is computed; write the included path literally"
+                    path, name, line, "includes a template whose name is computed; write the included path literally"
                 )
             elif not _inside(target):
                 self.template_problem(
                     path,
                     name,
-                    _line_of_const(ast, target),
+                    line,
                     f"include {target!r} leaves the definitions folder; paths are relative to "
                     f"{self.root} and may not use '..' or start with '/'",
                 )
             else:
-                found.append(target)
+                found.append((target, line))
         return found
 
-    def read_template(self, path: YamlPath, name: str, referrer: str | None) -> str | None:
+    def read_template(self, path: YamlPath, name: str, reference: _Reference | None) -> str | None:
+        """Source of template `name`, or None after reporting why it cannot be used.
+
+        A problem with a template named in the YAML is reported at `path`; one with
+        an included template, at the `reference` that includes it.
+        """
         if name in self.sources:
             return self.sources[name]
         file = (self.root / name).resolve()
+        what = f"includes {name!r}, which" if reference else f"template {name!r}"
         if not _inside(name) or not file.is_relative_to(self.root.resolve()):
-            self.problem(path, f"template {name!r} is outside the definitions folder {self.root}")
+            self.reference_problem(path, reference, f"{what} is outside the definitions folder {self.root}")
             return None
         if not file.is_file():
-            where = f"included by {referrer!r} " if referrer else ""
-            self.problem(path, f"template {name!r} {where}does not exist under {self.root}{_suggest(self.root, name)}")
+            message = f"{what} does not exist under {self.root}{_suggest(self.root, name)}"
+            self.reference_problem(path, reference, message)
             return None
         try:
             self.sources[name] = file.read_text(encoding="utf-8")
@@ -308,9 +325,19 @@ class _Checker:
             return None
         return self.sources[name]
 
+    def reference_problem(self, path: YamlPath, reference: _Reference | None, message: str) -> None:
+        """Report at the template line that includes a template, or at `path` when the YAML names it."""
+        if reference is None:
+            self.problem(path, message)
+        else:
+            self.template_problem(path, reference.template, reference.line, message)
+
     def template_problem(self, path: YamlPath, name: str, line: int | None, message: str) -> None:
+        """Report a problem in template `name`, reached from `path`; once, though several roles render it."""
         dotted = ".".join(str(p) for p in path)
-        self.problems.append(Problem(self.root / name, line, dotted, message))
+        file = self.root / name
+        if not any(p.file == file and p.line == line and p.message == message for p in self.problems):
+            self.problems.append(Problem(file, line, dotted, message))
 
     def variable_problems(self, ast: nodes.Template, allowed: set[str]) -> list[str]:
         namespace: dict[str, frozenset[str] | None] = {"inputs": frozenset(self.d.inputs)}
@@ -362,11 +389,24 @@ def _line_of_name(ast: nodes.Template, name: str) -> int | None:
     return None
 
 
-def _line_of_const(ast: nodes.Template, value: str) -> int | None:
-    for node in ast.find_all(nodes.Const):
-        if node.value == value:
-            return node.lineno
-    return None
+@dataclass(frozen=True)
+class _Reference:
+    """Where a template includes (imports, extends) another."""
+
+    template: str
+    line: int
+
+
+def _referenced_templates(ast: nodes.Template) -> list[tuple[str | None, int]]:
+    """(name, line) of every template `ast` includes, imports or extends; None for a computed name."""
+    found: list[tuple[str | None, int]] = []
+    for node in ast.find_all((nodes.Extends, nodes.FromImport, nodes.Import, nodes.Include)):
+        template = node.template  # type: ignore[attr-defined]
+        choices = template.items if isinstance(template, nodes.Tuple | nodes.List) else [template]
+        for choice in choices:
+            name = choice.value if isinstance(choice, nodes.Const) else None
+            found.append((name if isinstance(name, str) else None, node.lineno))
+    return found
 
 
 def _inside(name: str) -> bool:

@@ -18,18 +18,28 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from flows.definition import AgentDefinition
+from flows.definition import PATTERN_MEANINGS, AgentDefinition
 from flows.errors import Problem
 from flows.yaml_source import LineMap, YamlPath
 
 
 def problems_from_validation(exc: ValidationError, file: Path, data: Any, lines: LineMap) -> list[Problem]:
-    """One problem per YAML path that failed validation, in file order."""
+    """One problem per YAML path that failed validation, in file order.
+
+    A missing key that an unknown key next to it is a misspelling of (`descripton`
+    for `description`) is not reported on its own: the unknown key's "did you
+    mean" already says what to fix.
+    """
     grouped: dict[YamlPath, list[ErrorDetails]] = {}
     for error in exc.errors():
         grouped.setdefault(_data_path(error["loc"], data, error["type"]), []).append(error)
+    misspelt = {
+        (*path[:-1], _suggestion(path)) for path, errors in grouped.items() if errors[0]["type"] == "extra_forbidden"
+    }
     problems = [
-        Problem(file, lines.line_of(path), dotted(path), _message(path, errors)) for path, errors in grouped.items()
+        Problem(file, lines.line_of(path), dotted(path), _message(path, errors))
+        for path, errors in grouped.items()
+        if not (errors[0]["type"] == "missing" and path in misspelt)
     ]
     return sorted(problems, key=lambda p: (p.line or 0, p.path))
 
@@ -73,10 +83,28 @@ def _message(path: YamlPath, errors: list[ErrorDetails]) -> str:
     if len(errors) > 1:
         expected = "; or ".join(dict.fromkeys(_clean(e["msg"]) for e in errors))
         return f"{first.get('input')!r} is not valid here: {expected}" + _doc_hint(path)
+    if first["type"] == "string_pattern_mismatch":
+        meaning = PATTERN_MEANINGS.get(str(first.get("ctx", {}).get("pattern")))
+        if meaning:
+            return f"{first['input']!r} is not {meaning}"
+    if first["type"].endswith("_type") and (misread := _misread(path, first.get("input"))):
+        return misread + _doc_hint(path)
+    if first["type"] in ("model_type", "dict_type"):
+        return f"{first.get('input')!r} is not valid here: a mapping of keys to values is expected" + _doc_hint(path)
     message = _clean(first["msg"])
     if first["type"].startswith("value_error") or first["type"] == "assertion_error":
         return message
     return f"{message} (got {first.get('input')!r})" + _doc_hint(path)
+
+
+def _misread(path: YamlPath, value: Any) -> str | None:
+    """Why an empty value, or one YAML read as a number or boolean, is not the text or collection expected."""
+    if value is None:
+        return f"{key_name(path)!r} has no value"
+    if isinstance(value, bool | int | float) and _model_at(path) is str:
+        kind = "a boolean" if isinstance(value, bool) else "a number"
+        return f"the value was read as {kind} ({value!r}), but text is expected here; put it in quotes"
+    return None
 
 
 def _unknown_key(path: YamlPath) -> str:
@@ -84,9 +112,16 @@ def _unknown_key(path: YamlPath) -> str:
     allowed = sorted(_model_fields(path[:-1]))
     if not allowed:
         return f"unknown key {key!r}"
-    close = difflib.get_close_matches(key, allowed, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown key {key!r}{hint} Valid keys here: {', '.join(allowed)}"
+    close = _suggestion(path)
+    if close:
+        return f"unknown key {key!r}; did you mean {close!r}? Valid keys here: {', '.join(allowed)}"
+    return f"unknown key {key!r}; valid keys here: {', '.join(allowed)}"
+
+
+def _suggestion(path: YamlPath) -> str | None:
+    """The valid key closest to the unknown key at the end of `path`, if any is close."""
+    close = difflib.get_close_matches(str(path[-1]), _model_fields(path[:-1]), n=1)
+    return close[0] if close else None
 
 
 def _doc_hint(path: YamlPath) -> str:

@@ -2,7 +2,9 @@
 
 `load_yaml` returns plain Python data plus a `LineMap` from YAML paths
 (`("steps", "decide", "prompt")`, list positions as ints) to 1-based line
-numbers. Duplicate keys, which PyYAML would silently overwrite, are reported.
+numbers. Duplicate keys, which PyYAML would silently overwrite, are reported,
+and so are keys YAML reads as something other than text (`on:` is a boolean,
+`1:` a number) and aliases that contain themselves.
 """
 
 from __future__ import annotations
@@ -41,7 +43,11 @@ class LineMap:
 
 def load_yaml(text: str) -> tuple[Any, LineMap]:
     """Parse one YAML document into plain data and the lines of its keys."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        message = f"invalid YAML: the file holds the control character {chr(exc.character)!r}"
+        raise YamlSyntaxError(message, text[: exc.position].count("\n") + 1) from None
     try:
         node = loader.get_single_node()
         lines = LineMap()
@@ -49,7 +55,8 @@ def load_yaml(text: str) -> tuple[Any, LineMap]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise YamlSyntaxError(f"invalid YAML: {exc.problem or exc.context}", line) from None
+        what = ", ".join(part for part in (exc.context, exc.problem) if part)
+        raise YamlSyntaxError(f"invalid YAML: {what}", line) from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(f"invalid YAML: {exc}", None) from None
     finally:
@@ -57,26 +64,55 @@ def load_yaml(text: str) -> tuple[Any, LineMap]:
     return data, lines
 
 
-def _build(loader: yaml.SafeLoader, node: Node, path: YamlPath, lines: LineMap) -> Any:
-    lines.lines.setdefault(path, node.start_mark.line + 1)
+def _build(
+    loader: yaml.SafeLoader, node: Node, path: YamlPath, lines: LineMap, within: frozenset[int] = frozenset()
+) -> Any:
+    """Plain data of `node`; `within` holds the collections it sits in, so an alias loop is caught."""
+    line = node.start_mark.line + 1
+    lines.lines.setdefault(path, line)
+    if id(node) in within:
+        raise YamlSyntaxError("invalid YAML: the value anchored here (&name) contains an alias (*name) to itself", line)
     if isinstance(node, MappingNode):
-        return _build_mapping(loader, node, path, lines)
+        return _build_mapping(loader, node, path, lines, within | {id(node)})
     if isinstance(node, SequenceNode):
-        return [_build(loader, item, (*path, index), lines) for index, item in enumerate(node.value)]
+        inner = within | {id(node)}
+        return [_build(loader, item, (*path, index), lines, inner) for index, item in enumerate(node.value)]
     return loader.construct_object(node, deep=True)
 
 
-def _build_mapping(loader: yaml.SafeLoader, node: MappingNode, path: YamlPath, lines: LineMap) -> dict[Any, Any]:
+def _build_mapping(
+    loader: yaml.SafeLoader, node: MappingNode, path: YamlPath, lines: LineMap, within: frozenset[int]
+) -> dict[str, Any]:
+    own = {id(key_node) for key_node, _ in node.value}
     loader.flatten_mapping(node)
-    result: dict[Any, Any] = {}
+    result: dict[str, Any] = {}
+    merged: set[str] = set()  # keys set by a merge (`<<: *name`), which the mapping's own keys may override
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
-        if not isinstance(key_node, ScalarNode) or not isinstance(key, str | int | float | bool):
-            raise YamlSyntaxError("invalid YAML: mapping keys must be plain scalars", line)
-        if key in result:
-            raise YamlSyntaxError(f"duplicate key {key!r}", line)
-        key_path = (*path, str(key))
+        if not isinstance(key_node, ScalarNode):
+            raise YamlSyntaxError("invalid YAML: a key must be a plain name, not a list or a mapping", line)
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str):
+            raise YamlSyntaxError(
+                f"key {key_node.value!r} was read as {_kind(key)}, but keys are names; put it in quotes", line
+            )
+        key_path = (*path, key)
+        if key in result and key not in merged:
+            raise YamlSyntaxError(f"duplicate key {key!r}; it is already set on line {lines.lines[key_path]}", line)
+        merged.discard(key)
+        if id(key_node) not in own:
+            merged.add(key)
         lines.lines[key_path] = line
-        result[key] = _build(loader, value_node, key_path, lines)
+        result[key] = _build(loader, value_node, key_path, lines, within)
     return result
+
+
+def _kind(value: Any) -> str:
+    """How YAML read a plain scalar that is not a string: `a boolean`, `a number`, `null`…"""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return f"a {type(value).__name__}"
