@@ -3,14 +3,15 @@
 Templates are Jinja2 rendered in a `SandboxedEnvironment` with strict undefined
 variables, from a fixed set of sources loaded from the definitions folder (so a
 template can include only what the loader read from that folder), with a cap on
-the size of what a render may produce. Values given to a template are data: an
-input holding `{{ ''.__class__ }}` is printed as those characters, never run.
+the size of what a render may produce (checked as output streams out, and before
+a `*` or `**` could build one huge value at once). Values given to a template are
+data: an input holding `{{ ''.__class__ }}` is printed as those characters, never run.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sized
 from types import TracebackType
 from typing import Any
 
@@ -23,12 +24,16 @@ from jinja2 import (
     TemplateSyntaxError,
     meta,
 )
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 from tasks.errors import TemplateRenderError
 
 MAX_RENDER_CHARS = 400_000
 """Largest text one render may produce; a template that writes more is stopped."""
+MAX_POWER_BITS = 100_000
+"""Largest integer, in bits, that `**` may compute in a template."""
 
 
 def template_hash(source: str) -> str:
@@ -54,12 +59,26 @@ class ContentSandbox(SandboxedEnvironment):
 
     Plain Jinja tries attributes first, so `plan.items` would be the dict method
     rather than the plan's items; authors should not have to know that.
+    `*` and `**` are checked before they run, so `{{ '-' * n }}` cannot build a
+    value far larger than a whole render may be.
     """
+
+    intercepted_binops = frozenset({"*", "**"})
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Mapping) and attribute in obj:
             return obj[attribute]
         return super().getattr(obj, attribute)
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*" and (size := _repeated_size(left, right)) > MAX_RENDER_CHARS:
+            raise SecurityError(
+                f"'*' would make a value of {size:,} items, more than the {MAX_RENDER_CHARS:,} characters "
+                "a render may produce"
+            )
+        if operator == "**" and _power_bits(left, right) > MAX_POWER_BITS:
+            raise SecurityError(f"{left!r} ** {right!r} is too large to compute; keep numbers in templates small")
+        return super().call_binop(context, operator, left, right)
 
 
 def environment(sources: Mapping[str, str], *, html: bool = False) -> SandboxedEnvironment:
@@ -93,6 +112,8 @@ def render(
         raise TemplateRenderError(_describe(exc, name, sources)) from None
     except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
         raise TemplateRenderError(_describe(exc, name, sources)) from None
+    except RecursionError:
+        raise TemplateRenderError(_describe_recursion(name, sources)) from None
 
 
 def evaluate(expression: str, variables: Mapping[str, Any]) -> Any:
@@ -134,7 +155,48 @@ def _describe(exc: BaseException, name: str, sources: Mapping[str, str]) -> str:
         where, line = _template_frame(exc.__traceback__, sources) or (name, None)
     at = f"{where!r} line {line}" if line else repr(where)
     message = str(exc).rstrip(".") or type(exc).__name__
+    if isinstance(exc, TemplateNotFound):
+        message = f"it includes {exc.name!r}, which is not one of the templates loaded from the definitions folder"
     return f"template {at} failed to render: {message}"
+
+
+def _describe_recursion(name: str, sources: Mapping[str, str]) -> str:
+    cycle = _include_cycle(sources, name, ())
+    if cycle:
+        chain = " → ".join(repr(n) for n in cycle)
+        return f"template {name!r} includes itself ({chain}); remove one of these includes"
+    return f"template {name!r} recursed without end (a macro or include that calls itself); make the recursion stop"
+
+
+def _include_cycle(sources: Mapping[str, str], name: str, path: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The first chain of literal includes from `name` that comes back to a template on `path`."""
+    if name in path:
+        return (*path[path.index(name) :], name)
+    if name not in sources:
+        return None
+    try:
+        targets = referenced_templates(sources, name)
+    except TemplateSyntaxError:
+        return None
+    for target in targets:
+        if target is not None and (cycle := _include_cycle(sources, target, (*path, name))):
+            return cycle
+    return None
+
+
+def _repeated_size(left: Any, right: Any) -> int:
+    """Length of `left * right` when it repeats a string or sequence, else 0."""
+    for seq, times in ((left, right), (right, left)):
+        if isinstance(seq, Sized) and not isinstance(seq, Mapping) and isinstance(times, int):
+            return len(seq) * max(times, 0)
+    return 0
+
+
+def _power_bits(base: Any, exponent: Any) -> int:
+    """Rough size in bits of the integer `base ** exponent` (0 for anything else)."""
+    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1:
+        return abs(base).bit_length() * exponent
+    return 0
 
 
 def _template_frame(tb: TracebackType | None, sources: Mapping[str, str]) -> tuple[str, int] | None:

@@ -1,7 +1,8 @@
 """Code tree builder: one source file per draft, plus an HTML preview of the tree.
 
 Each draft (or its plan item) names a relative `path` and the draft holds its
-`code`. Paths must stay inside the tree: relative, forward slashes, no `..`. The
+`code`. Paths must stay inside the tree: relative, forward slashes, no `..`; and
+no two may clash on disk (one a folder of the other, or equal but for case). The
 layout receives `files`: a list of mappings with `path`, `language`, `code` and
 `lines`, and renders `agentflows-preview.html`.
 """
@@ -74,6 +75,11 @@ def assemble(job: BuildJob) -> Assembly:
                 f"drafts {owners[path]!r} and {draft.item_key!r} both write {path!r}; "
                 "each plan item must name a different file"
             )
+        if clash := next((other for other in files if _clash(other, path)), None):
+            raise BuildError(
+                f"drafts {owners[clash]!r} and {draft.item_key!r} write {clash!r} and {path!r}, which cannot both "
+                "exist (one is a folder of the other, or they differ only in case); rename one of them"
+            )
         owners[path] = draft.item_key
         files[path] = BuiltFile(path=path, media_type=_media_type(path), text=str(fields["code"]))
     listing = [
@@ -91,6 +97,12 @@ def assemble(job: BuildJob) -> Assembly:
         primary=PREVIEW,
         metadata={"files": sorted(files), "languages": sorted({str(f["language"]) for f in listing})},
     )
+
+
+def _clash(one: str, other: str) -> bool:
+    """Whether two different paths cannot both be files of one tree."""
+    a, b = one.lower(), other.lower()
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
 
 
 def _suffix(path: str) -> str:

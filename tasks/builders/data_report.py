@@ -11,6 +11,7 @@ of the chart, so the page needs no script or network) and `chart_spec` (path).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +39,7 @@ REQUIRES = {
 }
 LAYOUT_VARIABLES = frozenset({"sections"})
 VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
+CHART_KINDS = ("bar", "line")
 
 
 def check(fields: Mapping[str, Any]) -> list[str]:
@@ -55,6 +57,8 @@ def check(fields: Mapping[str, Any]) -> list[str]:
             ]
     if not isinstance(chart, Mapping):
         return ["`chart` must give kind, x and y"]
+    if chart.get("kind", "bar") not in CHART_KINDS:
+        return [f"`chart.kind` is {chart.get('kind')!r}; it must be 'bar' or 'line'"]
     for axis in ("x", "y"):
         if chart.get(axis) not in columns:
             return [f"`chart.{axis}` is {chart.get(axis)!r}; it must be one of the columns {columns!r}"]
@@ -112,10 +116,16 @@ def chart_spec(title: str, frame: pd.DataFrame, chart: Mapping[str, Any]) -> dic
         "data": {"values": json.loads(frame.to_json(orient="records"))},
         "mark": {"type": chart.get("kind", "bar"), "tooltip": True},
         "encoding": {
-            "x": {"field": chart["x"], "type": "ordinal", "sort": None},
-            "y": {"field": chart["y"], "type": "quantitative"},
+            "x": {"field": vega_field(chart["x"]), "type": "ordinal", "sort": None},
+            "y": {"field": vega_field(chart["y"]), "type": "quantitative"},
         },
     }
+
+
+def vega_field(column: str) -> str:
+    """`column` as a Vega-Lite field name: dots, brackets, quotes and backslashes escaped,
+    so that `Sales (1.5 k)` names the column rather than a nested property."""
+    return re.sub(r"""([.\[\]\\'"])""", r"\\\1", str(column))
 
 
 def chart_svg(frame: pd.DataFrame, chart: Mapping[str, Any], width: int = 560, height: int = 240) -> Markup:

@@ -103,6 +103,7 @@ class _Writer:
         self.item: dict[str, Any] = item or {}
         self.subject = str(self.item.get("title") or self.topic)
         self.item_index = _index_of(item or {})
+        self._starts: dict[str, int] = {}
 
     def value(self, schema: dict[str, Any], name: str, index: int, siblings: dict[str, Any]) -> Any:
         if schema.get("enum"):
@@ -111,7 +112,7 @@ class _Writer:
         kind = kind[0] if isinstance(kind, list) else kind
         examples = schema.get("examples") or []
         if examples and kind != "object":
-            return examples[(index + self.item_index) % len(examples)]
+            return self.example(examples, name, schema.get("format"), index + self.item_index)
         if kind == "object":
             return self.obj(schema, name)
         if kind == "array":
@@ -121,6 +122,17 @@ class _Writer:
         if kind == "boolean":
             return index % 2 == 0
         return self.string(schema, name, index, siblings)
+
+    def example(self, examples: list[Any], name: str, fmt: str | None, position: int) -> Any:
+        """The schema's example at `position`, numbered when the examples have run out and
+        the value must stay unique (a file path, a title)."""
+        chosen, lap = examples[position % len(examples)], position // len(examples) + 1
+        if lap == 1 or not isinstance(chosen, str):
+            return chosen
+        if fmt == "path":
+            stem, dot, suffix = chosen.rpartition(".")
+            return f"{stem}_{lap}.{suffix}" if dot and "/" not in suffix else f"{chosen}_{lap}"
+        return f"{chosen} ({lap})" if name == "title" else chosen
 
     def obj(self, schema: dict[str, Any], name: str) -> dict[str, Any]:
         props: dict[str, Any] = schema.get("properties", {})
@@ -207,10 +219,13 @@ class _Writer:
             return f"Which statement about “{self.subject}” is correct?"
         if name == "explanation":
             return f"“{self.subject}” is part of {self.topic}; the other options misstate it."
-        return self.sentence(index)
+        return self.sentence(name, index)
 
-    def sentence(self, index: int) -> str:
-        sentence = SENTENCES[(index + self.rng.randrange(len(SENTENCES))) % len(SENTENCES)]
+    def sentence(self, name: str, index: int) -> str:
+        """A sentence about the topic; the items of one list (same `name`) get different ones."""
+        if name not in self._starts:
+            self._starts[name] = self.rng.randrange(len(SENTENCES))
+        sentence = SENTENCES[(self._starts[name] + index) % len(SENTENCES)]
         return _capitalise(sentence.format(s=self.topic))
 
     def markdown(self) -> str:

@@ -16,10 +16,13 @@ from sqlalchemy import JSON, DateTime, Engine, Integer, String, create_engine, e
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from tasks.errors import StorageError
 
 JsonColumn = JSON().with_variant(postgresql.JSONB(), "postgresql")
+MIN_PREFIX = 6
+"""Fewest characters of an id that look it up by prefix."""
 
 
 class Base(DeclarativeBase):
@@ -94,14 +97,18 @@ class ContentRepository:
         """The record with `content_id`, or with that unique id prefix."""
         with self.session() as session:
             record = session.get(ContentRecord, content_id)
-            if record is None and len(content_id) >= 6:
-                matches = session.scalars(
-                    select(ContentRecord).where(ContentRecord.id.startswith(content_id, autoescape=True)).limit(2)
-                ).all()
+            if record is None and len(content_id) >= MIN_PREFIX:
+                matches = session.scalars(select(ContentRecord).where(_starts_with(content_id)).limit(2)).all()
                 record = matches[0] if len(matches) == 1 else None
             if record is not None:
                 session.expunge(record)
             return record
+
+    def ids_starting(self, prefix: str, limit: int = 5) -> list[str]:
+        """Ids that start with `prefix` (at most `limit`, in id order)."""
+        with self.session() as session:
+            query = select(ContentRecord.id).where(_starts_with(prefix)).order_by(ContentRecord.id).limit(limit)
+            return list(session.scalars(query).all())
 
     def list(self, content_type: str | None = None, limit: int = 50) -> list[ContentRecord]:
         """The newest records, optionally of one type."""
@@ -112,6 +119,11 @@ class ContentRepository:
             records = list(session.scalars(query).all())
             session.expunge_all()
             return records
+
+
+def _starts_with(prefix: str) -> ColumnElement[bool]:
+    """Ids that start with `prefix`, taken literally (`%` and `_` are not wildcards)."""
+    return ContentRecord.id.startswith(prefix, autoescape=True)
 
 
 def now() -> datetime:

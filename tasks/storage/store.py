@@ -22,7 +22,7 @@ from tasks.artifacts import BuiltContent, ContentType, Provenance, SavedContent
 from tasks.errors import ContentNotFound
 from tasks.settings import Settings, current_settings
 from tasks.storage.objects import ObjectStore
-from tasks.storage.records import ContentRecord, ContentRepository, now, open_engine
+from tasks.storage.records import MIN_PREFIX, ContentRecord, ContentRepository, now, open_engine
 
 
 class RunInfo(BaseModel):
@@ -107,8 +107,20 @@ class ContentStore:
         """The content with `content_id` (or a unique prefix of it)."""
         record = self.records.get(content_id)
         if record is None:
-            raise ContentNotFound(f"no stored content has id {content_id!r}; `agentflows contents` lists them")
+            raise ContentNotFound(self._not_found(content_id))
         return _stored(record)
+
+    def _not_found(self, content_id: str) -> str:
+        """Why `content_id` names no content: unknown, too short, or an ambiguous prefix."""
+        if len(content_id) >= MIN_PREFIX and len(matches := self.records.ids_starting(content_id, 3)) > 1:
+            more = ", …" if len(matches) > 2 else ""
+            listed = ", ".join(repr(m) for m in matches[:2]) + more
+            return (
+                f"id prefix {content_id!r} matches more than one stored content ({listed}); "
+                "give more characters of the id"
+            )
+        short = f" (a prefix needs at least {MIN_PREFIX} characters)" if len(content_id) < MIN_PREFIX else ""
+        return f"no stored content has id {content_id!r}{short}; `agentflows contents` lists them"
 
     def list(self, content_type: str | None = None, limit: int = 50) -> list[StoredContent]:
         """The newest contents, optionally of one type."""
