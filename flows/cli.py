@@ -32,8 +32,6 @@ FALSE_WORDS = {"false", "no", "off", "0"}
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `agentflows` command."""
     args = parser().parse_args(argv)
-    if args.definitions:
-        os.environ[DEFINITIONS_VARIABLE] = str(Path(args.definitions).resolve())
     try:
         return int(args.command(args) or 0)
     except DefinitionError as exc:
@@ -97,7 +95,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def list_agents(args: argparse.Namespace) -> int:
-    catalog = load_agents()
+    catalog = load_agents(args.definitions)
     rows = [
         {
             "name": a.name,
@@ -118,7 +116,7 @@ def list_agents(args: argparse.Namespace) -> int:
 
 
 def validate(args: argparse.Namespace) -> int:
-    paths = args.paths or [definitions_root()]
+    paths = args.paths or [Path(args.definitions) if args.definitions else definitions_root()]
     problems = check_paths(paths)
     for problem in problems:
         print(problem, file=sys.stderr)
@@ -134,10 +132,10 @@ def run(args: argparse.Namespace) -> int:
     from flows.api import run_agent
     from flows.progress import listening
 
-    agent = load_agents()[args.agent]
+    agent = load_agents(args.definitions)[args.agent]
     inputs = parse_params(args.param, agent.definition.inputs)
     with listening(lambda event: print(f"  {event}", file=sys.stderr)):
-        result = run_agent(args.agent, refresh=args.refresh, **inputs)
+        result = run_agent(args.agent, refresh=args.refresh, definitions=args.definitions, **inputs)
     if args.json:
         print(json.dumps(result.summary(), indent=2))
         return 0
@@ -204,7 +202,8 @@ def _typed(name: str, text: str, spec: InputSpec) -> Any:
         if spec.type == "number":
             return float(text)
     except ValueError:
-        raise InputError(f"--param {name}={text!r}: {name!r} takes a {spec.type}") from None
+        kind = "a whole number" if spec.type == "integer" else "a number"
+        raise InputError(f"--param {name}={text!r}: {name!r} takes {kind}") from None
     if spec.type == "boolean":
         lowered = text.strip().lower()
         if lowered in TRUE_WORDS | FALSE_WORDS:

@@ -134,7 +134,7 @@ def _configured(
         # Prefect expands a backoff callable when a task is defined, so pass the list again here.
         retry_delay_seconds=exponential_backoff(retry.backoff_seconds)(retry.attempts) if retry.attempts else 0,
         timeout_seconds=d.timeout(step),
-        cache_policy=INPUTS if cached and d.cache.enabled else NO_CACHE,
+        cache_policy=(INPUTS if d.cache.enabled else NO_CACHE) if cached else steps.SAVE_POLICY,
         cache_expiration=expiration if cached and d.cache.enabled else None,
     )
     # Prefect rejects a jitter factor of 0; "no jitter" is None.

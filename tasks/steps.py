@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 from prefect import Task, task
 from prefect.artifacts import acreate_link_artifact, acreate_markdown_artifact
-from prefect.cache_policies import INPUTS
+from prefect.cache_policies import INPUTS, RUN_ID
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 from pydantic import JsonValue
@@ -232,7 +232,12 @@ async def build(spec: BuildSpec, inputs: Inputs, plan: Plan, drafts: list[Draft]
     return build_drafts(spec, inputs, plan, drafts)
 
 
-@task(name="save", persist_result=True, result_serializer="json", retry_condition_fn=retryable)
+# Keyed by run as well as inputs: the result is persisted (Prefect writes only keyed
+# results) but never served to another run, so every run really writes its content.
+SAVE_POLICY = RUN_ID + INPUTS
+
+
+@task(name="save", **{**_CACHED, "cache_policy": SAVE_POLICY})
 async def save(built: BuiltContent, run: RunInfo) -> SavedContent:
     """Store the content and show it on the flow run page."""
     saved = await anyio.to_thread.run_sync(save_content, built, run)

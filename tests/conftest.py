@@ -11,11 +11,11 @@ from pathlib import Path
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-import pytest  # noqa: E402
-from prefect.testing.utilities import prefect_test_harness  # noqa: E402
+import pytest
+from prefect.testing.utilities import prefect_test_harness
 
-from tasks.llm import OfflineProvider, register_provider  # noqa: E402
-from tests.providers import CallLog, RecordingProvider  # noqa: E402
+from tasks.llm import OfflineProvider, register_provider
+from tests.providers import CallLog, RecordingProvider
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "agent_definitions"
