@@ -50,12 +50,18 @@ class Usage(Frozen):
     """Model calls made."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cost: float = 0.0
+    """Cost of the calls, from the provider's configured prices per 1k tokens (0 when none are set)."""
+    latency_seconds: float = 0.0
+    """Time spent waiting for the model, summed over the calls."""
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             calls=self.calls + other.calls,
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
+            cost=self.cost + other.cost,
+            latency_seconds=self.latency_seconds + other.latency_seconds,
         )
 
     @property
