@@ -21,7 +21,7 @@ from prefect.tasks import exponential_backoff
 
 from flows.definition import AgentDefinition, StepSettings, object_schema
 from flows.inputs import input_parameters
-from flows.loader import LoadedAgent
+from flows.loader import LoadedAgent, degrade_field
 from flows.pipeline import run_pipeline
 from tasks import steps
 from tasks.settings import current_settings
@@ -63,6 +63,7 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
             system=system,
             prompt=d.steps.decide.prompt,
             model=d.model_settings(d.steps.decide),
+            reasks=d.steps.decide.reasks,
             plan_fields=plan_fields["properties"],
             plan_required=tuple(plan_fields["required"]),
             item_schema=object_schema(item_fields, fixed={"title": title_schema}),
@@ -77,6 +78,9 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
             system=system,
             prompt=d.steps.generate.prompt,
             model=d.model_settings(d.steps.generate),
+            reasks=d.steps.generate.reasks,
+            on_invalid=d.steps.generate.on_invalid,
+            degrade_field=degrade_field(d),
             draft_schema=object_schema(d.steps.generate.returns),
             builder=agent.builder,
         ),

@@ -222,18 +222,23 @@ class ModelSpec(Spec):
     """Model settings; on a step, only the keys given override the agent's."""
 
     provider: str | None = None
-    """Provider name: `default` (the environment decides), `offline`, or a registered provider."""
+    """Provider: `default` (the environment decides), `offline`, `openai` (the AGENTFLOWS_LLM_* variables),
+    or the name of a saved model provider block."""
     name: str | None = None
     """Model name sent to the provider; empty means the provider's default model."""
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     """Most tokens the model may write per call."""
+    fallbacks: list[str] | None = None
+    """Models tried in order when `name` keeps failing; default: the provider's fallback models."""
 
     def over(self, base: ModelSettings) -> ModelSettings:
         """These settings laid over `base`."""
         given = self.model_dump(exclude_none=True)
         if "name" in given:
             given["model"] = given.pop("name")
+        if "fallbacks" in given:
+            given["fallbacks"] = tuple(given["fallbacks"])
         return base.model_copy(update=given)
 
 
@@ -298,6 +303,11 @@ class ModelStep(StepSettings):
     """The step's prompt template (the user message)."""
     model: ModelSpec | None = None
     """Model settings for this step, over the agent's."""
+    reasks: int = Field(default=2, ge=0, le=5)
+    """How many times to ask the model again, quoting the problems, when an answer does not fit the schema."""
+    on_invalid: Literal["fail", "degrade"] = "fail"
+    """When no answer fits: fail the step, or (generate only, with one required text field) keep the last
+    answer as plain text in that field, flagged with a warning."""
 
 
 class ItemsSpec(Spec):

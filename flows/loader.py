@@ -139,6 +139,7 @@ class _Checker:
         self.check_inputs()
         self.check_returns()
         self.check_builder_fields()
+        self.check_degrade()
         self.check_count()
         self.check_run_name()
         renders = self.check_templates()
@@ -170,6 +171,20 @@ class _Checker:
             self.problem(
                 ("steps", "decide", "returns", "items", "fields", "title"),
                 "an item's title is a string; only its description and examples may change",
+            )
+
+    def check_degrade(self) -> None:
+        steps = self.d.steps
+        if steps.decide.on_invalid == "degrade":
+            self.problem(
+                ("steps", "decide", "on_invalid"), "a plan cannot be kept as plain text; use 'fail' for decide"
+            )
+        if steps.generate.on_invalid == "degrade" and degrade_field(self.d) is None:
+            self.problem(
+                ("steps", "generate", "on_invalid"),
+                "'degrade' keeps a bad answer as plain text in the draft's one required text field, so "
+                "generate.returns needs exactly one required string field and the builder's other fields "
+                "must come from the plan items; use 'fail'",
             )
 
     def check_builder_fields(self) -> None:
@@ -419,3 +434,20 @@ def _suggest(root: Path, name: str) -> str:
     existing = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.suffix != ".yaml"]
     close = difflib.get_close_matches(name, existing, n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def degrade_field(d: AgentDefinition) -> str | None:
+    """The draft field a degraded answer is kept in, or None when drafts cannot be degraded.
+
+    That is the one required string field of `generate.returns`, provided every other
+    field the builder reads comes from the plan items.
+    """
+    returns = d.steps.generate.returns
+    text_fields = [name for name, spec in returns.items() if spec.required and spec.type == "string"]
+    required = [name for name, spec in returns.items() if spec.required]
+    if len(text_fields) != 1 or required != text_fields:
+        return None
+    builder = d.steps.build.builder or DEFAULT_BUILDER[d.content_type]
+    from_items = d.steps.decide.returns.items.fields.keys()
+    needs = set(required_fields(builder)) - {text_fields[0]} - from_items
+    return None if needs else text_fields[0]

@@ -17,6 +17,8 @@ from pydantic import JsonValue
 from flows.progress import ProgressEvent, emit
 from tasks.artifacts import AgentResult, Draft, Plan, Step, StepReport
 from tasks.llm.base import resolve_provider
+from tasks.llm.session import model_session
+from tasks.prompts import clean_user_text, clean_user_values
 from tasks.specs import RunContext
 from tasks.storage import RunInfo
 
@@ -33,11 +35,18 @@ async def run_pipeline(
     context: RunContext | None = None,
 ) -> AgentResult:
     """Run the four steps of one agent and say what they made."""
-    context = context or RunContext()
-    agent = specs.decide.agent_name
+    inputs = clean_user_values(inputs)
+    context = RunContext(request=clean_user_text(context.request)) if context else RunContext()
     for spec in (specs.decide, specs.generate):
-        resolve_provider(spec.model)  # an unknown provider fails here, before any call
-    run = tasks.for_run(refresh=refresh)
+        await resolve_provider(spec.model)  # an unknown provider fails here, before any call
+    async with model_session():
+        return await _run_steps(specs, tasks.for_run(refresh=refresh), inputs, context)
+
+
+async def _run_steps(
+    specs: StepSpecs, run: StepTasks, inputs: dict[str, JsonValue], context: RunContext
+) -> AgentResult:
+    agent = specs.decide.agent_name
     reports: list[StepReport] = []
 
     emit(ProgressEvent(agent, "decide", "started"))

@@ -20,7 +20,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version of the artifact classes; part of every cache key."""
 
 Step = Literal["decide", "generate", "build", "save"]
@@ -69,6 +69,20 @@ class Usage(Frozen):
         return self.prompt_tokens + self.completion_tokens
 
 
+class Attempt(Frozen):
+    """One answer a model gave for a step, and what became of it."""
+
+    model: str
+    raw: str
+    """The answer as received (cut to its first 2,000 characters)."""
+    method: str | None = None
+    """How its JSON was read: `strict`, `extracted` or `repaired` (prefixed `reasked+` after a re-ask);
+    `degraded` when kept as plain text; None when the answer was unusable."""
+    error: str | None = None
+    """Why it could not be used, when it could not."""
+    finish_reason: str = ""
+
+
 class Provenance(Frozen):
     """Where an artifact came from: enough to trace it to its prompts and model."""
 
@@ -84,6 +98,10 @@ class Provenance(Frozen):
     usage: Usage = Usage()
     parent_checksum: str | None = None
     schema_version: int = SCHEMA_VERSION
+    attempts: tuple[Attempt, ...] = ()
+    """Every answer the model gave for this artifact, in order (re-asks included)."""
+    warnings: tuple[str, ...] = ()
+    """What a reader should know, e.g. that a draft was degraded to plain text."""
 
 
 class Artifact(Frozen):

@@ -13,7 +13,8 @@ the base class and the errors of a run::
         ├── TemplateRenderError           a template failed or grew too large at render time
         ├── ModelError                    the model provider could not be used
         │   ├── ProviderNotFound          the step names an unknown provider
-        │   └── ModelCallError            the provider answered with an error
+        │   ├── PromptTooLarge            the prompt would not fit the model's context window
+        │   └── ModelCallError            the provider failed or answered with an error
         ├── ModelOutputError              the model answered, but not what the schema asks for
         ├── BuildError                    drafts cannot be assembled into content
         └── StorageError                  the content store could not read or write
@@ -49,6 +50,10 @@ class ModelError(RunError):
 
 class ProviderNotFound(ModelError):
     """A step names a model provider that is not registered."""
+
+
+class PromptTooLarge(ModelError):
+    """A prompt, with room for the answer, does not fit the model's context window."""
 
 
 class ModelCallError(ModelError):

@@ -1,44 +1,75 @@
-"""One model call of a step: compose the prompt, call the provider, check the answer.
+"""One model step's conversation: compose the prompt, call, read the answer, re-ask, degrade or refuse.
 
-The system message is the spec's system layers rendered in order (base, then
-domain); the user message is the step's prompt template. The answer must be a
-JSON object that satisfies the step's JSON Schema and the builder's checks;
-anything else raises `ModelOutputError` naming the call and the first problem,
-and nothing invalid leaves this module.
+    compose   system = base layer + domain layer; user = step prompt + the JSON Schema to answer with
+    check     the prompt plus room for the answer must fit the model's context window (before any call)
+    call      the provider (which retries transport failures and falls back to other models itself)
+    read      strict JSON → extracted → repaired, then the schema and the builder's checks
+    re-ask    with the exact problems, at most `reasks` times
+    then      degrade to plain text where the definition allows it, or raise `ModelOutputError`
+
+Every answer is kept as an `Attempt` in the artifact's provenance. Nothing that
+fails the schema leaves this module.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft202012Validator
 from pydantic import JsonValue
 
-from tasks.errors import ModelOutputError
-from tasks.llm.base import Message, ModelReply, ModelRequest, resolve_provider
-from tasks.prompts import render, template_hash
+from tasks.artifacts import Attempt, Usage
+from tasks.errors import ModelOutputError, PromptTooLarge
+from tasks.llm.base import Message, ModelProvider, ModelReply, ModelRequest, resolve_provider
+from tasks.parsing import Check, Reading, plain_text, read_answer, schema_problems
+from tasks.prompts import render, template_hashes
 from tasks.specs import ModelStepSpec
 
-Check = Callable[[Mapping[str, Any]], list[str]]
+CHARS_PER_TOKEN = 3.0
+"""Conservative characters-per-token estimate for the context-window check (real tokenizers average ~4)."""
+RAW_KEPT = 2_000
+REASK_ECHO = 4_000
 
 
 @dataclass(frozen=True)
 class ModelAnswer:
-    """A checked answer and the reply it came from."""
+    """A usable answer, what it cost over all attempts, and its history."""
 
     payload: dict[str, Any]
     reply: ModelReply
+    usage: Usage
+    attempts: tuple[Attempt, ...]
+    warnings: tuple[str, ...]
     template_hashes: dict[str, str]
 
 
-def compose_messages(spec: ModelStepSpec, variables: Mapping[str, Any]) -> tuple[Message, ...]:
-    """The system and user messages of one call."""
+def compose_messages(spec: ModelStepSpec, variables: Mapping[str, Any], schema: dict[str, Any]) -> list[Message]:
+    """The system and user messages of the first call."""
     system = "\n\n".join(render(spec.templates, name, variables).strip() for name in spec.system)
     user = render(spec.templates, spec.prompt, variables).strip()
-    return (Message(role="system", content=system), Message(role="user", content=user))
+    instruction = (
+        "Answer with one JSON object, and nothing else, that matches this JSON Schema:\n"
+        f"```json\n{json.dumps(schema, ensure_ascii=False)}\n```"
+    )
+    return [Message(role="system", content=system), Message(role="user", content=f"{user}\n\n{instruction}")]
+
+
+def estimated_tokens(messages: list[Message]) -> int:
+    """Upper-end estimate of the tokens `messages` take."""
+    return int(sum(len(m.content) + 8 for m in messages) / CHARS_PER_TOKEN) + 1
+
+
+def check_fits(label: str, messages: list[Message], max_tokens: int, provider: ModelProvider) -> None:
+    """Raise `PromptTooLarge` when the prompt plus `max_tokens` exceeds the provider's context window."""
+    window = getattr(provider, "context_window", None)
+    needed = estimated_tokens(messages)
+    if window and needed + max_tokens > window:
+        raise PromptTooLarge(
+            f"{label}: the prompt needs about {needed:,} tokens plus {max_tokens:,} for the answer, more than the "
+            f"{window:,}-token context window of provider {provider.name!r}; shorten the inputs or lower max_tokens"
+        )
 
 
 async def ask_model(
@@ -50,44 +81,67 @@ async def ask_model(
     schema: dict[str, Any],
     check: Check | None = None,
 ) -> ModelAnswer:
-    """Render, call and check; raise `ModelOutputError` when the answer does not fit."""
-    request = ModelRequest(
-        label=label,
-        messages=compose_messages(spec, variables),
-        settings=spec.model,
-        output_schema=schema,
-        context=context,
+    """Get an answer that satisfies `schema` and `check`, or raise `ModelOutputError`."""
+    provider = await resolve_provider(spec.model)
+    messages = compose_messages(spec, variables, schema)
+    hashes = template_hashes(spec.templates)
+    attempts: list[Attempt] = []
+    usage = Usage()
+    for round_ in range(spec.reasks + 1):
+        check_fits(label, messages, spec.model.max_tokens, provider)
+        request = ModelRequest(
+            label=label, messages=tuple(messages), settings=spec.model, output_schema=schema, context=context
+        )
+        reply = await provider.complete(request)
+        usage = usage + reply.usage
+        reading = read_answer(reply.text, schema, check)
+        attempts.append(_attempt(reply, reading, reasked=round_ > 0))
+        if reading.payload is not None:
+            return ModelAnswer(reading.payload, reply, usage, tuple(attempts), (), hashes)
+        messages += [
+            Message(role="assistant", content=reply.text[:REASK_ECHO]),
+            Message(role="user", content=reask(reading)),
+        ]
+    degraded = _degraded(spec, reply, schema)
+    if degraded is not None:
+        attempts.append(
+            Attempt(model=reply.model, raw=reply.text[:RAW_KEPT], method="degraded", finish_reason=reply.finish_reason)
+        )
+        warning = f"degraded: no answer fit the schema after {len(attempts) - 1} attempts; kept the last as plain text"
+        return ModelAnswer(degraded, reply, usage, tuple(attempts), (warning,), hashes)
+    raise ModelOutputError(
+        f"{label}: no answer fit the schema after {len(attempts)} attempts "
+        f"({spec.reasks} re-asks); last problem: {reading.problems[0]}"
     )
-    provider = resolve_provider(spec.model)
-    reply = await provider.complete(request)
-    payload = parse_answer(reply.text, schema, label=label, check=check)
-    return ModelAnswer(payload=payload, reply=reply, template_hashes=template_hashes(spec.templates))
 
 
-def parse_answer(text: str, schema: dict[str, Any], *, label: str, check: Check | None = None) -> dict[str, Any]:
-    """The JSON object in `text`, validated against `schema` and `check`."""
-    try:
-        payload = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ModelOutputError(f"{label}: the model's answer is not JSON ({exc.msg} at line {exc.lineno})") from None
-    problems = schema_problems(payload, schema)
-    if not problems and check is not None:
-        problems = check(payload)
-    if problems:
-        raise ModelOutputError(f"{label}: the model's answer does not fit the schema: {problems[0]}")
-    return payload
+def reask(reading: Reading) -> str:
+    """The follow-up that tells the model exactly what was wrong."""
+    problems = "\n".join(f"- {p}" for p in reading.problems[:10])
+    return (
+        "Your answer could not be used:\n"
+        f"{problems}\n"
+        "Answer again with only the corrected JSON object, matching the schema given above."
+    )
 
 
-def schema_problems(payload: Any, schema: dict[str, Any]) -> list[str]:
-    """Every way `payload` breaks `schema`, as `path: message` strings."""
-    validator = Draft202012Validator(schema)
-    found = []
-    for error in sorted(validator.iter_errors(payload), key=lambda e: list(e.absolute_path)):
-        where = "/".join(str(p) for p in error.absolute_path) or "(answer)"
-        found.append(f"{where}: {error.message}")
-    return found
+def _attempt(reply: ModelReply, reading: Reading, *, reasked: bool) -> Attempt:
+    method = reading.method if reading.payload is not None else None
+    if method and reasked:
+        method = f"reasked+{method}"
+    return Attempt(
+        model=reply.model,
+        raw=reply.text[:RAW_KEPT],
+        method=method,
+        error=None if reading.payload is not None else "; ".join(reading.problems[:5]),
+        finish_reason=reply.finish_reason,
+    )
 
 
-def template_hashes(templates: Mapping[str, str]) -> dict[str, str]:
-    """sha256 of each template, by name."""
-    return {name: template_hash(source) for name, source in templates.items()}
+def _degraded(spec: ModelStepSpec, reply: ModelReply, schema: dict[str, Any]) -> dict[str, Any] | None:
+    """The last answer as the step's one text field, when the definition allows degrading."""
+    if spec.on_invalid != "degrade" or spec.degrade_field is None:
+        return None
+    text = plain_text(reply.text)
+    payload = {spec.degrade_field: text}
+    return payload if text and not schema_problems(payload, schema) else None

@@ -11,6 +11,7 @@ data: an input holding `{{ ''.__class__ }}` is printed as those characters, neve
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections.abc import Iterator, Mapping, Sized
 from types import TracebackType
 from typing import Any
@@ -39,6 +40,11 @@ MAX_POWER_BITS = 100_000
 def template_hash(source: str) -> str:
     """sha256 of a template's source."""
     return hashlib.sha256(source.encode()).hexdigest()
+
+
+def template_hashes(templates: Mapping[str, str]) -> dict[str, str]:
+    """sha256 of each template, by name."""
+    return {name: template_hash(source) for name, source in templates.items()}
 
 
 class SourceLoader(BaseLoader):
@@ -81,9 +87,61 @@ class ContentSandbox(SandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
+class UserText(str):
+    """Text that came from a user (an input, the request). Prompts print it between « and »,
+    so the model reads it as data to work with, not as instructions."""
+
+    __slots__ = ()
+
+
+def _delimit(value: Any) -> Any:
+    if isinstance(value, UserText):
+        return "«" + value.replace("«", "").replace("»", "") + "»"
+    return value
+
+
+_INVISIBLE = frozenset({"Cc", "Cf", "Co", "Cs"})
+
+
+def clean_user_text(text: str) -> str:
+    """`text` without control, format (zero-width, bidi override) and private-use characters.
+
+    Newlines and tabs stay; surrounding whitespace goes."""
+    cleaned = "".join(
+        c for c in unicodedata.normalize("NFC", text) if c in "\n\t" or unicodedata.category(c) not in _INVISIBLE
+    )
+    return cleaned.strip()
+
+
+def clean_user_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` with every string (and every string in a list) cleaned by `clean_user_text`."""
+    return {key: _clean_value(value) for key, value in values.items()}
+
+
+def _clean_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_user_text(value)
+    if isinstance(value, list):
+        return [_clean_value(v) for v in value]
+    return value
+
+
+def as_user_text(value: Any) -> Any:
+    """Mark strings (also inside lists and mappings) as `UserText`."""
+    if isinstance(value, str):
+        return UserText(value)
+    if isinstance(value, list):
+        return [as_user_text(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: as_user_text(v) for k, v in value.items()}
+    return value
+
+
 def environment(sources: Mapping[str, str], *, html: bool = False) -> SandboxedEnvironment:
-    """A sandbox that can load only `sources`; `html` turns on autoescaping."""
+    """A sandbox that can load only `sources`; `html` turns on autoescaping, otherwise
+    (a prompt) user text is printed between « and »."""
     return ContentSandbox(
+        finalize=None if html else _delimit,
         loader=SourceLoader(sources),
         undefined=StrictUndefined,
         autoescape=html,

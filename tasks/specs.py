@@ -11,7 +11,7 @@ changes only the specs (and so the keys) of the steps that render it.
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -68,6 +68,11 @@ class ModelStepSpec(StepSpec):
     prompt: str
     """Template of the user message."""
     model: ModelSettings
+    reasks: int = 2
+    """How many times to ask again, with the problems, when an answer does not fit the schema."""
+    on_invalid: Literal["fail", "degrade"] = "fail"
+    degrade_field: str | None = None
+    """The one text field a degraded answer is kept in (generate steps that allow degrading)."""
 
 
 class DecideSpec(ModelStepSpec):

@@ -37,8 +37,8 @@ from tasks.artifacts import (
 )
 from tasks.builders import BuildJob, build_content, check_draft
 from tasks.errors import TemplateRenderError
-from tasks.modelcall import ModelAnswer, ask_model, template_hashes
-from tasks.prompts import evaluate
+from tasks.modelcall import ModelAnswer, ask_model
+from tasks.prompts import as_user_text, evaluate, template_hashes
 from tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
 from tasks.storage import RunInfo, open_store
 
@@ -140,8 +140,15 @@ def template_variables(
     plan: Plan | None = None,
     item: PlanItem | None = None,
 ) -> dict[str, Any]:
-    """The variables a prompt template sees: agent, inputs, context, and plan/item in generate."""
-    variables: dict[str, Any] = {"agent": agent, "inputs": inputs, "context": context.model_dump()}
+    """The variables a prompt template sees: agent, inputs, context, and plan/item in generate.
+
+    Inputs and context are the user's words, so they print between « and » (see `UserText`).
+    """
+    variables: dict[str, Any] = {
+        "agent": agent,
+        "inputs": as_user_text(inputs),
+        "context": as_user_text(context.model_dump()),
+    }
     if plan is not None:
         variables["plan"] = plan.view()
     if item is not None:
@@ -193,8 +200,10 @@ def _model_provenance(agent: dict[str, str], step: Any, answer: ModelAnswer, par
         provider=reply.provider,
         model=reply.model,
         offline=reply.offline,
-        usage=reply.usage,
+        usage=answer.usage,
         parent_checksum=parent,
+        attempts=answer.attempts,
+        warnings=answer.warnings,
     )
 
 

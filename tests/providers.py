@@ -45,6 +45,7 @@ class RecordingProvider:
     """The offline provider's answers, with every call written to a `CallLog`."""
 
     name = "offline"
+    context_window = OfflineProvider.context_window
 
     def __init__(self, log: CallLog) -> None:
         self.log = log

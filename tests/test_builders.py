@@ -357,7 +357,7 @@ def test_model_answer_failing_the_builder_check_is_refused_with_the_reason() -> 
     with pytest.raises(ModelOutputError) as caught:
         asyncio.run(write_draft(spec, run.inputs, CONTEXT, run.plan, key))
 
-    assert str(caught.value).startswith(f"quiz/generate/{key}: the model's answer does not fit the schema: ")
+    assert str(caught.value).startswith(f"quiz/generate/{key}: no answer fit the schema after 3 attempts (2 re-asks)")
     assert "`answer` must be the 0-based index of the right choice, 0 to 3; got 4" in str(caught.value)
 
 

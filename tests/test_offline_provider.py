@@ -21,7 +21,7 @@ from tasks.builders import check_draft
 from tasks.builders.code_tree import path_problem
 from tasks.llm import Message, ModelRequest, ModelSettings, OfflineProvider
 from tasks.llm.offline import MODEL_NAME
-from tasks.modelcall import schema_problems
+from tasks.parsing import schema_problems
 from tasks.steps import item_bounds, plan_schema
 from tests.conftest import REPO, SHIPPED_AGENTS
 from tests.offline_steps import OfflineRun, offline_run

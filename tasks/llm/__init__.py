@@ -10,9 +10,18 @@ from tasks.llm.base import (
     registered_providers,
     resolve_provider,
 )
+from tasks.llm.config import ProviderConfig, config_from_env
 from tasks.llm.offline import OfflineProvider
 
+
+def _openai_from_env(settings: ModelSettings) -> ModelProvider:
+    from tasks.llm.openai import OpenAICompatibleProvider  # httpx only when it is used
+
+    return OpenAICompatibleProvider(config_from_env(), settings)
+
+
 register_provider("offline", OfflineProvider)
+register_provider("openai", _openai_from_env)
 
 __all__ = [
     "Message",
@@ -21,6 +30,8 @@ __all__ = [
     "ModelRequest",
     "ModelSettings",
     "OfflineProvider",
+    "ProviderConfig",
+    "config_from_env",
     "register_provider",
     "registered_providers",
     "resolve_provider",

@@ -6,7 +6,9 @@ are found by name in a registry, so a definition can say `provider: offline` and
 a test or plugin can `register_provider("mine", factory)`.
 
 `default` resolves from the environment: the `openai` provider (OpenAI-compatible
-HTTP) when `AGENTFLOWS_LLM_BASE_URL` is set, otherwise the offline provider.
+HTTP, configured by `AGENTFLOWS_LLM_*` variables) when `AGENTFLOWS_LLM_BASE_URL`
+is set, otherwise the offline provider. Any other unregistered name is the name
+of a saved model provider Block.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class ModelSettings(BaseModel):
     """Model name; None means the provider's default model."""
     temperature: float = Field(default=0.7, ge=0, le=2)
     max_tokens: int = Field(default=2048, ge=1)
+    fallbacks: tuple[str, ...] = ()
+    """Models tried in order when `model` keeps failing; empty means the provider's own fallbacks."""
 
 
 class Message(BaseModel):
@@ -70,12 +74,16 @@ class ModelReply(BaseModel):
     model: str
     usage: Usage
     offline: bool = False
+    finish_reason: str = ""
+    """Why the model stopped: `stop`, `length` (cut off at max_tokens), … as the server says."""
 
 
 class ModelProvider(Protocol):
     """Anything that can answer a `ModelRequest`."""
 
     name: str
+    context_window: int
+    """Most tokens (prompt plus answer) the provider's model accepts."""
 
     async def complete(self, request: ModelRequest) -> ModelReply:
         """Answer one request; raise `ModelCallError` on failure."""
@@ -96,15 +104,25 @@ def registered_providers() -> list[str]:
     return sorted({"default", *_registry})
 
 
-def resolve_provider(settings: ModelSettings) -> ModelProvider:
-    """The provider that serves `settings`; raises `ProviderNotFound` before any call."""
+async def resolve_provider(settings: ModelSettings) -> ModelProvider:
+    """The provider that serves `settings`; raises `ProviderNotFound` before any call.
+
+    Registered names come first; any other name is loaded as a saved
+    `agentflows-model-provider` Block of that name.
+    """
     name = settings.provider
     if name == "default":
         name = "openai" if os.environ.get(BASE_URL_VARIABLE) else "offline"
     factory = _registry.get(name)
-    if factory is None:
+    if factory is not None:
+        return factory(settings)
+    from blocks.model_provider import load_provider_config  # imports Prefect's block machinery
+    from tasks.llm.openai import OpenAICompatibleProvider
+
+    config = await load_provider_config(name)
+    if config is None:
         raise ProviderNotFound(
-            f"model provider {settings.provider!r} is not registered; "
+            f"model provider {settings.provider!r} is neither registered nor a saved model provider block; "
             f"registered providers are: {', '.join(registered_providers())}"
         )
-    return factory(settings)
+    return OpenAICompatibleProvider(config, settings)

@@ -76,6 +76,7 @@ class OfflineProvider:
     """Answers every request from its schema and context, deterministically."""
 
     name = "offline"
+    context_window = 1_000_000
 
     def __init__(self, settings: ModelSettings | None = None) -> None:
         self.settings = settings or ModelSettings()

@@ -1,0 +1,186 @@
+"""The OpenAI-compatible provider: `/v1/chat/completions` over httpx.
+
+Works with OpenAI, Moonshot/Kimi, vLLM, Ollama, llama.cpp's server and any
+endpoint that speaks the chat-completions protocol. Transport failures are
+retried here and only here (see `tasks.llm.transport` for the policy); when a
+model's attempts are spent, the fallback models are tried in order. A call that
+fails for good raises a `ModelCallError` that is not retryable, so Prefect's
+task retries do not repeat what the client already repeated. Error messages
+name provider, model and status, never the API key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from tasks.artifacts import Usage
+from tasks.errors import ModelCallError
+from tasks.llm.base import ModelReply, ModelRequest, ModelSettings
+from tasks.llm.config import ProviderConfig
+from tasks.llm.session import ModelSession, model_session
+from tasks.llm.transport import breaker_for, is_retryable_status, wait_before_retry
+
+_json_mode_refused: set[str] = set()
+"""Endpoints that answered 400 to `response_format`; asked through the prompt only from then on."""
+
+
+class ModelUnavailable(ModelCallError):
+    """Every attempt at one model failed with a retryable error; a fallback model may still work."""
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """One HTTP attempt: a reply, or why there was none (and whether to try again)."""
+
+    reply: ModelReply | None = None
+    failure: str = ""
+    retry: bool = False
+    retry_after: str | None = None
+
+
+class OpenAICompatibleProvider:
+    """Answers `ModelRequest`s through an OpenAI-compatible chat-completions endpoint."""
+
+    def __init__(self, config: ProviderConfig, settings: ModelSettings | None = None) -> None:
+        self.config = config
+        self.name = config.name
+        self.context_window = config.context_window
+        self.settings = settings
+
+    async def complete(self, request: ModelRequest) -> ModelReply:
+        """Answer with the step's model, then each fallback model, until one answers."""
+        first = request.settings.model or self.config.model
+        fallbacks = request.settings.fallbacks or self.config.fallback_models
+        models = list(dict.fromkeys([first, *fallbacks]))
+        failures: list[str] = []
+        async with model_session() as session:
+            for model in models:
+                try:
+                    return await self._complete_with(session, model, request)
+                except ModelUnavailable as exc:
+                    failures.append(str(exc))
+        tried = ", ".join(repr(m) for m in models)
+        raise ModelCallError(f"provider {self.name!r}: no model answered ({tried}); last failure: {failures[-1]}")
+
+    async def _complete_with(self, session: ModelSession, model: str, request: ModelRequest) -> ModelReply:
+        retry = self.config.retry
+        breaker = breaker_for(self.config.base_url, retry)
+        last = ""
+        for attempt in range(retry.attempts):
+            if not breaker.allow():
+                raise ModelCallError(
+                    f"provider {self.name!r} model {model!r}: circuit breaker for {self._endpoint()} is open "
+                    f"after repeated failures; the next probe goes out in {breaker.retry_in():.0f} s"
+                )
+            outcome = await self._attempt(session, model, request)
+            if outcome.reply is not None:
+                breaker.record_success()
+                return outcome.reply
+            if not outcome.retry:
+                raise ModelCallError(outcome.failure)  # the request is wrong, not the endpoint: no breaker count
+            breaker.record_failure()
+            last = outcome.failure
+            if attempt + 1 < retry.attempts:
+                await asyncio.sleep(wait_before_retry(attempt, outcome.retry_after, retry))
+        raise ModelUnavailable(f"model {model!r} failed {retry.attempts} times; last: {last}")
+
+    async def _attempt(self, session: ModelSession, model: str, request: ModelRequest) -> _Outcome:
+        client = session.client(self.config)
+        body = self._body(model, request)
+        started = time.monotonic()
+        try:
+            async with session.limiter(self.config).slot():
+                started = time.monotonic()
+                response = await client.post(self._url(), json=body, headers=self._headers())
+        except httpx.TimeoutException as exc:
+            return _Outcome(failure=self._say(model, f"timed out ({type(exc).__name__})"), retry=True)
+        except httpx.TransportError as exc:
+            return _Outcome(failure=self._say(model, f"connection failed ({type(exc).__name__})"), retry=True)
+        latency = time.monotonic() - started
+        if response.status_code == 400 and "response_format" in body and "response_format" in response.text:
+            _json_mode_refused.add(self.config.base_url)
+            return await self._attempt(session, model, request)
+        if response.status_code != 200:
+            failure = self._say(
+                model, f"answered {response.status_code} {response.reason_phrase}: {self._snippet(response)}"
+            )
+            retryable = is_retryable_status(response.status_code)
+            return _Outcome(failure=failure, retry=retryable, retry_after=response.headers.get("retry-after"))
+        return self._read(model, response, latency)
+
+    def _read(self, model: str, response: httpx.Response, latency: float) -> _Outcome:
+        try:
+            envelope = response.json()
+            choice = envelope["choices"][0]
+            message = choice.get("message") or {}
+            text = message.get("content")
+            if text is None:
+                text = message.get("refusal") or ""
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            return _Outcome(
+                failure=self._say(model, "answered 200 with a body that is not a chat completion"), retry=True
+            )
+        usage = envelope.get("usage") or {}
+        prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        completion_tokens = int(usage.get("completion_tokens") or 0)
+        reply = ModelReply(
+            text=str(text),
+            provider=self.name,
+            model=str(envelope.get("model") or model),
+            usage=Usage(
+                calls=1,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                cost=self.config.cost(prompt_tokens, completion_tokens),
+                latency_seconds=latency,
+            ),
+            finish_reason=str(choice.get("finish_reason") or ""),
+        )
+        return _Outcome(reply=reply)
+
+    def _body(self, model: str, request: ModelRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "temperature": request.settings.temperature,
+            "max_tokens": request.settings.max_tokens,
+        }
+        mode = self.config.json_mode
+        if mode != "off" and self.config.base_url not in _json_mode_refused:
+            if mode == "json_schema":
+                schema = {"name": "answer", "schema": request.output_schema}
+                body["response_format"] = {"type": "json_schema", "json_schema": schema}
+            else:
+                body["response_format"] = {"type": "json_object"}
+        return body
+
+    def _url(self) -> str:
+        return self.config.base_url.rstrip("/") + "/chat/completions"
+
+    def _endpoint(self) -> str:
+        return self.config.base_url.rstrip("/")
+
+    def _headers(self) -> dict[str, str]:
+        key = self.config.api_key.get_secret_value() if self.config.api_key else ""
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def _say(self, model: str, what: str) -> str:
+        return f"provider {self.name!r} model {model!r} at {self._endpoint()} {what}"
+
+    def _snippet(self, response: httpx.Response, limit: int = 200) -> str:
+        """The start of an error body, with the API key removed should the server echo it."""
+        text = response.text.strip().replace("\n", " ")
+        try:
+            error = json.loads(text).get("error")
+            text = str(error.get("message") if isinstance(error, dict) else error or text)
+        except (ValueError, AttributeError):
+            pass
+        if self.config.api_key:
+            text = text.replace(self.config.api_key.get_secret_value(), "***")
+        return (text[:limit] + "…") if len(text) > limit else (text or "(empty body)")
