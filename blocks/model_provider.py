@@ -46,6 +46,11 @@ class ModelProviderBlock(Block):
     max_concurrency: int = Field(default=4, ge=1, description="Most calls in flight at once, across all flows.")
     requests_per_minute: int | None = Field(default=None, ge=1, description="Rate limit across all flows.")
     context_window: int = Field(default=128_000, ge=256, description="The model's context window in tokens.")
+    limit_scope: Literal["auto", "server", "process"] = Field(
+        default="auto",
+        description="Where the concurrency and rate limits hold: across the Prefect server (server), in one process "
+        "(process), or auto: server inside runs that use a configured Prefect API.",
+    )
     json_mode: Literal["json_object", "json_schema", "off"] = Field(
         default="json_object",
         description="How to ask for JSON: response_format json_object, json_schema, or the prompt only.",
@@ -69,6 +74,7 @@ class ModelProviderBlock(Block):
             requests_per_minute=self.requests_per_minute,
             context_window=self.context_window,
             json_mode=self.json_mode,
+            limit_scope=self.limit_scope,
             price_per_1k_prompt_tokens=self.price_per_1k_prompt_tokens,
             price_per_1k_completion_tokens=self.price_per_1k_completion_tokens,
         )

@@ -23,7 +23,7 @@ from pydantic import JsonValue
 from tasks.artifacts import Attempt, Usage
 from tasks.errors import ModelOutputError, PromptTooLarge
 from tasks.llm.base import Message, ModelProvider, ModelReply, ModelRequest, resolve_provider
-from tasks.parsing import Check, Reading, plain_text, read_answer, schema_problems
+from tasks.parsing import MAX_ANSWER_CHARS, Check, Reading, plain_text, read_answer, schema_problems
 from tasks.prompts import render, template_hashes
 from tasks.specs import ModelStepSpec
 
@@ -141,6 +141,8 @@ def _attempt(reply: ModelReply, reading: Reading, *, reasked: bool) -> Attempt:
 def _degraded(spec: ModelStepSpec, reply: ModelReply, schema: dict[str, Any]) -> dict[str, Any] | None:
     """The last answer as the step's one text field, when the definition allows degrading."""
     if spec.on_invalid != "degrade" or spec.degrade_field is None:
+        return None
+    if len(reply.text) > MAX_ANSWER_CHARS:
         return None
     text = plain_text(reply.text)
     payload = {spec.degrade_field: text}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from tasks.artifacts import Usage
 from tasks.errors import ModelCallError
 from tasks.llm import ModelReply, ModelRequest, OfflineProvider
 
@@ -76,3 +77,24 @@ class FlakyProvider(RecordingProvider):
             self.log.calls.append(Call(request.label, time.monotonic(), time.monotonic()))
             raise ModelCallError(f"{request.label}: scripted failure {count + 1}", retryable=self.retryable)
         return await super().complete(request)
+
+
+class ScriptedProvider:
+    """Answers with the given texts in order; records every request it got."""
+
+    name = "scripted"
+    context_window = 100_000
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = list(texts)
+        self.requests: list[ModelRequest] = []
+
+    async def complete(self, request: ModelRequest) -> ModelReply:
+        self.requests.append(request)
+        text = self.texts.pop(0) if self.texts else ""
+        return ModelReply(
+            text=text,
+            provider=self.name,
+            model="scripted-1",
+            usage=Usage(calls=1, prompt_tokens=10, completion_tokens=len(text) // 4),
+        )

@@ -294,7 +294,10 @@ def test_an_unknown_provider_fails_before_any_model_call(definitions: Path, mode
     text = (definitions / "quiz.yaml").read_text()
     (definitions / "quiz.yaml").write_text(text.replace("model:\n", "model:\n  provider: nowhere\n", 1))
 
-    with pytest.raises(ProviderNotFound, match=r"'nowhere' is neither registered nor a saved model provider block; registered providers are: .*offline"):
+    with pytest.raises(
+        ProviderNotFound,
+        match=r"'nowhere' is neither registered nor a saved model provider block; registered providers are: .*offline",
+    ):
         run_agent("quiz", definitions=definitions, topic="Tides")
     assert len(model_calls) == 0
 

@@ -12,6 +12,7 @@ server, from environment variables:
     AGENTFLOWS_LLM_REQUESTS_PER_MINUTE  rate limit (default: none)
     AGENTFLOWS_LLM_CONTEXT_WINDOW  the model's context window in tokens (default 128000)
     AGENTFLOWS_LLM_JSON_MODE       json_object (default), json_schema or off
+    AGENTFLOWS_LLM_LIMIT_SCOPE     auto (default), server or process: where the limits above hold
     AGENTFLOWS_LLM_PRICE_PROMPT / AGENTFLOWS_LLM_PRICE_COMPLETION   price per 1k tokens
 """
 
@@ -73,6 +74,9 @@ class ProviderConfig(BaseModel):
     max_concurrency: int = Field(default=4, ge=1, le=1000)
     requests_per_minute: int | None = Field(default=None, ge=1)
     context_window: int = Field(default=128_000, ge=256)
+    limit_scope: Literal["auto", "server", "process"] = "auto"
+    """Where `max_concurrency` and `requests_per_minute` hold: across the Prefect server's flows and
+    workers, in this process, or `auto` (see `tasks.llm.limits`)."""
     json_mode: Literal["json_object", "json_schema", "off"] = "json_object"
     """How to ask for JSON: OpenAI's `response_format` in either form, or only the prompt's instruction."""
     price_per_1k_prompt_tokens: float = Field(default=0.0, ge=0)
@@ -106,6 +110,7 @@ def config_from_env(environ: dict[str, str] | None = None) -> ProviderConfig:
         "requests_per_minute": get("REQUESTS_PER_MINUTE"),
         "context_window": get("CONTEXT_WINDOW"),
         "json_mode": get("JSON_MODE"),
+        "limit_scope": get("LIMIT_SCOPE"),
         "price_per_1k_prompt_tokens": get("PRICE_PROMPT"),
         "price_per_1k_completion_tokens": get("PRICE_COMPLETION"),
     }

@@ -1,11 +1,19 @@
-"""Concurrency and rate limits per model provider.
+"""Concurrency and rate limits per model provider, in one of two scopes.
 
-Inside a Prefect run, the limits are Prefect global concurrency limits named
-`agentflows-llm-<provider>` (concurrency) and `agentflows-llm-<provider>-rate`
-(requests per minute, as slot decay), so they hold across every flow and worker
-that talks to the same Prefect server. They are created or updated from the
-provider's settings on first use. Outside a Prefect run (a script calling the
-client directly) an in-process semaphore and pacing stand in.
+`server`: Prefect global concurrency limits named `agentflows-llm-<provider>`
+(concurrency) and `agentflows-llm-<provider>-rate` (requests per minute, as slot
+decay). They hold across every flow, process and worker that uses the same
+Prefect server, and are created or updated from the provider's settings on first
+use. Each call asks the server for a slot, so the server's database is on the
+path of every model call.
+
+`process`: a semaphore and request pacing shared by every flow running in this
+process (on one event loop), with no round trip.
+
+The default (`limit_scope: auto`) is `server` inside a Prefect run that talks to a
+configured Prefect API (`PREFECT_API_URL`), where workers in other processes may
+call the same provider, and `process` otherwise: an ephemeral Prefect server runs
+everything in this one process.
 """
 
 from __future__ import annotations
@@ -13,13 +21,17 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import ClassVar, Protocol
+from uuid import UUID
 
+import httpx
 from prefect import get_client
-from prefect.concurrency.asyncio import concurrency, rate_limit
+from prefect.client.orchestration import PrefectClient
 from prefect.context import FlowRunContext, TaskRunContext
+from prefect.settings import PREFECT_API_URL
 
 from tasks.llm.config import ProviderConfig
 
@@ -36,7 +48,14 @@ def limit_name(provider: str) -> str:
 
 
 class PrefectLimiter:
-    """Slots from Prefect global concurrency limits: shared by every process using the server."""
+    """Slots from Prefect global concurrency limits: shared by every process using the server.
+
+    It calls the server's slot endpoints itself rather than `prefect.concurrency`'s
+    `concurrency()`: inside task runs that helper took about 2 s per acquisition here
+    (Prefect 3.8.8; benchmarks/ shows the effect), far more than a model call's
+    overhead may be. A slot is held under a lease, so a process that dies holding one
+    frees it when the lease runs out.
+    """
 
     _ensured: ClassVar[dict[str, tuple[int, int | None]]] = {}
     """Limits already created or updated by this process, with the settings used."""
@@ -45,31 +64,51 @@ class PrefectLimiter:
         self.name = limit_name(config.name)
         self.max_concurrency = config.max_concurrency
         self.rpm = config.requests_per_minute
+        t, r = config.timeouts, config.retry
+        # Long enough for the slowest call the client allows; a dead holder's slot frees after it.
+        self.lease_seconds = max(60.0, t.connect + t.write + t.read + t.pool + r.retry_after_cap_seconds)
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        await self._ensure_limits()
-        if self.rpm:
-            await rate_limit(f"{self.name}-rate", strict=True)
-        async with concurrency(self.name, strict=True):
-            yield
+        async with get_client() as client:
+            await self._ensure_limits(client)
+            if self.rpm:
+                await _until_granted(lambda: client.increment_concurrency_slots([f"{self.name}-rate"], 1, "rate_limit"))
+            response = await _until_granted(
+                lambda: client.increment_concurrency_slots_with_lease([self.name], 1, "concurrency", self.lease_seconds)
+            )
+            lease = UUID(response.json()["lease_id"])
+            try:
+                yield
+            finally:
+                await client.release_concurrency_slots_with_lease(lease)
 
-    async def _ensure_limits(self) -> None:
+    async def _ensure_limits(self, client: PrefectClient) -> None:
         wanted = (self.max_concurrency, self.rpm)
         if PrefectLimiter._ensured.get(self.name) == wanted:
             return
-        async with get_client() as client:
-            await client.upsert_global_concurrency_limit_by_name(self.name, self.max_concurrency)
-            if self.rpm:
-                burst = max(1, self.rpm // 60)
-                await client.upsert_global_concurrency_limit_by_name(
-                    f"{self.name}-rate", burst, slot_decay_per_second=self.rpm / 60
-                )
+        await client.upsert_global_concurrency_limit_by_name(self.name, self.max_concurrency)
+        if self.rpm:
+            burst = max(1, self.rpm // 60)
+            await client.upsert_global_concurrency_limit_by_name(
+                f"{self.name}-rate", burst, slot_decay_per_second=self.rpm / 60
+            )
         PrefectLimiter._ensured[self.name] = wanted
 
 
-class LocalLimiter:
-    """An in-process semaphore and request pacing, for calls made outside a Prefect run."""
+async def _until_granted(request: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+    """Repeat a slot request while the server answers 423 (all slots taken), waiting as it says."""
+    while True:
+        try:
+            return await request()
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code != 423:
+                raise
+            await asyncio.sleep(min(float(exc.response.headers.get("retry-after") or 0.1), 5.0))
+
+
+class ProcessLimiter:
+    """A semaphore and request pacing shared by the flows of this process's event loop."""
 
     def __init__(self, config: ProviderConfig) -> None:
         self.semaphore = asyncio.Semaphore(config.max_concurrency)
@@ -87,6 +126,25 @@ class LocalLimiter:
             yield
 
 
-def in_prefect_run() -> bool:
-    """True inside a Prefect flow or task run (where the server's global limits apply)."""
-    return FlowRunContext.get() is not None or TaskRunContext.get() is not None
+_process_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, ProcessLimiter]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def limiter_for(config: ProviderConfig) -> Limiter:
+    """The limiter of `config` in its scope (see the module docstring)."""
+    if resolved_scope(config) == "server":
+        return PrefectLimiter(config)
+    by_key = _process_limiters.setdefault(asyncio.get_running_loop(), {})
+    key = config.model_dump_json(include={"name", "base_url", "max_concurrency", "requests_per_minute"})
+    if key not in by_key:
+        by_key[key] = ProcessLimiter(config)
+    return by_key[key]
+
+
+def resolved_scope(config: ProviderConfig) -> str:
+    """`server` or `process`: the configured scope, or what `auto` means here."""
+    if config.limit_scope != "auto":
+        return config.limit_scope
+    in_run = FlowRunContext.get() is not None or TaskRunContext.get() is not None
+    return "server" if in_run and PREFECT_API_URL.value() else "process"

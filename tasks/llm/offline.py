@@ -82,15 +82,17 @@ class OfflineProvider:
         self.settings = settings or ModelSettings()
 
     async def complete(self, request: ModelRequest) -> ModelReply:
-        seed = hashlib.sha256(
-            (request.label + json.dumps(request.context, sort_keys=True, default=str)).encode()
-        ).hexdigest()
-        writer = _Writer(request.context, random.Random(seed))
-        answer = writer.value(request.output_schema, "", 0, {})
+        answer = answer_for(request.output_schema, request.context, request.label)
         text = json.dumps(answer, ensure_ascii=False, indent=1)
         prompt_chars = sum(len(m.content) for m in request.messages)
         usage = Usage(calls=1, prompt_tokens=prompt_chars // 4 + 1, completion_tokens=len(text) // 4 + 1)
         return ModelReply(text=text, provider=self.name, model=MODEL_NAME, usage=usage, offline=True)
+
+
+def answer_for(schema: dict[str, Any], context: dict[str, Any], label: str) -> Any:
+    """The deterministic, schema-valid answer for `schema` given `context` (what `complete` returns, as data)."""
+    seed = hashlib.sha256((label + json.dumps(context, sort_keys=True, default=str)).encode()).hexdigest()
+    return _Writer(context, random.Random(seed)).value(schema, "", 0, {})
 
 
 class _Writer:

@@ -1,7 +1,7 @@
 """The HTTP connections and limiters model calls share while a run is in progress.
 
-A `ModelSession` keeps one `httpx.AsyncClient` (one connection pool) and one
-limiter per provider configuration. The pipeline opens a session for each flow
+A `ModelSession` keeps one `httpx.AsyncClient` (one connection pool) per
+provider configuration, and the limiter each configuration uses. The pipeline opens a session for each flow
 run, so every call of the run reuses the same connections, and closes it when
 the run ends; a call made outside any session gets a session of its own.
 """
@@ -15,7 +15,7 @@ from contextvars import ContextVar
 import httpx
 
 from tasks.llm.config import ProviderConfig
-from tasks.llm.limits import Limiter, LocalLimiter, PrefectLimiter, in_prefect_run
+from tasks.llm.limits import Limiter, limiter_for
 
 _current: ContextVar[ModelSession | None] = ContextVar("agentflows_model_session", default=None)
 
@@ -41,10 +41,10 @@ class ModelSession:
         return self.clients[key]
 
     def limiter(self, config: ProviderConfig) -> Limiter:
-        """The limiter of `config`: Prefect's global limits in a Prefect run, in-process otherwise."""
+        """The limiter of `config` in its scope (`tasks.llm.limits`)."""
         key = _key(config)
         if key not in self.limiters:
-            self.limiters[key] = PrefectLimiter(config) if in_prefect_run() else LocalLimiter(config)
+            self.limiters[key] = limiter_for(config)
         return self.limiters[key]
 
     async def close(self) -> None:

@@ -1,0 +1,167 @@
+"""A fake OpenAI-compatible server: a real HTTP server on loopback, scriptable per request.
+
+Each request to `/v1/chat/completions` takes the next scripted `Reply` for its
+model (or for any model), else a default reply: a chat completion whose content
+is a schema-valid JSON answer to the schema the prompt carries, written by the
+offline provider's writer around the first «user text» in the prompt. Every
+request is recorded with its body and its start and end times, so tests can
+count calls and see which ones overlapped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from tasks.llm.offline import answer_for
+
+_SCHEMA = re.compile(r"```json\n(.*?)\n```", re.DOTALL)
+_USER_TEXT = re.compile(r"«([^»]*)»")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer: status, headers, body (a chat completion around `content` by default) and delay."""
+
+    content: str | None = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str | None = None
+    """Raw body; overrides `content`."""
+    delay: float = 0.0
+    usage: tuple[int, int] = (120, 80)
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request the server got."""
+
+    model: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+    started: float
+    ended: float
+
+
+class FakeLLM:
+    """The server; use as a context manager or call `close()`."""
+
+    def __init__(self, latency: float = 0.0) -> None:
+        self.latency = latency
+        self.received: list[Received] = []
+        self._scripts: dict[str | None, deque[Reply]] = {}
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.server.daemon_threads = True
+        self.server.block_on_close = False  # type: ignore[attr-defined]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def script(self, *replies: Reply, model: str | None = None) -> None:
+        """Queue replies for `model` (or for any model)."""
+        with self._lock:
+            self._scripts.setdefault(model, deque()).extend(replies)
+
+    def models(self) -> list[str]:
+        return [r.model for r in self.received]
+
+    def max_overlap(self) -> int:
+        """Most requests that were in flight at the same moment."""
+        events = sorted([(r.started, 1) for r in self.received] + [(r.ended, -1) for r in self.received])
+        current = peak = 0
+        for _, step in events:
+            current += step
+            peak = max(peak, current)
+        return peak
+
+    def close(self) -> None:
+        self._closing.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> FakeLLM:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def next_reply(self, model: str, body: dict[str, Any]) -> Reply:
+        with self._lock:
+            for key in (model, None):
+                queue = self._scripts.get(key)
+                if queue:
+                    return queue.popleft()
+        return Reply(content=json.dumps(default_answer(body)), delay=self.latency)
+
+    def wait(self, seconds: float) -> None:
+        self._closing.wait(seconds)
+
+
+def default_answer(body: dict[str, Any]) -> Any:
+    """A schema-valid answer to the schema in the last user message, about the first «user text»."""
+    prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
+    schemas = _SCHEMA.findall(prompt)
+    schema = json.loads(schemas[-1]) if schemas else {"type": "object", "properties": {}}
+    topic = next(iter(_USER_TEXT.findall(prompt)), "the subject")
+    return answer_for(schema, {"inputs": {"topic": topic}}, prompt[-200:])
+
+
+def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            started = time.monotonic()
+            length = int(self.headers.get("content-length") or 0)
+            body = json.loads(self.rfile.read(length) or b"{}")
+            model = str(body.get("model", ""))
+            reply = fake.next_reply(model, body)
+            if reply.delay:
+                fake.wait(reply.delay)
+            with contextlib.suppress(OSError):  # the client gave up (a timeout test): nothing to send to
+                self._send(reply, model)
+            with fake._lock:
+                fake.received.append(Received(model, body, dict(self.headers), started, time.monotonic()))
+
+        def _send(self, reply: Reply, model: str) -> None:
+            if reply.body is not None:
+                payload = reply.body.encode()
+            else:
+                prompt_tokens, completion_tokens = reply.usage
+                payload = json.dumps(
+                    {
+                        "id": "chatcmpl-fake",
+                        "object": "chat.completion",
+                        "model": model,
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": reply.content or ""},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+                    }
+                ).encode()
+            self.send_response(reply.status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler

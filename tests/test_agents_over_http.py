@@ -1,0 +1,115 @@
+"""Every shipped agent through the real OpenAI-compatible client, against the fake server.
+
+The provider is configured the way a user without a Prefect server does it:
+`AGENTFLOWS_LLM_*` environment variables. Runs happen on the Prefect test server,
+so the per-provider limit is a Prefect global concurrency limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect import get_client
+
+from flows import run_agent
+from tasks.llm.limits import limit_name
+from tasks.llm.transport import reset_breakers
+from tasks.storage import open_store
+from tests.conftest import SHIPPED_AGENTS
+from tests.fake_llm import FakeLLM, Reply
+from tests.test_flows import INPUTS
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+PRICES = {"AGENTFLOWS_LLM_PRICE_PROMPT": "0.5", "AGENTFLOWS_LLM_PRICE_COMPLETION": "1.5"}
+COST_PER_CALL = 120 * 0.5 / 1000 + 80 * 1.5 / 1000  # the fake server reports 120 + 80 tokens a call
+
+
+@pytest.fixture
+def fake_llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLM]:
+    reset_breakers()
+    with FakeLLM() as fake:
+        monkeypatch.setenv("AGENTFLOWS_LLM_BASE_URL", fake.base_url)
+        monkeypatch.setenv("AGENTFLOWS_LLM_MODEL", "fake-model")
+        monkeypatch.setenv("AGENTFLOWS_LLM_API_KEY", "sk-fake-key-for-tests")
+        # The test server is SQLite-backed: server-scoped slots wait on its database (see tasks.llm.limits).
+        monkeypatch.setenv("AGENTFLOWS_LLM_LIMIT_SCOPE", "process")
+        for name, value in PRICES.items():
+            monkeypatch.setenv(name, value)
+        yield fake
+    reset_breakers()
+
+
+@pytest.mark.parametrize("agent", SHIPPED_AGENTS)
+def test_every_shipped_agent_runs_against_an_openai_compatible_server(agent: str, fake_llm: FakeLLM) -> None:
+    result = run_agent(agent, **INPUTS[agent])
+
+    assert result.offline is False
+    assert result.model_calls == len(fake_llm.received) == len(result.steps) - 2
+    assert set(fake_llm.models()) == {"fake-model"}
+    lineage = open_store().get(result.content_id).metadata["lineage"]
+    model_steps = [p for p in lineage if p["step"] in ("decide", "generate")]
+    assert len(model_steps) == result.model_calls
+    for provenance in model_steps:
+        assert (provenance["provider"], provenance["model"], provenance["offline"]) == ("openai", "fake-model", False)
+        usage = provenance["usage"]
+        assert (usage["prompt_tokens"], usage["completion_tokens"], usage["calls"]) == (120, 80, 1)
+        assert usage["cost"] == pytest.approx(COST_PER_CALL)
+        assert provenance["attempts"][0]["method"] == "strict"
+    page = Path(result.location.removeprefix("file://")).read_text()
+    assert "no language model was called" not in page
+
+
+def test_user_inputs_reach_the_model_as_delimited_data(fake_llm: FakeLLM) -> None:
+    run_agent("ebook", topic="Tides\u200b and\u202e moons", chapters=1)
+
+    prompt = fake_llm.received[0].body["messages"][1]["content"]
+    assert "«Tides and moons»" in prompt  # zero-width and bidi-override characters removed, text delimited
+    assert "Answer with one JSON object, and nothing else, that matches this JSON Schema" in prompt
+
+
+def test_a_bad_answer_is_reasked_and_every_attempt_is_kept(fake_llm: FakeLLM) -> None:
+    fake_llm.script(Reply(content="Sure! Here is your outline: chapter one, chapter two."))
+
+    result = run_agent("ebook", topic="Glaciers", chapters=1)
+
+    decide = open_store().get(result.content_id).metadata["lineage"][0]
+    assert [a["method"] for a in decide["attempts"]] == [None, "reasked+strict"]
+    assert decide["attempts"][0]["error"].startswith("the answer holds no JSON object")
+    assert decide["usage"]["calls"] == 2
+    reask = fake_llm.received[1].body["messages"]
+    assert [m["role"] for m in reask] == ["system", "user", "assistant", "user"]
+
+
+@pytest.mark.parametrize("scope", ["process", "server"])
+def test_the_provider_concurrency_limit_holds(fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch, scope: str) -> None:
+    monkeypatch.setenv("AGENTFLOWS_LLM_MAX_CONCURRENCY", "2")
+    monkeypatch.setenv("AGENTFLOWS_LLM_LIMIT_SCOPE", scope)
+    fake_llm.latency = 0.3
+
+    run_agent("ebook", topic="Rivers", chapters=4)  # generate would make 4 calls at once without the limit
+
+    assert fake_llm.max_overlap() == 2
+
+
+def test_server_scope_is_a_prefect_global_concurrency_limit(fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTFLOWS_LLM_MAX_CONCURRENCY", "3")
+    monkeypatch.setenv("AGENTFLOWS_LLM_REQUESTS_PER_MINUTE", "600")
+    monkeypatch.setenv("AGENTFLOWS_LLM_LIMIT_SCOPE", "auto")  # a configured API inside a run: server scope
+
+    run_agent("quiz", topic="Rivers", questions=1)
+
+    async def limits() -> tuple[Any, Any]:
+        async with get_client() as client:
+            name = limit_name("openai")
+            return (
+                await client.read_global_concurrency_limit_by_name(name),
+                await client.read_global_concurrency_limit_by_name(f"{name}-rate"),
+            )
+
+    concurrency, rate = asyncio.run(limits())
+    assert concurrency.limit == 3 and concurrency.active_slots == 0
+    assert rate.slot_decay_per_second == 10.0

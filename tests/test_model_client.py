@@ -1,0 +1,215 @@
+"""The OpenAI-compatible client against a real HTTP server on loopback (no mocked httpx).
+
+Transport behaviour: Retry-After, 5xx retries, read timeouts, fallback models,
+4xx failing at once without leaking the key, the circuit breaker, JSON mode,
+usage and cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+from pydantic import SecretStr
+
+from tasks.errors import ConfigurationError, ModelCallError
+from tasks.llm import Message, ModelReply, ModelRequest, ModelSettings
+from tasks.llm.config import ProviderConfig, RetrySettings, Timeouts, config_from_env
+from tasks.llm.openai import OpenAICompatibleProvider
+from tasks.llm.transport import backoff_delay, reset_breakers, retry_after_seconds
+from tests.fake_llm import FakeLLM, Reply
+
+SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+KEY = "sk-test-NOT-A-REAL-KEY-1234567890"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeLLM]:
+    reset_breakers()
+    with FakeLLM() as server:
+        yield server
+    reset_breakers()
+
+
+def error(status: int, message: str = "boom", **headers: str) -> Reply:
+    return Reply(status=status, body=json.dumps({"error": {"message": message}}), headers=headers)
+
+
+def provider(fake: FakeLLM, retry: dict[str, float] | None = None, **overrides: object) -> OpenAICompatibleProvider:
+    """A provider for the fake server with fast backoff; `retry` overrides retry settings."""
+    retry_settings = {"attempts": 4, "backoff_seconds": 0.01, "backoff_cap_seconds": 0.05, **(retry or {})}
+    values = {"name": "fake", "base_url": fake.base_url, "model": "main", "retry": retry_settings, **overrides}
+    return OpenAICompatibleProvider(ProviderConfig.model_validate(values))
+
+
+def ask(p: OpenAICompatibleProvider, **settings: object) -> ModelReply:
+    request = ModelRequest(
+        label="test/decide",
+        messages=(Message(role="user", content="Say hello as JSON."),),
+        settings=ModelSettings(provider="fake", **settings),  # type: ignore[arg-type]
+        output_schema=SCHEMA,
+    )
+    return asyncio.run(p.complete(request))
+
+
+def test_429_with_retry_after_waits_that_long_then_succeeds(fake: FakeLLM) -> None:
+    fake.script(error(429, "slow down", **{"Retry-After": "2"}), Reply(content='{"answer": "hi"}'))
+
+    reply = ask(provider(fake))
+
+    assert reply.text == '{"answer": "hi"}'
+    first, second = fake.received
+    assert second.started - first.ended >= 1.9  # the server asked for 2 s; backoff alone is at most 0.05 s
+
+
+def test_three_500s_then_success(fake: FakeLLM) -> None:
+    fake.script(error(500), error(502), error(503), Reply(content='{"answer": "ok"}'))
+
+    reply = ask(provider(fake))
+
+    assert reply.text == '{"answer": "ok"}'
+    assert len(fake.received) == 4
+
+
+def test_a_hung_response_hits_the_read_timeout(fake: FakeLLM) -> None:
+    fake.script(Reply(content='{"answer": "late"}', delay=30))
+    started = time.monotonic()
+
+    with pytest.raises(ModelCallError, match=r"timed out \(ReadTimeout\)"):
+        ask(provider(fake, timeouts=Timeouts(read=0.3), retry={"attempts": 1}))
+
+    assert time.monotonic() - started < 10
+
+
+def test_a_permanent_429_exhausts_attempts_then_uses_the_fallback_model(fake: FakeLLM) -> None:
+    fake.script(*[error(429, "quota")] * 3, model="main")
+    fake.script(Reply(content='{"answer": "from backup"}'), model="backup")
+
+    reply = ask(provider(fake, retry={"attempts": 3}, fallback_models=("backup",)))
+
+    assert fake.models() == ["main", "main", "main", "backup"]
+    assert reply.model == "backup" and reply.text == '{"answer": "from backup"}'
+
+
+def test_a_step_can_name_its_own_fallbacks(fake: FakeLLM) -> None:
+    fake.script(*[error(503)] * 2, model="main")
+
+    reply = ask(provider(fake, retry={"attempts": 2}, fallback_models=("ignored",)), fallbacks=("step-backup",))
+
+    assert fake.models() == ["main", "main", "step-backup"] and reply.model == "step-backup"
+
+
+def test_401_fails_at_once_and_the_error_never_shows_the_key(fake: FakeLLM) -> None:
+    fake.script(error(401, f"Incorrect API key provided: {KEY}"))
+
+    with pytest.raises(ModelCallError) as caught:
+        ask(provider(fake, api_key=SecretStr(KEY), fallback_models=("backup",)))
+
+    message = str(caught.value)
+    assert "provider 'fake' model 'main'" in message and "401" in message
+    assert KEY not in message and "***" in message
+    assert len(fake.received) == 1  # no retry, no fallback
+    assert fake.received[0].headers["Authorization"] == f"Bearer {KEY}"
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 422])
+def test_other_client_errors_fail_at_once(fake: FakeLLM, status: int) -> None:
+    fake.script(error(status, "bad request"))
+
+    with pytest.raises(ModelCallError, match=rf"answered {status} "):
+        ask(provider(fake))
+
+    assert len(fake.received) == 1
+
+
+def test_the_breaker_opens_fails_fast_and_closes_after_a_good_probe(fake: FakeLLM) -> None:
+    p = provider(fake, retry={"attempts": 3, "breaker_threshold": 3, "breaker_reset_seconds": 0.5})
+    fake.script(*[error(500)] * 3)
+
+    with pytest.raises(ModelCallError, match="no model answered"):
+        ask(p)
+    with pytest.raises(ModelCallError, match=r"circuit breaker .* is open"):
+        ask(p)
+    assert len(fake.received) == 3  # the second call never reached the server
+
+    time.sleep(0.6)
+    assert ask(p).text  # the probe succeeds (default reply) and closes the breaker
+    assert ask(p).text
+    assert len(fake.received) == 5
+
+
+def test_json_mode_is_asked_for_and_dropped_when_the_endpoint_refuses_it(fake: FakeLLM) -> None:
+    fake.script(error(400, "unknown field: response_format"), Reply(content='{"answer": "plain"}'))
+
+    reply = ask(provider(fake, base_url=fake.base_url + "/"))  # a distinct endpoint for the refusal memory
+
+    first, second = fake.received
+    assert first.body["response_format"] == {"type": "json_object"}
+    assert "response_format" not in second.body
+    assert reply.text == '{"answer": "plain"}'
+
+
+def test_json_schema_mode_sends_the_schema(fake: FakeLLM) -> None:
+    ask(provider(fake, json_mode="json_schema"))
+
+    assert fake.received[0].body["response_format"]["json_schema"]["schema"] == SCHEMA
+
+
+def test_usage_cost_and_latency_are_recorded(fake: FakeLLM) -> None:
+    fake.script(Reply(content='{"answer": "x"}', usage=(1000, 500), delay=0.2))
+
+    reply = ask(provider(fake, price_per_1k_prompt_tokens=0.5, price_per_1k_completion_tokens=2.0))
+
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens, reply.usage.calls) == (1000, 500, 1)
+    assert reply.usage.cost == pytest.approx(0.5 + 1.0)
+    assert reply.usage.latency_seconds >= 0.2
+
+
+def test_a_200_that_is_not_a_chat_completion_is_retried(fake: FakeLLM) -> None:
+    fake.script(Reply(body="<html>proxy error</html>"), Reply(content='{"answer": "fine"}'))
+
+    assert ask(provider(fake)).text == '{"answer": "fine"}'
+    assert len(fake.received) == 2
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    soon = datetime.now(UTC) + timedelta(seconds=30)
+
+    assert retry_after_seconds("2") == 2.0
+    assert retry_after_seconds("0.5") == 0.5
+    assert 28 <= (retry_after_seconds(format_datetime(soon, usegmt=True)) or 0) <= 30
+    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+
+
+def test_backoff_is_full_jitter_under_a_cap() -> None:
+    settings = RetrySettings(backoff_seconds=1.0, backoff_cap_seconds=5.0)
+    rng = random.Random(7)
+
+    delays = [backoff_delay(retry, settings, rng) for retry in range(8) for _ in range(50)]
+
+    assert all(0 <= d <= 5.0 for d in delays)
+    assert min(delays) < 0.1 and max(delays) > 4.0  # spread over the whole range, capped
+
+
+def test_environment_configuration() -> None:
+    config = config_from_env(
+        {
+            "AGENTFLOWS_LLM_BASE_URL": "http://localhost:8000/v1",
+            "AGENTFLOWS_LLM_API_KEY": KEY,
+            "AGENTFLOWS_LLM_MODEL": "qwen",
+            "AGENTFLOWS_LLM_FALLBACK_MODELS": "a, b",
+            "AGENTFLOWS_LLM_MAX_CONCURRENCY": "8",
+        }
+    )
+    assert (config.model, config.fallback_models, config.max_concurrency) == ("qwen", ("a", "b"), 8)
+    assert KEY not in repr(config)
+    with pytest.raises(ConfigurationError, match="AGENTFLOWS_LLM_MAX_CONCURRENCY is invalid"):
+        config_from_env({"AGENTFLOWS_LLM_BASE_URL": "http://x/v1", "AGENTFLOWS_LLM_MAX_CONCURRENCY": "lots"})
+    with pytest.raises(ConfigurationError, match="AGENTFLOWS_LLM_BASE_URL is not set"):
+        config_from_env({})
