@@ -50,11 +50,13 @@ def limit_name(provider: str) -> str:
 class PrefectLimiter:
     """Slots from Prefect global concurrency limits: shared by every process using the server.
 
-    It calls the server's slot endpoints itself rather than `prefect.concurrency`'s
-    `concurrency()`: inside task runs that helper took about 2 s per acquisition here
-    (Prefect 3.8.8; benchmarks/ shows the effect), far more than a model call's
-    overhead may be. A slot is held under a lease, so a process that dies holding one
-    frees it when the lease runs out.
+    It calls the server's slot endpoints with the run's own client instead of
+    `prefect.concurrency.asyncio.concurrency()`, which adds a lease-renewal thread
+    and a queue service per limit. A slot is held under a lease long enough for the
+    slowest call the client allows, so a process that dies holding one frees it
+    when the lease runs out. On a SQLite-backed Prefect server each slot request
+    can wait for the database while other runs write (about 2 s per request was
+    seen with four concurrent task runs); production servers use PostgreSQL.
     """
 
     _ensured: ClassVar[dict[str, tuple[int, int | None]]] = {}
