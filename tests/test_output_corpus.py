@@ -25,7 +25,7 @@ import pytest
 
 from tasks.artifacts import Draft
 from tasks.builders import check_draft
-from tasks.errors import ModelOutputError
+from tasks.errors import ModelOutputError, PromptTooLarge
 from tasks.llm import OfflineProvider, register_provider
 from tasks.parsing import schema_problems
 from tasks.specs import GenerateSpec
@@ -228,3 +228,20 @@ def test_a_rejection_names_the_call_and_the_problem() -> None:
         "the answer holds no JSON object (it begins \"I'm sorry, but I can't help with that request.\"); "
         "answer with one JSON object"
     )
+
+
+def test_a_prompt_over_the_context_window_is_refused_before_any_call() -> None:
+    provider = ScriptedProvider([GOOD])
+    provider.context_window = 600  # the quiz prompt plus 800 answer tokens cannot fit
+    register_provider("scripted", lambda settings: provider)
+    run = run_of("quiz")
+    key = run.plan.items[0].key
+    try:
+        with pytest.raises(
+            PromptTooLarge, match=rf"^quiz/generate/{key}: the prompt needs about [\d,]+ tokens plus 800"
+        ):
+            asyncio.run(write_draft(spec_for(CASES[0], "scripted"), run.inputs, CONTEXT, run.plan, key))
+    finally:
+        register_provider("offline", OfflineProvider)
+
+    assert provider.requests == []
