@@ -139,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.summary(), indent=2))
         return 0
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     note = " (offline provider: no language model was called)" if result.offline else ""
     print(f"{result.title!r}: {result.model_calls} model calls, {result.cache_hits} cached steps{note}")
     print(f"content id {result.content_id}")

@@ -68,7 +68,9 @@ async def _run_steps(
         for item, state in zip(plan.items, states, strict=True)
     ]
     cached = sum(1 for r in reports if r.step == "generate" and r.cached)
-    emit(ProgressEvent(agent, "generate", "done", f"{len(drafts)} drafts ({cached} from cache)"))
+    flagged = sum(1 for d in drafts if d.provenance.warnings)
+    note = f", {flagged} with warnings" if flagged else ""
+    emit(ProgressEvent(agent, "generate", "done", f"{len(drafts)} drafts ({cached} from cache{note})"))
 
     emit(ProgressEvent(agent, "build", "started"))
     built = await _finish(
@@ -102,10 +104,14 @@ async def _finish(agent: str, step: Step, label: str, state: State[Any], reports
     if state.is_failed() or state.is_crashed() or state.is_cancelled():
         emit(ProgressEvent(agent, step, "failed", f"{label}: {state.message or state.name}"))
     result = await state.aresult()
-    usage = result.provenance.usage if isinstance(result, Plan | Draft) else None
-    reports.append(
-        StepReport(step=step, label=label, cached=state.name == "Cached", **({"usage": usage} if usage else {}))
-    )
+    cached = state.name == "Cached"
+    if isinstance(result, Plan | Draft):
+        report = StepReport(
+            step=step, label=label, cached=cached, usage=result.provenance.usage, warnings=result.provenance.warnings
+        )
+    else:
+        report = StepReport(step=step, label=label, cached=cached)
+    reports.append(report)
     return result
 
 

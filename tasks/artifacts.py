@@ -204,6 +204,7 @@ class StepReport(Frozen):
     label: str
     cached: bool
     usage: Usage = Usage()
+    warnings: tuple[str, ...] = ()
 
 
 class AgentResult(Frozen):
@@ -226,6 +227,11 @@ class AgentResult(Frozen):
         return sum(s.usage.calls for s in self.steps if not s.cached)
 
     @property
+    def warnings(self) -> list[str]:
+        """What a reader should know about this run's artifacts, e.g. a draft degraded to plain text."""
+        return [f"{s.label}: {w}" for s in self.steps for w in s.warnings]
+
+    @property
     def cache_hits(self) -> int:
         """Tasks of this run served from the cache."""
         return sum(1 for s in self.steps if s.cached)
@@ -235,6 +241,7 @@ class AgentResult(Frozen):
         data = self.model_dump(mode="json")
         data["model_calls"] = self.model_calls
         data["cache_hits"] = self.cache_hits
+        data["warnings"] = self.warnings
         return data
 
 

@@ -28,7 +28,9 @@ _USER_TEXT = re.compile(r"«([^»]*)»")
 
 @dataclass(frozen=True)
 class Reply:
-    """One scripted answer: status, headers, body (a chat completion around `content` by default) and delay."""
+    """One scripted answer: status, headers, body (a chat completion around `content` by default) and delay.
+
+    `Reply()` with no content or body is the default answer, so a script can let some calls through."""
 
     content: str | None = None
     status: int = 200
@@ -102,7 +104,10 @@ class FakeLLM:
             for key in (model, None):
                 queue = self._scripts.get(key)
                 if queue:
-                    return queue.popleft()
+                    reply = queue.popleft()
+                    if reply.content is None and reply.body is None and reply.status == 200:
+                        return Reply(content=json.dumps(default_answer(body)), delay=reply.delay, usage=reply.usage)
+                    return reply
         return Reply(content=json.dumps(default_answer(body)), delay=self.latency)
 
     def wait(self, seconds: float) -> None:

@@ -84,6 +84,19 @@ def test_a_bad_answer_is_reasked_and_every_attempt_is_kept(fake_llm: FakeLLM) ->
     assert [m["role"] for m in reask] == ["system", "user", "assistant", "user"]
 
 
+def test_a_degraded_draft_is_flagged_in_the_run_result(fake_llm: FakeLLM, definitions: Path) -> None:
+    yaml = definitions / "ebook.yaml"
+    yaml.write_text(yaml.read_text().replace("    concurrency: 4\n", "    concurrency: 4\n    on_invalid: degrade\n"))
+    fake_llm.script(Reply(), *[Reply(content="Glaciers are slow rivers of ice.")] * 3)  # decide, then generate x3
+
+    result = run_agent("ebook", definitions=definitions, topic="Glaciers", chapters=1)
+
+    assert len(result.warnings) == 1
+    assert result.warnings[0].startswith("generate 01-")
+    assert "degraded: no answer fit the schema after 3 attempts" in result.warnings[0]
+    assert "Glaciers are slow rivers of ice." in Path(result.files["index.md"].removeprefix("file://")).read_text()
+
+
 @pytest.mark.parametrize("scope", ["process", "server"])
 def test_the_provider_concurrency_limit_holds(fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch, scope: str) -> None:
     monkeypatch.setenv("AGENTFLOWS_LLM_MAX_CONCURRENCY", "2")
