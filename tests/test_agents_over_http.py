@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from prefect import get_client
 
+from blocks.model_provider import ModelProviderBlock
 from flows import run_agent
 from tasks.llm.limits import limit_name
 from tasks.llm.transport import reset_breakers
@@ -126,3 +127,18 @@ def test_server_scope_is_a_prefect_global_concurrency_limit(fake_llm: FakeLLM, m
     concurrency, rate = asyncio.run(limits())
     assert concurrency.limit == 3 and concurrency.active_slots == 0
     assert rate.slot_decay_per_second == 10.0
+
+
+def test_a_definition_can_name_a_saved_provider_block(fake_llm: FakeLLM, definitions: Path) -> None:
+    ModelProviderBlock(
+        base_url=fake_llm.base_url, model="block-model", price_per_1k_prompt_tokens=1.0, limit_scope="process"
+    ).save("fake-endpoint", overwrite=True)
+    yaml = definitions / "quiz.yaml"
+    yaml.write_text(yaml.read_text().replace("model:\n", "model:\n  provider: fake-endpoint\n", 1))
+
+    result = run_agent("quiz", definitions=definitions, topic="Tides", questions=1)
+
+    assert set(fake_llm.models()) == {"block-model"}
+    lineage = open_store().get(result.content_id).metadata["lineage"]
+    assert lineage[0]["provider"] == "fake-endpoint"
+    assert lineage[0]["usage"]["cost"] == pytest.approx(120 / 1000)
