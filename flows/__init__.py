@@ -3,6 +3,7 @@
     from flows import run_agent, load_agents
     load_agents()                       # every definition, validated
     run_agent("ebook", topic="Tides")   # AgentResult: ids, location, model calls
+    route("a lesson on tides with a quiz")  # Manifest: one component per agent the request asks for
 
 Names are imported on first use, so `agentflows validate` does not pay for
 importing Prefect.
@@ -16,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from flows.api import agent_flow, run_agent, run_agent_async
     from flows.catalog import AgentCatalog, load_agents
-    from flows.errors import AgentNotFound, DefinitionError, InputError
+    from flows.errors import AgentNotFound, DefinitionError, InputError, RoutingError
+    from flows.router import route, route_async
     from tasks.artifacts import AgentResult
+    from tasks.manifest import Manifest
 
 _EXPORTS = {
     "run_agent": "flows.api",
@@ -29,6 +32,10 @@ _EXPORTS = {
     "DefinitionError": "flows.errors",
     "InputError": "flows.errors",
     "AgentResult": "tasks.artifacts",
+    "route": "flows.router",
+    "route_async": "flows.router",
+    "Manifest": "tasks.manifest",
+    "RoutingError": "flows.errors",
 }
 __all__ = [
     "AgentCatalog",
@@ -36,8 +43,12 @@ __all__ = [
     "AgentResult",
     "DefinitionError",
     "InputError",
+    "Manifest",
+    "RoutingError",
     "agent_flow",
     "load_agents",
+    "route",
+    "route_async",
     "run_agent",
     "run_agent_async",
 ]

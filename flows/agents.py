@@ -1,8 +1,9 @@
-"""Every agent in the definitions folder as a module-level flow.
+"""Every agent in the definitions folder, and the router, as module-level flows.
 
-Deployments point at these names (`flows/agents.py:ebook`); Prefect imports
-this module and reads each flow's parameter schema from its signature. A new
-YAML file in the definitions folder adds a name here with no code change.
+Deployments point at these names (`flows/agents.py:ebook`, `flows/agents.py:router`);
+Prefect imports this module and reads each flow's parameter schema from its
+signature. A new YAML file in the definitions folder adds a name here, and a
+content type to the router, with no code change.
 """
 
 from __future__ import annotations
@@ -13,8 +14,12 @@ from prefect import Flow
 
 from flows.catalog import load_agents
 from flows.compiler import compile_agent
+from flows.definition import ROUTER_NAME
+from flows.router import compile_router
 
-FLOWS: dict[str, Flow[..., Any]] = {name: compile_agent(agent) for name, agent in load_agents().items()}
+_catalog = load_agents()
+FLOWS: dict[str, Flow[..., Any]] = {name: compile_agent(agent) for name, agent in _catalog.items()}
+FLOWS[ROUTER_NAME] = compile_router(_catalog)
 globals().update(FLOWS)
 
 __all__ = sorted(FLOWS)  # pyright: ignore[reportUnsupportedDunderAll]

@@ -41,6 +41,9 @@ class AgentCatalog(Mapping[str, LoadedAgent]):
         except KeyError:
             raise AgentNotFound(name, self.agents) from None
 
+    def __contains__(self, name: object) -> bool:
+        return name in self.agents
+
     def __iter__(self) -> Iterator[str]:
         return iter(self.agents)
 

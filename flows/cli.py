@@ -3,6 +3,7 @@
     agentflows list                          the agents and what they make
     agentflows validate [PATH ...]           check definitions; exit 1 on any problem
     agentflows run AGENT -p k=v … [--refresh] [--json]
+    agentflows route "REQUEST" [--type AGENT …] [--json]   several agents from one request
     agentflows show CONTENT_ID [--json]      a stored content, its files and lineage
     agentflows contents [--type T]           the newest stored contents
 
@@ -80,6 +81,18 @@ def parser() -> argparse.ArgumentParser:
     )
     cmd.set_defaults(command=run)
 
+    cmd = sub.add_parser("route", help="turn one free-text request into several kinds of content")
+    cmd.add_argument("request", help='what to make, e.g. "a lesson on tides for 8th grade with a quiz"')
+    cmd.add_argument(
+        "--type", dest="content_types", action="append", metavar="AGENT", help="run this agent; repeat for several"
+    )
+    cmd.add_argument("--audience", help="who the content is for")
+    cmd.add_argument("--language", help="language to write in")
+    cmd.add_argument("--level", help='level of the audience, e.g. "8th grade"')
+    cmd.add_argument("--refresh", action="store_true", help="ignore cached step results and call the model again")
+    cmd.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    cmd.set_defaults(command=route)
+
     cmd = sub.add_parser("show", help="show a stored content, its files and its lineage")
     cmd.add_argument("content_id", metavar="CONTENT_ID", help="id (or unique prefix) printed by `run`")
     cmd.add_argument("--json", action="store_true", help="print JSON")
@@ -146,6 +159,32 @@ def run(args: argparse.Namespace) -> int:
     print(f"content id {result.content_id}")
     print(f"wrote {result.location}")
     return 0
+
+
+def route(args: argparse.Namespace) -> int:
+    _quiet_prefect()
+    from flows.progress import listening
+    from flows.router import route as route_request
+
+    with listening(lambda event: print(f"  {event}", file=sys.stderr)):
+        manifest = route_request(
+            args.request,
+            content_types=args.content_types,
+            audience=args.audience,
+            language=args.language,
+            level=args.level,
+            refresh=args.refresh,
+            definitions=args.definitions,
+        )
+    if args.json:
+        print(manifest.model_dump_json(indent=2))
+    else:
+        print(f"{manifest.status}: {len(manifest.components)} components, routed by {manifest.route}")
+        for c in manifest.components:
+            outcome = c.location if c.status == "completed" else f"FAILED {c.error}"
+            print(f"  {c.agent:<14} {c.seconds:6.1f} s  {c.name}\n  {'':<14}          {outcome}")
+        print(f"manifest {manifest.content_id}: {manifest.location}")
+    return 0 if manifest.status == "completed" else 1
 
 
 def show(args: argparse.Namespace) -> int:

@@ -25,9 +25,10 @@ from flows.loader import LoadedAgent, degrade_field
 from flows.pipeline import run_pipeline
 from tasks import steps
 from tasks.settings import current_settings
-from tasks.specs import BuildSpec, DecideSpec, GenerateSpec
+from tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
 
 REFRESH_HELP = "Ignore cached step results and call the model again."
+CONTEXT_HELP = "The free-text request this run serves (the router sets it); prompts see it as context.request."
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,8 @@ def compile_agent(agent: LoadedAgent) -> Flow[..., Any]:
 
     async def agent_flow(**parameters: Any) -> Any:
         refresh = bool(parameters.pop("refresh", False))
-        return await run_pipeline(specs, tasks, parameters, refresh=refresh)
+        context = RunContext(request=str(parameters.pop("context", "") or ""))
+        return await run_pipeline(specs, tasks, parameters, refresh=refresh, context=context)
 
     agent_flow.__signature__ = flow_signature(d)  # type: ignore[attr-defined]
     agent_flow.__doc__ = flow_docstring(d)
@@ -173,9 +175,10 @@ def compile_agent(agent: LoadedAgent) -> Flow[..., Any]:
 
 
 def flow_signature(d: AgentDefinition) -> inspect.Signature:
-    """Keyword-only parameters: the declared inputs, then `refresh`."""
+    """Keyword-only parameters: the declared inputs, then `refresh` and `context`."""
     refresh = inspect.Parameter("refresh", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=bool)
-    return inspect.Signature([*input_parameters(d), refresh])
+    context = inspect.Parameter("context", inspect.Parameter.KEYWORD_ONLY, default="", annotation=str)
+    return inspect.Signature([*input_parameters(d), refresh, context])
 
 
 def flow_docstring(d: AgentDefinition) -> str:
@@ -184,6 +187,7 @@ def flow_docstring(d: AgentDefinition) -> str:
     for name, spec in d.inputs.items():
         lines.append(f"    {name}: {' '.join(spec.description.split())}")
     lines.append(f"    refresh: {REFRESH_HELP}")
+    lines.append(f"    context: {CONTEXT_HELP}")
     return "\n".join(lines)
 
 

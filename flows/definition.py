@@ -56,6 +56,8 @@ PATTERN_MEANINGS = {
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
 TemplatePath = Annotated[str, StringConstraints(pattern=TEMPLATE_PATH_PATTERN)]
 Scalar = str | int | float | bool
+ROUTER_NAME = "router"
+"""The router flow's name, which no agent may take."""
 RESERVED_INPUTS = frozenset({"refresh", "context"})
 """Names the compiled flow uses for its own parameters."""
 
@@ -388,6 +390,15 @@ class RoutingHints(Spec):
     """Regular expressions (case-insensitive) that select this agent."""
     examples: list[str] = Field(default_factory=list)
     """Example requests, shown to the model classifier."""
+    subject_input: Identifier | None = None
+    """The input that receives what a routed request is about (`a quiz on <subject>`);
+    default: the first required string input."""
+    extract: dict[Identifier, RegularExpression] = Field(default_factory=dict)
+    """Inputs read from a routed request by a regular expression (case-insensitive) whose group
+    `value`, or else its first group, is the value, e.g. `questions: '(\\d+) questions'`."""
+    shared: dict[str, Identifier] = Field(default_factory=dict)
+    """The router's shared parameters (audience, language, level) this agent takes under another
+    input name, e.g. `level: grade_level`; a shared parameter with the same name as an input needs no entry."""
 
 
 class AgentDefinition(Spec):
@@ -395,6 +406,14 @@ class AgentDefinition(Spec):
 
     name: Identifier
     """Agent and flow name: lower case letters, digits and underscores."""
+
+    @field_validator("name")
+    @classmethod
+    def _not_router(cls, name: str) -> str:
+        if name == ROUTER_NAME:
+            raise ValueError(f"the name {ROUTER_NAME!r} belongs to the router flow; choose another")
+        return name
+
     version: Annotated[str, StringConstraints(pattern=VERSION_PATTERN)]
     """Version such as "1.0.0" (quoted); bumping it invalidates every cached step."""
     description: str = Field(min_length=1)

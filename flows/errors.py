@@ -3,7 +3,8 @@
     tasks.errors.AgentflowsError
     ├── DefinitionError     one or more problems in definition files
     ├── AgentNotFound       no loaded definition has the requested name
-    └── InputError          values given to an agent do not fit its declared inputs
+    ├── InputError          values given to an agent do not fit its declared inputs
+    └── RoutingError        the router cannot tell which agents a request asks for
 
 A `DefinitionError` carries every `Problem` found in the files it covers, so a
 content author sees all of them at once. Each problem names the file, the line,
@@ -53,3 +54,7 @@ class AgentNotFound(AgentflowsError):
 
 class InputError(AgentflowsError):
     """Values given to an agent (from Python or the CLI) do not fit its declared inputs."""
+
+
+class RoutingError(AgentflowsError):
+    """The router cannot tell which agents a request asks for (no match, or an ambiguous one)."""

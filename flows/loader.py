@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from flows.yaml_source import LineMap, YamlPath, YamlSyntaxError, load_yaml
 from tasks.builders import DEFAULT_BUILDER, layout_variables, required_fields
 from tasks.prompts import environment
 
+SHARED_PARAMETERS = ("audience", "language", "level")
+"""Parameters the router passes to every agent that takes them."""
 AGENT_ATTRIBUTES = frozenset({"name", "version", "description", "content_type"})
 CONTEXT_ATTRIBUTES = frozenset({"request"})
 RESERVED_PLAN_FIELDS = frozenset({"title", "items"})
@@ -142,6 +145,7 @@ class _Checker:
         self.check_degrade()
         self.check_count()
         self.check_run_name()
+        self.check_routing()
         renders = self.check_templates()
         if self.problems:
             return None
@@ -221,6 +225,27 @@ class _Checker:
             return
         for message in self.variable_problems(ast, {"inputs"}):
             self.problem(path, f"count {count!r} {message}")
+
+    def check_routing(self) -> None:
+        routing = self.d.routing
+        inputs = ", ".join(self.d.inputs) or "none"
+        if routing.subject_input is not None and routing.subject_input not in self.d.inputs:
+            self.problem(("routing", "subject_input"), f"{routing.subject_input!r} is not an input; inputs: {inputs}")
+        for name, pattern in routing.extract.items():
+            if name not in self.d.inputs:
+                self.problem(("routing", "extract", name), f"{name!r} is not an input; inputs: {inputs}")
+            elif re.compile(pattern).groups == 0:
+                self.problem(
+                    ("routing", "extract", name), f"pattern {pattern!r} has no group; put the value in (?P<value>...)"
+                )
+        for shared, name in routing.shared.items():
+            if shared not in SHARED_PARAMETERS:
+                valid = ", ".join(SHARED_PARAMETERS)
+                self.problem(
+                    ("routing", "shared", shared), f"{shared!r} is not a shared router parameter; they are: {valid}"
+                )
+            elif name not in self.d.inputs:
+                self.problem(("routing", "shared", shared), f"{name!r} is not an input; inputs: {inputs}")
 
     def check_run_name(self) -> None:
         if self.d.run_name is None:

@@ -8,6 +8,7 @@ is how a run counts the model calls it really made.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from prefect.context import FlowRunContext
@@ -16,7 +17,7 @@ from pydantic import JsonValue
 
 from flows.progress import ProgressEvent, emit
 from tasks.artifacts import AgentResult, Draft, Plan, Step, StepReport
-from tasks.llm.base import resolve_provider
+from tasks.llm.base import ModelSettings, resolve_provider
 from tasks.llm.session import model_session
 from tasks.prompts import clean_user_text, clean_user_values
 from tasks.specs import RunContext
@@ -37,10 +38,26 @@ async def run_pipeline(
     """Run the four steps of one agent and say what they made."""
     inputs = clean_user_values(inputs)
     context = RunContext(request=clean_user_text(context.request)) if context else RunContext()
-    for spec in (specs.decide, specs.generate):
-        await resolve_provider(spec.model)  # an unknown provider fails here, before any call
+    specs = replace(
+        specs,
+        decide=specs.decide.model_copy(update={"model": await resolved_settings(specs.decide.model)}),
+        generate=specs.generate.model_copy(update={"model": await resolved_settings(specs.generate.model)}),
+    )
     async with model_session():
         return await _run_steps(specs, tasks.for_run(refresh=refresh), inputs, context)
+
+
+async def resolved_settings(settings: ModelSettings) -> ModelSettings:
+    """`settings` naming the provider and model that will really answer.
+
+    `provider: default` and an empty model name depend on the environment; resolving
+    them puts the real provider and model into the step specs, and so into the cache
+    keys: results of the offline provider are never served for a real model's steps.
+    An unknown provider fails here, before any call.
+    """
+    provider = await resolve_provider(settings)
+    model = settings.model or getattr(provider, "default_model", None)
+    return settings.model_copy(update={"provider": provider.name, "model": model})
 
 
 async def _run_steps(

@@ -47,6 +47,7 @@ class RecordingProvider:
 
     name = "offline"
     context_window = OfflineProvider.context_window
+    default_model = OfflineProvider.default_model
 
     def __init__(self, log: CallLog) -> None:
         self.log = log
@@ -84,6 +85,7 @@ class ScriptedProvider:
 
     name = "scripted"
     context_window = 100_000
+    default_model = "scripted-1"
 
     def __init__(self, texts: list[str]) -> None:
         self.texts = list(texts)

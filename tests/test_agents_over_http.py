@@ -142,3 +142,15 @@ def test_a_definition_can_name_a_saved_provider_block(fake_llm: FakeLLM, definit
     lineage = open_store().get(result.content_id).metadata["lineage"]
     assert lineage[0]["provider"] == "fake-endpoint"
     assert lineage[0]["usage"]["cost"] == pytest.approx(120 / 1000)
+
+
+def test_offline_results_are_never_served_for_a_real_model(fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AGENTFLOWS_LLM_BASE_URL")
+    offline = run_agent("quiz", topic="Tides", questions=1)
+    monkeypatch.setenv("AGENTFLOWS_LLM_BASE_URL", fake_llm.base_url)
+
+    real = run_agent("quiz", topic="Tides", questions=1)
+
+    assert offline.offline and offline.model_calls == 2
+    assert not real.offline and real.model_calls == 2 and real.cache_hits == 0
+    assert len(fake_llm.received) == 2

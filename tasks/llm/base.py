@@ -84,6 +84,8 @@ class ModelProvider(Protocol):
     name: str
     context_window: int
     """Most tokens (prompt plus answer) the provider's model accepts."""
+    default_model: str
+    """The model that answers when a step names none."""
 
     async def complete(self, request: ModelRequest) -> ModelReply:
         """Answer one request; raise `ModelCallError` on failure."""

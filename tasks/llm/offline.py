@@ -77,6 +77,7 @@ class OfflineProvider:
 
     name = "offline"
     context_window = 1_000_000
+    default_model = MODEL_NAME
 
     def __init__(self, settings: ModelSettings | None = None) -> None:
         self.settings = settings or ModelSettings()

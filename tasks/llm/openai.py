@@ -51,6 +51,7 @@ class OpenAICompatibleProvider:
         self.config = config
         self.name = config.name
         self.context_window = config.context_window
+        self.default_model = config.model
         self.settings = settings
 
     async def complete(self, request: ModelRequest) -> ModelReply:

@@ -1,0 +1,119 @@
+"""The router's rules: which agents a free-text request asks for, and their inputs.
+
+Everything here is pure and reads only the agents' YAML `routing` hints:
+
+- `match_rules` finds agents whose keywords (whole words or phrases) or patterns
+  occur in the request, with the evidence;
+- `ambiguous_terms` names terms that select more than one agent;
+- `request_inputs` reads an agent's inputs from the request: the subject (what
+  the request is about) into the agent's subject input, each `extract` pattern
+  into its input, and the shared parameters (audience, language, level).
+
+The model classifier, for requests these rules cannot settle, lives in
+`flows.router`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flows.definition import AgentDefinition, InputSpec
+
+_STOP = r"(?=\s+(?:for|with|and|in|to|that|which|using|including)(?=\s)|[,.;:!?]|$)"
+SUBJECT_PATTERNS = (
+    r"\b(?:on|about|covering|explaining|introducing)\s+(?P<value>.+?)" + _STOP,
+    r"\b(?:of|for)\s+(?P<value>.+?)" + _STOP.replace("for|", ""),
+)
+"""Where a request usually says what it is about: "a quiz on <subject>", "an API for <subject>"."""
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    """An agent the rules selected, and the keywords or patterns that selected it."""
+
+    agent: str
+    evidence: tuple[str, ...]
+
+
+def match_rules(request: str, agents: Mapping[str, AgentDefinition]) -> list[RuleMatch]:
+    """Agents whose routing keywords or patterns occur in `request`, in catalog order."""
+    text = request.casefold()
+    matches = []
+    for name, definition in agents.items():
+        hints = definition.routing
+        evidence = [k for k in hints.keywords if _has_phrase(text, k.casefold())]
+        evidence += [p for p in hints.patterns if re.search(p, request, re.IGNORECASE)]
+        if evidence:
+            matches.append(RuleMatch(name, tuple(evidence)))
+    return matches
+
+
+def ambiguous_terms(matches: list[RuleMatch]) -> dict[str, list[str]]:
+    """Terms that are the only evidence for an agent and also select another agent."""
+    owners: dict[str, list[str]] = {}
+    for match in matches:
+        for term in match.evidence:
+            owners.setdefault(term.casefold(), []).append(match.agent)
+    shared = {term: agents for term, agents in owners.items() if len(agents) > 1}
+    return {
+        term: agents
+        for term, agents in shared.items()
+        if any(all(e.casefold() in shared for e in m.evidence) for m in matches if m.agent in agents)
+    }
+
+
+def request_subject(request: str) -> str | None:
+    """What `request` is about, by the usual phrasings, or None."""
+    for pattern in SUBJECT_PATTERNS:
+        match = re.search(pattern, request, re.IGNORECASE)
+        if match:
+            subject = _strip_article(match.group("value").strip(" \"'“”«»"))
+            if subject:
+                return subject
+    return None
+
+
+def request_inputs(request: str, definition: AgentDefinition, shared: Mapping[str, Any]) -> dict[str, Any]:
+    """The inputs of `definition` that the request and the shared parameters give."""
+    values: dict[str, Any] = {}
+    subject_input = subject_input_of(definition)
+    subject = request_subject(request)
+    if subject_input is not None and subject:
+        values[subject_input] = subject
+    for name, pattern in definition.routing.extract.items():
+        match = re.search(pattern, request, re.IGNORECASE)
+        if match:
+            raw = match.groupdict().get("value") or match.group(1)
+            values[name] = _as_declared(raw.strip(), definition.inputs[name])
+    for parameter, value in shared.items():
+        target = definition.routing.shared.get(parameter, parameter)
+        if value not in (None, "") and target in definition.inputs:
+            values[target] = _as_declared(str(value), definition.inputs[target])
+    return values
+
+
+def subject_input_of(definition: AgentDefinition) -> str | None:
+    """The input that receives a request's subject: declared, or the first required string input."""
+    if definition.routing.subject_input:
+        return definition.routing.subject_input
+    return next((n for n, s in definition.inputs.items() if s.type == "string" and s.is_required), None)
+
+
+def _has_phrase(text: str, phrase: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text) is not None
+
+
+def _strip_article(text: str) -> str:
+    return re.sub(r"^(?:the|a|an)\s+(?=\S)", "", text, flags=re.IGNORECASE) if len(text.split()) >= 2 else text
+
+
+def _as_declared(value: str, spec: InputSpec) -> Any:
+    """An extracted string as the input's enum value (matched without case), else as given."""
+    if spec.enum:
+        for option in spec.enum:
+            if str(option).casefold() == value.casefold():
+                return option
+    return value
