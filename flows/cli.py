@@ -6,6 +6,8 @@
     agentflows route "REQUEST" [--type AGENT …] [--json]   several agents from one request
     agentflows show CONTENT_ID [--json]      a stored content, its files and lineage
     agentflows contents [--type T]           the newest stored contents
+    agentflows db upgrade                    migrate the content database to the newest schema
+    agentflows storage sweep [--older-than]  remove objects that failed saves left behind
 
 Errors agentflows raises on purpose print as one line per problem and exit 1;
 only a bug shows a traceback.
@@ -104,6 +106,25 @@ def parser() -> argparse.ArgumentParser:
     )
     cmd.add_argument("--limit", type=int, default=20, help="how many (default 20)")
     cmd.set_defaults(command=contents)
+
+    cmd = sub.add_parser("db", help="the content database's schema")
+    db = cmd.add_subparsers(required=True, metavar="ACTION")
+    action = db.add_parser("upgrade", help="migrate the configured database to the newest schema")
+    action.set_defaults(command=db_upgrade)
+    action = db.add_parser("current", help="print the schema revision of the configured database")
+    action.set_defaults(command=db_current)
+
+    cmd = sub.add_parser("storage", help="the object storage of contents")
+    storage = cmd.add_subparsers(required=True, metavar="ACTION")
+    action = storage.add_parser("sweep", help="remove stored objects no content refers to (left by failed saves)")
+    action.add_argument(
+        "--older-than",
+        default="1h",
+        metavar="AGE",
+        help="only objects older than this: seconds or 30m, 12h, 7d (default 1h)",
+    )
+    action.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    action.set_defaults(command=storage_sweep)
     return top
 
 
@@ -202,16 +223,17 @@ def show(args: argparse.Namespace) -> int:
     print(f"open: {content.location}")
     for path, uri in sorted(content.files.items()):
         print(f"  {path:<32} {uri}")
-    lineage = content.metadata.get("lineage", [])
-    if lineage:
-        print("lineage:")
-    for step in lineage:
-        usage = step.get("usage", {})
-        model = f"{step.get('provider')}/{step.get('model')}" if step.get("model") else "no model"
+    if content.lineage:
+        print(f"lineage (generation {content.generation_id}):")
+    for step in content.lineage:
+        usage = step["usage"]
+        model = f"{step['provider']}/{step['model']}" if step["model"] else "no model"
+        warnings = f"  WARNING {'; '.join(step['warnings'])}" if step["warnings"] else ""
         print(
-            f"  {step['step']:<9} {model:<32} "
-            f"tokens {usage.get('prompt_tokens', 0)}+{usage.get('completion_tokens', 0)}  "
-            f"templates {len(step.get('template_hashes', {}))}"
+            f"  {step['label']:<32} {model:<36} calls {usage['calls']}  "
+            f"tokens {usage['prompt_tokens']}+{usage['completion_tokens']}  cost {usage['cost']:.4f}  "
+            f"checksum {step['checksum'][:12]} ← {(step['parent_checksum'] or 'request')[:12]}  "
+            f"templates {len(step['template_hashes'])}{warnings}"
         )
     return 0
 
@@ -221,6 +243,50 @@ def contents(args: argparse.Namespace) -> int:
 
     for content in open_store().list(args.content_type, args.limit):
         print(f"{content.id}  {content.content_type.value:<12} {content.agent:<14} {content.title}")
+    return 0
+
+
+def db_upgrade(args: argparse.Namespace) -> int:
+    from tasks.storage.config import StoreConfig
+    from tasks.storage.migrate import current_revision, head_revision, upgrade
+    from tasks.storage.records import open_engine
+    from tasks.storage.store import configured_store
+
+    config: StoreConfig = configured_store()
+    engine = open_engine(config.database_url.get_secret_value())
+    before = current_revision(engine)
+    upgrade(engine)
+    print(f"{config.describe_database()}: schema {before or 'none'} -> {head_revision()}")
+    return 0
+
+
+def db_current(args: argparse.Namespace) -> int:
+    from tasks.storage.migrate import current_revision, head_revision
+    from tasks.storage.records import open_engine
+    from tasks.storage.store import configured_store
+
+    config = configured_store()
+    revision = current_revision(open_engine(config.database_url.get_secret_value()))
+    state = "up to date" if revision == head_revision() else f"newest is {head_revision()}; run `agentflows db upgrade`"
+    print(f"{config.describe_database()}: schema {revision or 'none'} ({state})")
+    return 0
+
+
+def storage_sweep(args: argparse.Namespace) -> int:
+    from flows.definition import parse_duration
+    from tasks.storage import open_store
+
+    try:
+        age = parse_duration(args.older_than)
+    except ValueError as exc:
+        raise InputError(f"--older-than: {exc}") from None
+    report = open_store().sweep(age, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for key in report.removed:
+        print(f"{verb} {key}")
+    print(
+        f"{verb} {len(report.removed)} orphan objects; kept {report.referenced} in use, {report.kept_recent} too recent"
+    )
     return 0
 
 

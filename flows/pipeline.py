@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from prefect.context import FlowRunContext
@@ -21,7 +22,7 @@ from tasks.llm.base import ModelSettings, resolve_provider
 from tasks.llm.session import model_session
 from tasks.prompts import clean_user_text, clean_user_values
 from tasks.specs import RunContext
-from tasks.storage import RunInfo
+from tasks.storage import LineageEntry, RunInfo
 
 if TYPE_CHECKING:
     from flows.compiler import StepSpecs, StepTasks
@@ -65,6 +66,7 @@ async def _run_steps(
 ) -> AgentResult:
     agent = specs.decide.agent_name
     reports: list[StepReport] = []
+    started_at = datetime.now(UTC)
 
     emit(ProgressEvent(agent, "decide", "started"))
     plan: Plan = await _finish(
@@ -96,8 +98,12 @@ async def _run_steps(
     emit(ProgressEvent(agent, "build", _status(reports[-1]), f"{len(built.files)} files"))
 
     flow_run_id = _flow_run_id()
-    lineage = [plan.provenance, *(d.provenance for d in drafts), built.provenance]
-    run_info = RunInfo(flow_run_id=flow_run_id, inputs=inputs, lineage=lineage)
+    lineage = [
+        LineageEntry(checksum=plan.checksum, label="decide", provenance=plan.provenance),
+        *(LineageEntry(checksum=d.checksum, label=f"generate {d.item_key}", provenance=d.provenance) for d in drafts),
+        LineageEntry(checksum=built.checksum, label="build", provenance=built.provenance),
+    ]
+    run_info = RunInfo(flow_run_id=flow_run_id, inputs=inputs, lineage=lineage, started_at=started_at)
     emit(ProgressEvent(agent, "save", "started"))
     saved = await _finish(agent, "save", "save", await run.save(built, run_info, return_state=True), reports)
     emit(ProgressEvent(agent, "save", "done", saved.location))

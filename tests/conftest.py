@@ -15,6 +15,7 @@ import pytest
 from prefect.testing.utilities import prefect_test_harness
 
 from tasks.llm import OfflineProvider, register_provider
+from tasks.storage.store import forget_stores
 from tests.providers import CallLog, RecordingProvider
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,13 +24,22 @@ SHIPPED_AGENTS = ("ebook", "lesson_plan", "quiz", "api_scaffold", "data_report")
 
 
 @pytest.fixture(autouse=True)
-def agentflows_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def agentflows_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Every test starts with empty local state and no provider configured."""
     home = tmp_path / "home"
     monkeypatch.setenv("AGENTFLOWS_HOME", str(home))
-    for variable in ("AGENTFLOWS_DEFINITIONS", "AGENTFLOWS_RESULT_STORAGE", "AGENTFLOWS_LLM_BASE_URL"):
+    for variable in (
+        "AGENTFLOWS_DEFINITIONS",
+        "AGENTFLOWS_RESULT_STORAGE",
+        "AGENTFLOWS_LLM_BASE_URL",
+        "AGENTFLOWS_CONTENT_STORE",
+        "AGENTFLOWS_DATABASE_URL",
+        "AGENTFLOWS_STORAGE_URL",
+        "AGENTFLOWS_S3_ENDPOINT_URL",
+    ):
         monkeypatch.delenv(variable, raising=False)
-    return home
+    yield home
+    forget_stores()
 
 
 @pytest.fixture

@@ -51,7 +51,7 @@ def test_every_shipped_agent_runs_against_an_openai_compatible_server(agent: str
     assert result.offline is False
     assert result.model_calls == len(fake_llm.received) == len(result.steps) - 2
     assert set(fake_llm.models()) == {"fake-model"}
-    lineage = open_store().get(result.content_id).metadata["lineage"]
+    lineage = open_store().get(result.content_id).lineage
     model_steps = [p for p in lineage if p["step"] in ("decide", "generate")]
     assert len(model_steps) == result.model_calls
     for provenance in model_steps:
@@ -77,7 +77,7 @@ def test_a_bad_answer_is_reasked_and_every_attempt_is_kept(fake_llm: FakeLLM) ->
 
     result = run_agent("ebook", topic="Glaciers", chapters=1)
 
-    decide = open_store().get(result.content_id).metadata["lineage"][0]
+    decide = open_store().get(result.content_id).lineage[0]
     assert [a["method"] for a in decide["attempts"]] == [None, "reasked+strict"]
     assert decide["attempts"][0]["error"].startswith("the answer holds no JSON object")
     assert decide["usage"]["calls"] == 2
@@ -139,7 +139,7 @@ def test_a_definition_can_name_a_saved_provider_block(fake_llm: FakeLLM, definit
     result = run_agent("quiz", definitions=definitions, topic="Tides", questions=1)
 
     assert set(fake_llm.models()) == {"block-model"}
-    lineage = open_store().get(result.content_id).metadata["lineage"]
+    lineage = open_store().get(result.content_id).lineage
     assert lineage[0]["provider"] == "fake-endpoint"
     assert lineage[0]["usage"]["cost"] == pytest.approx(120 / 1000)
 

@@ -35,7 +35,7 @@ def test_run_prints_progress_and_json_then_show_reads_it_back(capsys: pytest.Cap
     code, out, _ = run_cli(capsys, "show", result["content_id"][:8])
     assert code == 0
     assert f"id {result['content_id']}" in out and "quiz.json" in out
-    assert "lineage:" in out and "decide" in out and "agentflows-offline-1" in out
+    assert "lineage (generation " in out and "decide" in out and "agentflows-offline-1" in out
 
     code, out, _ = run_cli(capsys, "contents", "--type", "interactive")
     assert code == 0 and result["content_id"] in out

@@ -71,7 +71,7 @@ def test_each_shipped_agent_runs_end_to_end(agent: str, model_calls: CallLog) ->
     assert "no language model was called" in page
     stored = open_store().get(result.content_id)
     assert stored.agent == agent and set(stored.files) == set(result.files)
-    assert [step["step"] for step in stored.metadata["lineage"]] == ["decide", *["generate"] * items, "build"]
+    assert [step["step"] for step in stored.lineage] == ["decide", *["generate"] * items, "build"]
 
 
 def test_steps_run_in_order_and_pass_typed_artifacts() -> None:

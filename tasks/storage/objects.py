@@ -1,42 +1,56 @@
-"""Object storage for content files, through fsspec.
+"""Object storage for content files, through fsspec: a local folder or S3 (s3fs).
 
-An `ObjectStore` writes and reads bytes under one base location: a local folder
-(the embedded default) or any fsspec URL. Keys are relative POSIX paths checked
-by `safe_key`, so no key can escape the base location.
+An `ObjectStore` writes, reads, lists and deletes bytes under one base location.
+Keys are checked by `safe_key`, so no key can escape the base. Writes are whole
+or absent (a local file is written aside and renamed; an S3 PUT is atomic).
+Outages are retried with backoff; the final error names the store, never a
+credential.
 """
 
 from __future__ import annotations
 
 import os
-import re
+import time
 import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import fsspec
+from botocore.exceptions import BotoCoreError
 from fsspec.implementations.local import LocalFileSystem
 
 from tasks.errors import StorageError
+from tasks.normalize import safe_key
 
-_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+T = TypeVar("T")
+RETRY_DELAYS = (0.2, 0.5, 1.0)
+"""Waits between attempts at a storage operation that failed for a transient reason."""
+
+__all__ = ["ObjectInfo", "ObjectStore", "safe_key"]
 
 
-def safe_key(key: str) -> str:
-    """`key` when it is a relative path of plain names; raise `StorageError` otherwise."""
-    parts = key.split("/")
-    if not key or len(key) > 900 or not all(_SEGMENT.match(p) for p in parts):
-        raise StorageError(f"object key {key!r} is not a relative path of plain names; it would escape the store")
-    return key
+@dataclass(frozen=True)
+class ObjectInfo:
+    """A stored object: its key and when it was last written."""
+
+    key: str
+    modified: datetime
 
 
 class ObjectStore:
     """Bytes under one base location (a folder or an fsspec URL)."""
 
-    def __init__(self, base: str | Path, **storage_options: object) -> None:
+    def __init__(self, base: str | Path, *, describe: str | None = None, **storage_options: Any) -> None:
         text = str(base)
         self.fs, root = fsspec.core.url_to_fs(text, **storage_options)
         self.root = root.rstrip("/")
         self.local = isinstance(self.fs, LocalFileSystem)
-        self.base = text
+        self.name = describe or text
+        if self.local:
+            Path(self.root).mkdir(parents=True, exist_ok=True)
 
     def path(self, key: str) -> str:
         return f"{self.root}/{safe_key(key)}"
@@ -45,29 +59,51 @@ class ObjectStore:
         """Where a reader finds the object: a `file://` URI or the store's own URL."""
         if self.local:
             return Path(self.path(key)).as_uri()
-        return f"{self.fs.unstrip_protocol(self.path(key))}"
+        return str(self.fs.unstrip_protocol(self.path(key)))
 
     def put(self, key: str, data: bytes) -> None:
         """Write `data` at `key`, whole or not at all."""
         path = self.path(key)
-        try:
-            if self.local:
-                _write_atomically(Path(path), data)
-            else:
-                self.fs.pipe_file(path, data)
-        except OSError as exc:
-            raise StorageError(f"cannot write {key!r} to {self.base}: {exc.strerror or exc}") from None
+        if self.local:
+            self._retrying(f"write {key!r} to", lambda: _write_atomically(Path(path), data))
+        else:
+            self._retrying(f"write {key!r} to", lambda: self.fs.pipe_file(path, data))
 
     def get(self, key: str) -> bytes:
+        path = self.path(key)
         try:
-            return self.fs.cat_file(self.path(key))
+            return self._retrying(f"read {key!r} from", lambda: bytes(self.fs.cat_file(path)))
         except FileNotFoundError:
-            raise StorageError(f"object {key!r} does not exist in {self.base}") from None
-        except OSError as exc:
-            raise StorageError(f"cannot read {key!r} from {self.base}: {exc.strerror or exc}") from None
+            raise StorageError(f"object {key!r} does not exist in {self.name}") from None
 
     def exists(self, key: str) -> bool:
-        return bool(self.fs.exists(self.path(key)))
+        path = self.path(key)
+        return bool(self._retrying(f"look up {key!r} in", lambda: self.fs.exists(path)))
+
+    def delete(self, key: str) -> None:
+        path = self.path(key)
+        self._retrying(f"delete {key!r} from", lambda: self.fs.rm_file(path))
+
+    def objects(self) -> Iterator[ObjectInfo]:
+        """Every object under the base, with its modification time."""
+        self.fs.invalidate_cache()
+        found = self._retrying("list", lambda: self.fs.find(self.root, detail=True))
+        for path, info in found.items():
+            key = path[len(self.root) + 1 :] if path.startswith(self.root + "/") else path
+            yield ObjectInfo(key=key, modified=_modified(info))
+
+    def _retrying(self, action: str, operation: Callable[[], T]) -> T:
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                return operation()
+            except FileNotFoundError:
+                raise
+            except (OSError, TimeoutError, BotoCoreError) as exc:
+                if delay is None:
+                    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+                    raise StorageError(f"cannot {action} {self.name}: {reason}") from None
+                time.sleep(delay)
+        raise AssertionError("unreachable")
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -78,3 +114,13 @@ def _write_atomically(path: Path, data: bytes) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _modified(info: dict[str, Any]) -> datetime:
+    """Modification time from an fsspec info record (local `mtime`, S3 `LastModified`)."""
+    value = info.get("LastModified") or info.get("mtime") or info.get("created")
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    return datetime.now(UTC)

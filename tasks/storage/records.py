@@ -1,130 +1,153 @@
-"""Content records in a SQL database, through SQLAlchemy 2.
+"""Reading and writing the content database (SQLAlchemy 2 on PostgreSQL or SQLite).
 
-One row per distinct piece of content, keyed by its content hash: saving the
-same content again inserts nothing. The JSON metadata column is JSONB on
-PostgreSQL and JSON text on SQLite, from the same model.
+`ContentRepository.record` writes one generation, its content and its lineage
+in a single transaction: the generation and the lineage upsert on their keys,
+the content upserts on its content hash, so repeating a save adds nothing.
+Database outages are retried with backoff; the final error names the database
+with its password masked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
-from sqlalchemy import JSON, DateTime, Engine, Integer, String, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, make_url, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from tasks.errors import StorageError
+from tasks.storage.schema import ArtifactVersion, GeneratedContent, Generation
 
-JsonColumn = JSON().with_variant(postgresql.JSONB(), "postgresql")
 MIN_PREFIX = 6
-"""Fewest characters of an id that look it up by prefix."""
-
-
-class Base(DeclarativeBase):
-    """Declarative base of agentflows' tables."""
-
-
-class ContentRecord(Base):
-    """A stored piece of content."""
-
-    __tablename__ = "generated_contents"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    content_type: Mapped[str] = mapped_column(String(16), index=True)
-    title: Mapped[str] = mapped_column(String(500))
-    agent: Mapped[str] = mapped_column(String(64), index=True)
-    agent_version: Mapped[str] = mapped_column(String(64))
-    content_ref: Mapped[str] = mapped_column(String(2000))
-    """URI of the primary file."""
-    files: Mapped[dict[str, Any]] = mapped_column(JsonColumn)
-    """URI of every file, by its path inside the content."""
-    size: Mapped[int] = mapped_column(Integer)
-    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JsonColumn)
-    flow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+"""Fewest characters of an id that `get` accepts as a prefix."""
+RETRY_DELAYS = (0.2, 0.5, 1.0)
+T = TypeVar("T")
 
 
 def open_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL mode and a busy timeout for concurrent runs."""
     if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-    else:
-        engine = create_engine(url, pool_pre_ping=True)
-    Base.metadata.create_all(engine)
-    return engine
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=15)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
 
 class ContentRepository:
-    """Reads and writes content records."""
+    """Reads and writes generations, contents and their lineage."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.name = engine.url.render_as_string(hide_password=True)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
+        """A session in one transaction; SQL errors become `StorageError` naming the database."""
         try:
-            with Session(self.engine) as session, session.begin():
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
                 yield session
         except SQLAlchemyError as exc:
-            target = self.engine.url.render_as_string(hide_password=True)
-            raise StorageError(
-                f"database {target} failed: {type(exc).__name__}: {exc.args[0] if exc.args else exc}"
-            ) from None
+            raise StorageError(f"database {self.name} failed: {_reason(exc)}") from None
 
-    def add(self, values: dict[str, Any]) -> None:
-        """Insert one record unless its content hash is already stored."""
-        dialect = self.engine.dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = insert(ContentRecord).values(**values).on_conflict_do_nothing(index_elements=["content_hash"])
-        with self.session() as session:
-            session.execute(statement)
+    def record(self, generation: dict[str, Any], content: dict[str, Any], lineage: list[dict[str, Any]]) -> None:
+        """Write the generation, the content and the lineage in one transaction (each only once)."""
 
-    def get(self, content_id: str) -> ContentRecord | None:
-        """The record with `content_id`, or with that unique id prefix."""
+        def write() -> None:
+            with self.session() as session:
+                session.execute(self._insert(Generation, generation, ["id"]))
+                session.execute(self._insert(GeneratedContent, content, ["content_hash"]))
+                for row in lineage:
+                    session.execute(self._insert(ArtifactVersion, row, ["generation_id", "checksum"]))
+
+        self._retrying(write)
+
+    def _insert(self, table: Any, values: dict[str, Any], keys: list[str]) -> Any:
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        return dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+
+    def _retrying(self, operation: Callable[[], T]) -> T:
+        """Run `operation`, again after a pause when the database could not be reached."""
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                return operation()
+            except StorageError as exc:
+                if delay is None or not isinstance(exc.__context__, OperationalError | DBAPIError):
+                    raise
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def get(self, content_id: str) -> GeneratedContent | None:
+        """The content with `content_id`, or with that unique id prefix."""
         with self.session() as session:
-            record = session.get(ContentRecord, content_id)
+            record = session.get(GeneratedContent, content_id)
             if record is None and len(content_id) >= MIN_PREFIX:
-                matches = session.scalars(select(ContentRecord).where(_starts_with(content_id)).limit(2)).all()
+                matches = self._starting(session, content_id, 2)
                 record = matches[0] if len(matches) == 1 else None
-            if record is not None:
-                session.expunge(record)
             return record
 
-    def ids_starting(self, prefix: str, limit: int = 5) -> list[str]:
-        """Ids that start with `prefix` (at most `limit`, in id order)."""
+    def ids_starting(self, prefix: str, limit: int) -> list[str]:
+        """Up to `limit` content ids that start with `prefix`."""
         with self.session() as session:
-            query = select(ContentRecord.id).where(_starts_with(prefix)).order_by(ContentRecord.id).limit(limit)
+            return [r.id for r in self._starting(session, prefix, limit)]
+
+    def _starting(self, session: Session, prefix: str, limit: int) -> list[GeneratedContent]:
+        query = select(GeneratedContent).where(GeneratedContent.id.startswith(prefix, autoescape=True))
+        return list(session.scalars(query.order_by(GeneratedContent.id).limit(limit)).all())
+
+    def generation(self, generation_id: str) -> Generation | None:
+        with self.session() as session:
+            return session.get(Generation, generation_id)
+
+    def lineage(self, generation_id: str) -> list[ArtifactVersion]:
+        """The step artifacts of a generation, in pipeline order."""
+        query = select(ArtifactVersion).where(ArtifactVersion.generation_id == generation_id)
+        with self.session() as session:
+            return list(session.scalars(query.order_by(ArtifactVersion.position)).all())
+
+    def newest(self, content_type: str | None = None, limit: int | None = 50) -> list[GeneratedContent]:
+        """The newest contents, optionally of one type."""
+        query = select(GeneratedContent).order_by(GeneratedContent.created_at.desc(), GeneratedContent.id)
+        if content_type:
+            query = query.where(GeneratedContent.content_type == content_type)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.session() as session:
             return list(session.scalars(query).all())
 
-    def list(self, content_type: str | None = None, limit: int = 50) -> list[ContentRecord]:
-        """The newest records, optionally of one type."""
-        query = select(ContentRecord).order_by(ContentRecord.created_at.desc()).limit(limit)
-        if content_type:
-            query = query.where(ContentRecord.content_type == content_type)
+    def rows_with_generations(self) -> list[tuple[GeneratedContent, Generation]]:
+        """Every content with the generation that made it."""
+        query = select(GeneratedContent, Generation).join(Generation, GeneratedContent.generation_id == Generation.id)
         with self.session() as session:
-            records = list(session.scalars(query).all())
-            session.expunge_all()
-            return records
+            return [(c, g) for c, g in session.execute(query.order_by(GeneratedContent.created_at)).all()]
 
-
-def _starts_with(prefix: str) -> ColumnElement[bool]:
-    """Ids that start with `prefix`, taken literally (`%` and `_` are not wildcards)."""
-    return ContentRecord.id.startswith(prefix, autoescape=True)
+    def content_ids(self) -> set[str]:
+        """The id of every stored content (what the storage sweep keeps)."""
+        with self.session() as session:
+            return set(session.scalars(select(GeneratedContent.id)).all())
 
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    original = getattr(exc, "orig", None) or exc
+    text = str(original).strip().splitlines()
+    return f"{type(original).__name__}: {text[0] if text else ''}"

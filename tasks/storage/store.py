@@ -1,28 +1,69 @@
-"""The content store: built content in, stored content out.
+"""The content store: built content in, normalized records and objects out, and back.
 
-`ContentStore.save` writes the files first, under content-addressed keys
-(`<type>/<id>/<path>`, so writing them again is harmless), then one database
-row keyed by the content hash. A failure before the row is committed leaves no
-row pointing at a missing object; saving the same content twice writes no
-second row.
+Write once, never half:
 
-`open_store()` gives the embedded default: SQLite at
-`$AGENTFLOWS_HOME/agentflows.db` and files under `$AGENTFLOWS_HOME/outputs`.
+1. normalize the content (`tasks.normalize`): content-addressed keys, format, metadata;
+2. write every object (repeats are harmless: same key, same bytes);
+3. one database transaction: the generation, the content (upserted on its
+   content hash) and the lineage of its artifacts.
+
+A failure in 2 or 3 leaves no row pointing at a missing object; objects written
+before a failed commit are orphans that `sweep` removes once they are older than
+a cutoff. `open_store()` gives the configured store (`tasks.storage.config`).
 """
 
 from __future__ import annotations
 
-import hashlib
-from datetime import datetime
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from tasks.artifacts import BuiltContent, ContentType, Provenance, SavedContent
-from tasks.errors import ContentNotFound
-from tasks.settings import Settings, current_settings
+from tasks.errors import ContentNotFound, StorageError
+from tasks.normalize import TYPE_FOLDERS, NormalizedContent, normalize
+from tasks.storage.config import STORE_BLOCK_VARIABLE, StoreConfig, config_from_env
+from tasks.storage.migrate import current_revision, head_revision, upgrade
 from tasks.storage.objects import ObjectStore
-from tasks.storage.records import MIN_PREFIX, ContentRecord, ContentRepository, now, open_engine
+from tasks.storage.records import MIN_PREFIX, ContentRepository, now, open_engine
+from tasks.storage.schema import ArtifactVersion, GeneratedContent, Generation
+
+DATAFRAME_COLUMNS = (
+    "id",
+    "agent",
+    "agent_version",
+    "content_type",
+    "format",
+    "title",
+    "created_at",
+    "size",
+    "generation_id",
+    "flow_run_id",
+    "model_calls",
+    "prompt_tokens",
+    "completion_tokens",
+    "tokens",
+    "cost",
+    "latency_seconds",
+    "seconds",
+)
+"""Columns of `ContentStore.to_dataframe()`, one row per content."""
+
+
+class LineageEntry(BaseModel):
+    """One step artifact of a run: its checksum and provenance."""
+
+    model_config = ConfigDict(frozen=True)
+
+    checksum: str
+    label: str
+    """`decide`, `generate 02-how-it-works`, `build`."""
+    provenance: Provenance
 
 
 class RunInfo(BaseModel):
@@ -32,27 +73,46 @@ class RunInfo(BaseModel):
 
     flow_run_id: str | None = None
     inputs: dict[str, JsonValue] = {}
-    lineage: list[Provenance] = []
-    """Provenance of the plan, every draft and the built content."""
+    lineage: list[LineageEntry] = []
+    started_at: datetime | None = None
 
 
 class StoredContent(BaseModel):
-    """A content record as read back from the store."""
+    """A content as read back from the store, with the lineage of the run that made it."""
 
     model_config = ConfigDict(frozen=True)
 
     id: str
     content_type: ContentType
+    format: str
     title: str
     agent: str
     agent_version: str
     location: str
     files: dict[str, str]
+    """URI of every file, by its path inside the content."""
+    keys: dict[str, str]
+    """Object key of every file, by its path inside the content."""
     size: int
     content_hash: str
     metadata: dict[str, Any]
+    render: dict[str, Any]
+    generation_id: str
     flow_run_id: str | None
+    parameters: dict[str, Any] = {}
+    """The inputs of the run that made it."""
     created_at: datetime
+    lineage: list[dict[str, Any]] = []
+    """The step artifacts of the generation that made it: step, checksum, parent, templates, model, usage."""
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What a sweep found and removed."""
+
+    removed: list[str]
+    kept_recent: int
+    referenced: int
 
 
 class ContentStore:
@@ -63,33 +123,17 @@ class ContentStore:
         self.records = records
 
     def save(self, built: BuiltContent, run: RunInfo) -> SavedContent:
-        """Store `built` (objects first, then the row) and say where it lives."""
-        content_hash = content_hash_of(built)
-        content_id = content_hash[:20]
-        prefix = f"{built.content_type.value}/{content_id}"
-        files = {}
-        for file in built.files:
-            key = f"{prefix}/{file.path}"
-            self.objects.put(key, file.text.encode())
-            files[file.path] = self.objects.url(key)
-        self.records.add(
-            {
-                "id": content_id,
-                "content_hash": content_hash,
-                "content_type": built.content_type.value,
-                "title": built.title[:500],
-                "agent": built.provenance.agent,
-                "agent_version": built.provenance.agent_version,
-                "content_ref": files[built.primary],
-                "files": files,
-                "size": sum(len(f.text.encode()) for f in built.files),
-                "metadata_": _metadata(built, run),
-                "flow_run_id": run.flow_run_id,
-                "created_at": now(),
-            }
+        """Store `built`: objects first, then one transaction for its rows."""
+        content = normalize(built)
+        for file in content.files:
+            self.objects.put(file.key, file.data)
+        generation = _generation_row(built, run)
+        self.records.record(
+            generation, self._content_row(content, built, generation["id"]), _lineage_rows(run, generation["id"])
         )
+        files = {f.path: self.objects.url(f.key) for f in content.files}
         return SavedContent(
-            content_id=content_id,
+            content_id=content.content_id,
             content_type=built.content_type,
             title=built.title,
             location=files[built.primary],
@@ -103,12 +147,31 @@ class ContentStore:
             ),
         ).sealed()
 
+    def _content_row(self, content: NormalizedContent, built: BuiltContent, generation_id: str) -> dict[str, Any]:
+        return {
+            "id": content.content_id,
+            "generation_id": generation_id,
+            "content_type": content.content_type.value,
+            "format": content.format,
+            "title": content.title[:500],
+            "agent": built.provenance.agent,
+            "agent_version": built.provenance.agent_version,
+            "metadata_": content.metadata,
+            "render": content.render,
+            "content_ref": self.objects.url(content.key_of(content.primary)),
+            "files": {f.path: f.key for f in content.files},
+            "size": content.size,
+            "content_hash": content.content_hash,
+            "created_at": now(),
+        }
+
     def get(self, content_id: str) -> StoredContent:
-        """The content with `content_id` (or a unique prefix of it)."""
+        """The content with `content_id` (or a unique prefix of it), with its lineage."""
         record = self.records.get(content_id)
         if record is None:
             raise ContentNotFound(self._not_found(content_id))
-        return _stored(record)
+        generation = self.records.generation(record.generation_id)
+        return self._stored(record, generation, self.records.lineage(record.generation_id))
 
     def _not_found(self, content_id: str) -> str:
         """Why `content_id` names no content: unknown, too short, or an ambiguous prefix."""
@@ -123,51 +186,211 @@ class ContentStore:
         return f"no stored content has id {content_id!r}{short}; `agentflows contents` lists them"
 
     def list(self, content_type: str | None = None, limit: int = 50) -> list[StoredContent]:
-        """The newest contents, optionally of one type."""
-        return [_stored(r) for r in self.records.list(content_type, limit)]
+        """The newest contents, optionally of one type (without lineage; `get` has it)."""
+        return [self._stored(r, None, []) for r in self.records.newest(content_type, limit)]
 
     def read(self, content: StoredContent, path: str) -> bytes:
         """The bytes of one file of `content`."""
-        return self.objects.get(f"{content.content_type.value}/{content.id}/{path}")
+        if path not in content.keys:
+            raise StorageError(
+                f"content {content.id!r} has no file {path!r}; it has: {', '.join(sorted(content.keys))}"
+            )
+        return self.objects.get(content.keys[path])
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per content with its generation's model calls, tokens, cost and latency (`DATAFRAME_COLUMNS`)."""
+        rows = [_dataframe_row(c, g) for c, g in self.records.rows_with_generations()]
+        return pd.DataFrame(rows, columns=list(DATAFRAME_COLUMNS))
+
+    def sweep(self, older_than: timedelta, *, dry_run: bool = False) -> SweepReport:
+        """Remove objects no content row refers to, once they are older than `older_than`."""
+        referenced = self.records.content_ids()
+        cutoff = datetime.now(UTC) - older_than
+        removed: list[str] = []
+        recent = kept = 0
+        for info in self.objects.objects():
+            if _content_id_of(info.key) in referenced:
+                kept += 1
+            elif info.modified > cutoff:
+                recent += 1
+            else:
+                if not dry_run:
+                    self.objects.delete(info.key)
+                removed.append(info.key)
+        return SweepReport(removed=removed, kept_recent=recent, referenced=kept)
+
+    def _stored(
+        self, record: GeneratedContent, generation: Generation | None, lineage: Iterable[ArtifactVersion]
+    ) -> StoredContent:
+        return StoredContent(
+            id=record.id,
+            content_type=ContentType(record.content_type),
+            format=record.format,
+            title=record.title,
+            agent=record.agent,
+            agent_version=record.agent_version,
+            location=record.content_ref,
+            files={path: self.objects.url(key) for path, key in record.files.items()},
+            keys=dict(record.files),
+            size=record.size,
+            content_hash=record.content_hash,
+            metadata=record.metadata_,
+            render=record.render,
+            generation_id=record.generation_id,
+            flow_run_id=generation.flow_run_id if generation else None,
+            parameters=generation.parameters if generation else {},
+            created_at=record.created_at,
+            lineage=[_lineage_view(a) for a in lineage],
+        )
 
 
-def open_store(settings: Settings | None = None) -> ContentStore:
-    """The content store the settings point at (the embedded default)."""
-    settings = settings or current_settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
-    engine = open_engine(f"sqlite:///{settings.database_path}")
-    return ContentStore(ObjectStore(settings.outputs_dir), ContentRepository(engine))
+# -- opening a store ----------------------------------------------------------------------------
+
+_stores: dict[str, ContentStore] = {}
+_lock = threading.Lock()
 
 
-def content_hash_of(built: BuiltContent) -> str:
-    """sha256 over the content type and every file's path and bytes."""
-    digest = hashlib.sha256(built.content_type.value.encode())
-    for file in sorted(built.files, key=lambda f: f.path):
-        digest.update(b"\0" + file.path.encode() + b"\0" + hashlib.sha256(file.text.encode()).digest())
-    return digest.hexdigest()
+def open_store(config: StoreConfig | None = None) -> ContentStore:
+    """The configured content store (one per configuration per process).
+
+    The embedded SQLite database is migrated to the newest schema when opened;
+    any other database must already be (`agentflows db upgrade`).
+    """
+    config = config or configured_store()
+    key = config.model_dump_json() + config.database_url.get_secret_value()
+    with _lock:
+        if key not in _stores:
+            _stores[key] = _open(config)
+        return _stores[key]
 
 
-def _metadata(built: BuiltContent, run: RunInfo) -> dict[str, Any]:
+def configured_store() -> StoreConfig:
+    """The store a saved Block names (`AGENTFLOWS_CONTENT_STORE`), or the environment's."""
+    block_name = os.environ.get(STORE_BLOCK_VARIABLE, "").strip()
+    if block_name:
+        from blocks.content_store import ContentStoreBlock
+
+        return ContentStoreBlock.load_config(block_name)
+    return config_from_env()
+
+
+def _open(config: StoreConfig) -> ContentStore:
+    engine = open_engine(config.database_url.get_secret_value())
+    try:
+        revision = current_revision(engine)
+    except Exception as exc:  # connection problems surface here first: name the database, not the driver
+        raise StorageError(f"cannot open database {config.describe_database()}: {type(exc).__name__}") from None
+    if revision != head_revision():
+        if not config.embedded:
+            raise StorageError(
+                f"database {config.describe_database()} is at schema revision {revision or 'none'}, "
+                f"not {head_revision()}; run `agentflows db upgrade`"
+            )
+        upgrade(engine)
+    objects = ObjectStore(config.storage_url, describe=config.describe_storage(), **config.storage_options())
+    return ContentStore(objects, ContentRepository(engine))
+
+
+def forget_stores() -> None:
+    """Close every open store (after a configuration change, or in tests)."""
+    with _lock:
+        for store in _stores.values():
+            store.records.engine.dispose()
+        _stores.clear()
+
+
+# -- rows -------------------------------------------------------------------------------------
+
+
+def _generation_row(built: BuiltContent, run: RunInfo) -> dict[str, Any]:
+    usages = [entry.provenance.usage for entry in run.lineage]
+    finished = now()
+    started = run.started_at
     return {
-        **built.metadata,
-        "primary": built.primary,
-        "inputs": run.inputs,
-        "lineage": [p.model_dump(mode="json") for p in run.lineage],
+        "id": run.flow_run_id or f"local-{built.checksum[:32]}",
+        "agent": built.provenance.agent,
+        "agent_version": built.provenance.agent_version,
+        "parameters": run.inputs,
+        "flow_run_id": run.flow_run_id,
+        "status": "completed",
+        "started_at": started,
+        "finished_at": finished,
+        "seconds": (finished - started).total_seconds() if started else None,
+        "model_calls": sum(u.calls for u in usages),
+        "prompt_tokens": sum(u.prompt_tokens for u in usages),
+        "completion_tokens": sum(u.completion_tokens for u in usages),
+        "cost": sum(u.cost for u in usages),
+        "latency_seconds": sum(u.latency_seconds for u in usages),
     }
 
 
-def _stored(record: ContentRecord) -> StoredContent:
-    return StoredContent(
-        id=record.id,
-        content_type=ContentType(record.content_type),
-        title=record.title,
-        agent=record.agent,
-        agent_version=record.agent_version,
-        location=record.content_ref,
-        files=record.files,
-        size=record.size,
-        content_hash=record.content_hash,
-        metadata=record.metadata_,
-        flow_run_id=record.flow_run_id,
-        created_at=record.created_at,
-    )
+def _lineage_rows(run: RunInfo, generation_id: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "generation_id": generation_id,
+            "position": position,
+            "step": entry.label,
+            "checksum": entry.checksum,
+            "parent_checksum": entry.provenance.parent_checksum,
+            "template_hashes": entry.provenance.template_hashes,
+            "provider": entry.provenance.provider,
+            "model": entry.provenance.model,
+            "offline": entry.provenance.offline,
+            "calls": entry.provenance.usage.calls,
+            "prompt_tokens": entry.provenance.usage.prompt_tokens,
+            "completion_tokens": entry.provenance.usage.completion_tokens,
+            "cost": entry.provenance.usage.cost,
+            "attempts": [a.model_dump(mode="json") for a in entry.provenance.attempts],
+            "warnings": list(entry.provenance.warnings),
+        }
+        for position, entry in enumerate(run.lineage)
+    ]
+
+
+def _lineage_view(a: ArtifactVersion) -> dict[str, Any]:
+    return {
+        "step": a.step.split(" ")[0],
+        "label": a.step,
+        "checksum": a.checksum,
+        "parent_checksum": a.parent_checksum,
+        "template_hashes": a.template_hashes,
+        "provider": a.provider,
+        "model": a.model,
+        "offline": a.offline,
+        "usage": {
+            "calls": a.calls,
+            "prompt_tokens": a.prompt_tokens,
+            "completion_tokens": a.completion_tokens,
+            "cost": a.cost,
+        },
+        "attempts": a.attempts,
+        "warnings": a.warnings,
+    }
+
+
+def _dataframe_row(c: GeneratedContent, g: Generation) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "agent": c.agent,
+        "agent_version": c.agent_version,
+        "content_type": c.content_type,
+        "format": c.format,
+        "title": c.title,
+        "created_at": c.created_at,
+        "size": c.size,
+        "generation_id": g.id,
+        "flow_run_id": g.flow_run_id,
+        "model_calls": g.model_calls,
+        "prompt_tokens": g.prompt_tokens,
+        "completion_tokens": g.completion_tokens,
+        "tokens": g.prompt_tokens + g.completion_tokens,
+        "cost": g.cost,
+        "latency_seconds": g.latency_seconds,
+        "seconds": g.seconds,
+    }
+
+
+def _content_id_of(key: str) -> str | None:
+    """The content id in a key laid out as `<type folder>/<id>/<path>`."""
+    parts = key.split("/")
+    return parts[1] if len(parts) >= 3 and parts[0] in TYPE_FOLDERS.values() else None
