@@ -3,6 +3,7 @@
 #
 #   deployments/bootstrap.sh demo [agentflows run options]   run the ebook agent on embedded defaults
 #   deployments/bootstrap.sh test [pytest options]            run every check: ruff, mypy, pytest
+#                                                             (installs PostgreSQL with apt when missing)
 #
 # Both create .venv (Python 3.11) and install agentflows into it when pyproject.toml
 # changed since the last install. Embedded defaults: the offline model provider,
@@ -41,6 +42,18 @@ install() {
   fi
 }
 
+ensure_postgres() {
+  # The tests start a throwaway PostgreSQL cluster from the installed server binaries.
+  if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "installing PostgreSQL with apt (the tests start a throwaway cluster from its binaries)" >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >&2
+}
+
 export PREFECT_SERVER_ANALYTICS_ENABLED="${PREFECT_SERVER_ANALYTICS_ENABLED:-false}"
 
 case "$mode" in
@@ -50,6 +63,7 @@ case "$mode" in
     ;;
   test)
     install test
+    ensure_postgres
     .venv/bin/ruff check .
     .venv/bin/ruff format --check .
     .venv/bin/mypy

@@ -277,7 +277,7 @@ def storage_sweep(args: argparse.Namespace) -> int:
     from tasks.storage import open_store
 
     try:
-        age = parse_duration(args.older_than)
+        age = parse_duration(args.older_than, allow_zero=True)
     except ValueError as exc:
         raise InputError(f"--older-than: {exc}") from None
     report = open_store().sweep(age, dry_run=args.dry_run)

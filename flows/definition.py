@@ -255,8 +255,8 @@ class RetrySpec(Spec):
     """Random spread of each delay, as a fraction of it."""
 
 
-def parse_duration(value: int | float | str) -> timedelta:
-    """Parse `90`, `"90s"`, `"30m"`, `"12h"` or `"7d"` into a timedelta."""
+def parse_duration(value: int | float | str, *, allow_zero: bool = False) -> timedelta:
+    """Parse `90`, `"90s"`, `"30m"`, `"12h"` or `"7d"` into a timedelta (zero only when allowed)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)
     else:
@@ -265,7 +265,7 @@ def parse_duration(value: int | float | str) -> timedelta:
             raise ValueError(f"{value!r} is not a duration; use seconds or e.g. '90s', '30m', '12h', '7d'")
         unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
         seconds = float(match.group(1)) * unit
-    if seconds <= 0:
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ValueError(f"{value!r} is not a positive duration")
     return timedelta(seconds=seconds)
 

@@ -1,10 +1,12 @@
-"""Shared fixtures: a throwaway Prefect server, an empty AGENTFLOWS_HOME per test,
-an editable copy of the shipped definitions, and a recorder of model calls."""
+"""Shared fixtures: a throwaway Prefect server, PostgreSQL cluster and S3 endpoint; an
+empty AGENTFLOWS_HOME per test; an editable copy of the shipped definitions; a recorder
+of model calls."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,11 +14,16 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 import pytest
+import s3fs
 from prefect.testing.utilities import prefect_test_harness
 
 from tasks.llm import OfflineProvider, register_provider
+from tasks.storage.config import StoreConfig, config_from_env
+from tasks.storage.migrate import upgrade
+from tasks.storage.records import open_engine
 from tasks.storage.store import forget_stores
 from tests.providers import CallLog, RecordingProvider
+from tests.servers import PostgresCluster, S3Server
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "agent_definitions"
@@ -55,6 +62,54 @@ def prefect_server() -> Iterator[None]:
     """A throwaway Prefect server for the whole session."""
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL cluster for the session."""
+    cluster = PostgresCluster()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """An S3 endpoint (moto in server mode) for the session."""
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_s3(postgres: PostgresCluster, s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[StoreConfig]:
+    """Point the content store at a fresh, migrated PostgreSQL database and an empty S3 bucket."""
+    name = f"t{uuid.uuid4().hex[:12]}"
+    postgres.create_database(name)
+    for variable, value in {
+        "AGENTFLOWS_DATABASE_URL": postgres.url(name),
+        "AGENTFLOWS_STORAGE_URL": f"s3://{name}/outputs",
+        "AGENTFLOWS_S3_ENDPOINT_URL": s3.endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(variable, value)
+    config = config_from_env()
+    s3fs.S3FileSystem(endpoint_url=s3.endpoint, key="testing", secret="testing").mkdir(name)
+    engine = open_engine(postgres.url(name))
+    upgrade(engine)
+    engine.dispose()
+    yield config
+    forget_stores()
+    postgres.drop_database(name)
+
+
+@pytest.fixture(params=["embedded", "postgres+s3"])
+def any_store(request: pytest.FixtureRequest) -> StoreConfig:
+    """Each test runs on the embedded default (SQLite + folder) and on PostgreSQL + S3."""
+    if request.param == "embedded":
+        return config_from_env()
+    return request.getfixturevalue("postgres_s3")  # type: ignore[no-any-return]
 
 
 @pytest.fixture

@@ -49,7 +49,10 @@ class StoreConfig(BaseModel):
         """fsspec options for `storage_url` (credentials left out when botocore should find its own)."""
         if not self.storage_url.startswith("s3://"):
             return {}
-        options: dict[str, Any] = {}
+        # Retries live in ObjectStore alone: botocore and s3fs must not repeat each attempt again.
+        options: dict[str, Any] = {
+            "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 10, "read_timeout": 60}
+        }
         if self.s3_endpoint_url:
             options["endpoint_url"] = self.s3_endpoint_url
         if self.aws_access_key_id and self.aws_secret_access_key:

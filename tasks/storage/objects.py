@@ -48,6 +48,8 @@ class ObjectStore:
         self.fs, root = fsspec.core.url_to_fs(text, **storage_options)
         self.root = root.rstrip("/")
         self.local = isinstance(self.fs, LocalFileSystem)
+        if hasattr(self.fs, "retries"):
+            self.fs.retries = 1  # s3fs retries each call itself; here the retries are ours (RETRY_DELAYS)
         self.name = describe or text
         if self.local:
             Path(self.root).mkdir(parents=True, exist_ok=True)

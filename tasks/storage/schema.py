@@ -98,6 +98,8 @@ class ArtifactVersion(Base):
     generation_id: Mapped[str] = mapped_column(ForeignKey("generations.id"), index=True)
     position: Mapped[int] = mapped_column(Integer)
     step: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(200))
+    """The step and its item, e.g. `generate 02-how-it-works`."""
     checksum: Mapped[str] = mapped_column(String(64), index=True)
     parent_checksum: Mapped[str | None] = mapped_column(String(64), nullable=True)
     template_hashes: Mapped[dict[str, Any]] = mapped_column(JsonColumn)

@@ -329,7 +329,8 @@ def _lineage_rows(run: RunInfo, generation_id: str) -> list[dict[str, Any]]:
         {
             "generation_id": generation_id,
             "position": position,
-            "step": entry.label,
+            "step": entry.label.split(" ")[0],
+            "label": entry.label[:200],
             "checksum": entry.checksum,
             "parent_checksum": entry.provenance.parent_checksum,
             "template_hashes": entry.provenance.template_hashes,
@@ -349,8 +350,8 @@ def _lineage_rows(run: RunInfo, generation_id: str) -> list[dict[str, Any]]:
 
 def _lineage_view(a: ArtifactVersion) -> dict[str, Any]:
     return {
-        "step": a.step.split(" ")[0],
-        "label": a.step,
+        "step": a.step,
+        "label": a.label,
         "checksum": a.checksum,
         "parent_checksum": a.parent_checksum,
         "template_hashes": a.template_hashes,

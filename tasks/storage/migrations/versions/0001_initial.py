@@ -65,6 +65,7 @@ def upgrade() -> None:
         sa.Column("generation_id", sa.String(64), sa.ForeignKey("generations.id"), nullable=False, index=True),
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("step", sa.String(16), nullable=False),
+        sa.Column("label", sa.String(200), nullable=False),
         sa.Column("checksum", sa.String(64), nullable=False, index=True),
         sa.Column("parent_checksum", sa.String(64), nullable=True),
         sa.Column("template_hashes", JSON, nullable=False),
