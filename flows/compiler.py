@@ -168,7 +168,8 @@ def compile_agent(agent: LoadedAgent) -> Flow[..., Any]:
         description=d.description,
         flow_run_name=_run_namer(d),
         persist_result=True,
-        result_serializer="json",
+        # Flow results are pickled: Prefect 3.8 reads a JSON-serialized flow result back as a
+        # plain dict (task results, stored as full records, keep their classes with JSON).
         result_storage=current_settings().result_storage,
         validate_parameters=True,
     )(agent_flow)

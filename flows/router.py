@@ -417,7 +417,8 @@ def compile_router(catalog: AgentCatalog) -> Flow[..., Any]:
         description="Turn one free-text request into several kinds of content, made concurrently by their agents.",
         flow_run_name=_router_run_name,
         persist_result=True,
-        result_serializer="json",
+        # Flow results are pickled: Prefect 3.8 reads a JSON-serialized flow result back as a
+        # plain dict (task results, stored as full records, keep their classes with JSON).
         result_storage=current_settings().result_storage,
         validate_parameters=True,
     )(router)
