@@ -1,0 +1,206 @@
+"""`agentflows up` / `agentflows down`: a local Prefect stack to try agentflows in the UI.
+
+`up` starts, each in its own process group and with its own state under
+`$AGENTFLOWS_HOME/stack/`:
+
+1. a Prefect server on loopback (UI included, analytics off, its own PREFECT_HOME);
+2. registers the Block types of `blocks/` so they appear in the UI catalogue;
+3. creates the `agentflows-local` process work pool and runs
+   `prefect --no-prompt deploy --all` on this project's `prefect.yaml`;
+4. starts a process worker on that pool.
+
+It records what it started in `stack.json`; `down` stops exactly those processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+from deployments.blocks import register_blocks
+from tasks.errors import AgentflowsError
+from tasks.settings import current_settings
+
+PROJECT = Path(__file__).resolve().parent.parent
+WORK_POOL = "agentflows-local"
+START_TIMEOUT = 90.0
+
+
+class StackError(AgentflowsError):
+    """The local stack could not be started or stopped."""
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The processes `up` started."""
+
+    api_url: str
+    ui_url: str
+    server_pid: int
+    worker_pid: int | None
+    prefect_home: str
+    logs: str
+
+
+def stack_dir() -> Path:
+    return current_settings().home / "stack"
+
+
+def up(host: str = "127.0.0.1", port: int = 4200, worker: bool = True, echo: bool = True) -> Stack:
+    """Start the stack (or report the one already running)."""
+    running = read_stack()
+    if running is not None and _alive(running.server_pid):
+        _say(echo, f"already running: {running.ui_url} (stop it with `agentflows down`)")
+        return running
+    if not (PROJECT / "prefect.yaml").is_file():
+        raise StackError(f"no prefect.yaml in {PROJECT}; `agentflows up` runs from a clone of the project")
+    folder = stack_dir()
+    logs = folder / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = stack_environment(host, port, folder)
+    api_url = env["PREFECT_API_URL"]
+    _say(echo, f"starting the Prefect server on {host}:{port} (logs in {logs})")
+    server = _spawn([_prefect(), "server", "start", "--host", host, "--port", str(port)], env, logs / "server.log")
+    _wait_healthy(api_url, server, logs / "server.log")
+    _say(echo, "registering blocks, creating the work pool, deploying prefect.yaml")
+    register_blocks(api_url)
+    _run([_prefect(), "work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"], env, logs / "deploy.log")
+    _run([_prefect(), "--no-prompt", "deploy", "--all"], env, logs / "deploy.log")
+    worker_pid = None
+    if worker:
+        _say(echo, f"starting a process worker on the {WORK_POOL!r} pool")
+        worker_process = _spawn([_prefect(), "worker", "start", "--pool", WORK_POOL], env, logs / "worker.log")
+        worker_pid = worker_process.pid
+    stack = Stack(
+        api_url=api_url,
+        ui_url=f"http://{host}:{port}",
+        server_pid=server.pid,
+        worker_pid=worker_pid,
+        prefect_home=env["PREFECT_HOME"],
+        logs=str(logs),
+    )
+    (folder / "stack.json").write_text(json.dumps(asdict(stack), indent=2))
+    _say(echo, f"ready: open {stack.ui_url}; use this server from a shell with PREFECT_API_URL={api_url}")
+    return stack
+
+
+def down(echo: bool = True) -> bool:
+    """Stop what `up` started; False when nothing was running."""
+    stack = read_stack()
+    if stack is None:
+        _say(echo, "nothing to stop: no stack was started with `agentflows up`")
+        return False
+    for name, pid in (("worker", stack.worker_pid), ("server", stack.server_pid)):
+        if pid is not None and _alive(pid):
+            _say(echo, f"stopping the {name} (process group {pid})")
+            _stop_group(pid)
+    (stack_dir() / "stack.json").unlink(missing_ok=True)
+    return True
+
+
+def read_stack() -> Stack | None:
+    path = stack_dir() / "stack.json"
+    if not path.is_file():
+        return None
+    return Stack(**json.loads(path.read_text()))
+
+
+def stack_environment(host: str, port: int, folder: Path) -> dict[str, str]:
+    """The environment of the stack's processes: its own Prefect home and API URL, analytics off."""
+    return {
+        **os.environ,
+        "PREFECT_HOME": str(folder / "prefect"),
+        "PREFECT_API_URL": f"http://{host}:{port}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_URL": f"http://{host}:{port}",
+        "AGENTFLOWS_HOME": str(current_settings().home),
+    }
+
+
+def _prefect() -> str:
+    """The `prefect` command of this environment."""
+    beside = Path(sys.executable).with_name("prefect")
+    found = str(beside) if beside.exists() else shutil.which("prefect")
+    if not found:
+        raise StackError("the `prefect` command is not installed in this environment")
+    return found
+
+
+def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            command, env=env, cwd=PROJECT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def _run(command: list[str], env: dict[str, str], log: Path) -> None:
+    with log.open("ab") as out:
+        done = subprocess.run(command, env=env, cwd=PROJECT, stdout=out, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise StackError(f"`{' '.join(command[1:])}` failed (exit {done.returncode}); see {log}:\n{_tail(log)}")
+
+
+def _wait_healthy(api_url: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise StackError(f"the Prefect server exited with status {server.returncode}; see {log}:\n{_tail(log)}")
+        try:
+            if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    _stop_group(server.pid)
+    raise StackError(f"the Prefect server did not answer within {START_TIMEOUT:.0f} s; see {log}:\n{_tail(log)}")
+
+
+def _stop_group(pid: int, grace: float = 10.0) -> None:
+    """SIGTERM the process group of `pid`, then SIGKILL what is left after `grace` seconds."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    _reap(pid)
+
+
+def _alive(pid: int) -> bool:
+    _reap(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _reap(pid: int) -> None:
+    """Collect `pid` if it is our exited child, so it stops counting as alive."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _say(echo: bool, message: str) -> None:
+    if echo:
+        print(message, file=sys.stderr)

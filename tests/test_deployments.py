@@ -1,0 +1,209 @@
+"""Deployments end to end, the way a user runs them: `agentflows up` starts a real
+`prefect server start` on a free loopback port (its own PREFECT_HOME), deploys
+`prefect.yaml` and starts a process worker; flow runs are created through the
+REST endpoint the UI's Run button calls; `agentflows down` stops it all."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from prefect.deployments import run_deployment
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from deployments.stack import Stack, down, up
+from flows import load_agents
+from tasks.artifacts import AgentResult
+from tasks.manifest import Manifest
+from tasks.storage import open_store
+from tests.conftest import REPO, SHIPPED_AGENTS
+from tests.servers import free_port
+
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+PROJECT_YAML = yaml.safe_load((REPO / "prefect.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Path]]:
+    home = tmp_path_factory.mktemp("stack-home")
+    previous = os.environ.get("AGENTFLOWS_HOME")
+    os.environ["AGENTFLOWS_HOME"] = str(home)
+    try:
+        started = up(port=free_port(), echo=False)
+    finally:
+        _restore("AGENTFLOWS_HOME", previous)
+    try:
+        yield started, home
+    finally:
+        os.environ["AGENTFLOWS_HOME"] = str(home)
+        try:
+            assert down(echo=False)
+        finally:
+            _restore("AGENTFLOWS_HOME", previous)
+        for pid in (started.server_pid, started.worker_pid):
+            assert pid is not None and not _alive(pid), f"process {pid} is still running after `agentflows down`"
+
+
+def _restore(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def api(stack: Stack, method: str, path: str, body: Any = None) -> httpx.Response:
+    return httpx.request(method, f"{stack.api_url}{path}", json=body, timeout=30)
+
+
+def deployment(stack: Stack, flow: str, name: str = "default") -> dict[str, Any]:
+    found = api(stack, "POST", "/deployments/filter", {}).json()
+    return next(d for d in found if d["entrypoint"].endswith(f":{flow}") and d["name"] == name)
+
+
+def wait_for(stack: Stack, run_id: str, timeout: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = api(stack, "GET", f"/flow_runs/{run_id}").json()
+        if run["state"]["type"] in TERMINAL:
+            return run  # type: ignore[no-any-return]
+        time.sleep(0.5)
+    raise AssertionError(f"flow run {run_id} did not finish in {timeout:.0f} s")
+
+
+def test_a_run_started_like_the_ui_run_button_ends_with_output_and_artifacts(
+    stack: tuple[Stack, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, home = stack
+    quiz = deployment(server, "quiz")
+
+    created = api(
+        server,
+        "POST",
+        f"/deployments/{quiz['id']}/create_flow_run",
+        {"parameters": {"topic": "Volcanoes", "questions": 2}},
+    )
+    run = wait_for(server, created.json()["id"])
+
+    assert created.status_code == 201
+    assert run["state"]["type"] == "COMPLETED" and run["name"] == "quiz: Volcanoes"
+    artifacts = api(server, "POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}}).json()
+    previews = [a for a in artifacts if a["type"] == "markdown" and a["key"]]
+    links = [a for a in artifacts if a["type"] == "markdown" and not a["key"]]
+    assert len(previews) == 1 and "# Volcanoes" in previews[0]["data"]
+    monkeypatch.setenv("AGENTFLOWS_HOME", str(home))
+    stored = [c for c in open_store().list() if c.agent == "quiz"]
+    assert len(stored) == 1 and open_store().get(stored[0].id).flow_run_id == run["id"]
+    assert links and stored[0].location in links[0]["data"]
+
+
+@pytest.mark.parametrize("agent", [*SHIPPED_AGENTS, "router"])
+def test_each_deployment_has_its_schedule_and_a_typed_parameter_form(stack: tuple[Stack, Path], agent: str) -> None:
+    server, _ = stack
+    found = deployment(server, agent)
+    declared = next(d for d in PROJECT_YAML["deployments"] if d["entrypoint"].endswith(f":{agent}"))
+
+    schedules = [(s["schedule"]["cron"], s["schedule"]["timezone"], s["active"]) for s in found["schedules"]]
+    assert schedules == [(s["cron"], s["timezone"], s["active"]) for s in declared["schedules"]]
+    assert found["work_pool_name"] == "agentflows-local" and found["enforce_parameter_schema"]
+    assert found["pull_steps"] == [{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}]
+    schema = found["parameter_openapi_schema"]
+    assert set(schema.get("required", [])) <= set(found["parameters"])  # "Quick run" needs no typing
+    properties = schema["properties"]
+    if agent == "router":
+        assert properties["content_types"]["anyOf"][0]["items"]["enum"] == sorted(SHIPPED_AGENTS)
+        return
+    for name, spec in load_agents()[agent].definition.inputs.items():
+        assert properties[name]["description"] == spec.description
+        if spec.enum and spec.type != "list":
+            assert properties[name]["enum"] == spec.enum
+
+
+def test_invalid_parameters_are_refused_by_the_server_and_never_run(stack: tuple[Stack, Path]) -> None:
+    server, _ = stack
+    ebook = deployment(server, "ebook")
+
+    def started_runs() -> int:
+        runs = api(server, "POST", "/flow_runs/filter", {"deployments": {"id": {"any_": [ebook["id"]]}}}).json()
+        return sum(1 for r in runs if r["state"]["type"] != "SCHEDULED")  # the schedule's future runs aside
+
+    before = started_runs()
+    bad = [{"topic": "x"}, {"topic": "Tides", "chapters": 40}, {"topic": "Tides", "tone": "grim"}]
+    answers = [api(server, "POST", f"/deployments/{ebook['id']}/create_flow_run", {"parameters": p}) for p in bad]
+
+    assert [a.status_code for a in answers] == [409, 409, 409]
+    assert "topic" in answers[0].json()["detail"] and "chapters" in answers[1].json()["detail"]
+    time.sleep(2)
+    assert started_runs() == before
+
+
+def test_run_deployment_from_python_returns_the_result(stack: tuple[Stack, Path]) -> None:
+    server, _ = stack
+
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        run = run_deployment("ebook/default", parameters={"topic": "Glaciers", "chapters": 1}, timeout=180)
+        result = run.state.result() if run.state else None
+
+    assert isinstance(result, AgentResult)
+    assert result.agent == "ebook" and Path(result.location.removeprefix("file://")).is_file()
+
+
+def test_the_router_deployment_shows_its_components_as_a_table(stack: tuple[Stack, Path]) -> None:
+    server, _ = stack
+
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        run = run_deployment(
+            "router/default", parameters={"request": "a quiz on glaciers and a lesson on glaciers"}, timeout=240
+        )
+        manifest = run.state.result() if run.state else None
+
+    assert isinstance(manifest, Manifest) and manifest.status == "completed"
+    assert sorted(c.agent for c in manifest.components) == ["lesson_plan", "quiz"]
+    artifacts = api(server, "POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [str(run.id)]}}}).json()
+    tables = [a for a in artifacts if a["type"] == "table"]
+    assert len(tables) == 1 and "lesson_plan" in str(tables[0]["data"])
+
+
+def test_agentflows_serve_serves_every_agent_and_the_router(stack: tuple[Stack, Path]) -> None:
+    server, home = stack
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": server.api_url,
+        "AGENTFLOWS_HOME": str(home),
+        "PREFECT_HOME": server.prefect_home,
+    }
+    agentflows = str(Path(sys.executable).with_name("agentflows"))
+    served = subprocess.Popen(
+        [agentflows, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        names: list[str] = []
+        while time.monotonic() < deadline and len(names) < 6:
+            assert served.poll() is None, served.stderr.read().decode() if served.stderr else "serve exited"
+            names = [
+                d["entrypoint"] for d in api(server, "POST", "/deployments/filter", {}).json() if d["name"] == "serve"
+            ]
+            time.sleep(1)
+        assert sorted(n.rsplit(":", 1)[1] for n in names) == sorted([*SHIPPED_AGENTS, "router"])
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            run = run_deployment("lesson_plan/serve", parameters={"topic": "Tides"}, timeout=180)
+        assert run.state is not None and run.state.is_completed()
+    finally:
+        os.killpg(served.pid, 15)
+        served.wait(timeout=30)
