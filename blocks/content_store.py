@@ -1,8 +1,8 @@
 """The content store Block: where agentflows stores outputs, saved on the Prefect server.
 
 Register the type with `agentflows blocks register` (or `prefect block register -m
-blocks.content_store`), create one in the UI or in Python, and point runs at it
-with `AGENTFLOWS_CONTENT_STORE=<block name>`:
+blocks.content_store`; saving one from Python registers it too), create one in the
+UI or in Python, and point runs at it with `AGENTFLOWS_CONTENT_STORE=<block name>`:
 
     from pydantic import SecretStr
     from blocks.content_store import ContentStoreBlock
@@ -39,15 +39,18 @@ class ContentStoreBlock(Block):
         default=None, description="Access key id; empty to use the usual AWS sources."
     )
     aws_secret_access_key: SecretStr | None = Field(default=None, description="Secret access key.")
+    aws_session_token: SecretStr | None = Field(default=None, description="Session token, for temporary credentials.")
     aws_region: str | None = Field(default=None, description="Region of the bucket.")
 
     def to_config(self) -> StoreConfig:
+        """The store configuration this block holds."""
         return StoreConfig(
             database_url=self.database_url,
             storage_url=self.storage_url,
             s3_endpoint_url=self.s3_endpoint_url,
             aws_access_key_id=self.aws_access_key_id,
             aws_secret_access_key=self.aws_secret_access_key,
+            aws_session_token=self.aws_session_token,
             aws_region=self.aws_region,
         )
 

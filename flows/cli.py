@@ -26,6 +26,7 @@ from typing import Any
 from flows.catalog import DEFINITIONS_VARIABLE, check_paths, definitions_root, load_agents
 from flows.definition import InputSpec
 from flows.errors import DefinitionError, InputError
+from tasks.artifacts import ContentType
 from tasks.errors import AgentflowsError
 
 TRUE_WORDS = {"true", "yes", "on", "1"}
@@ -102,7 +103,7 @@ def parser() -> argparse.ArgumentParser:
 
     cmd = sub.add_parser("contents", help="list stored contents, newest first")
     cmd.add_argument(
-        "--type", dest="content_type", help="only this content type (text, code, chart, file, interactive, mixed)"
+        "--type", dest="content_type", choices=[t.value for t in ContentType], help="only this content type"
     )
     cmd.add_argument("--limit", type=int, default=20, help="how many (default 20)")
     cmd.set_defaults(command=contents)
@@ -247,26 +248,23 @@ def contents(args: argparse.Namespace) -> int:
 
 
 def db_upgrade(args: argparse.Namespace) -> int:
-    from tasks.storage.config import StoreConfig
-    from tasks.storage.migrate import current_revision, head_revision, upgrade
-    from tasks.storage.records import open_engine
-    from tasks.storage.store import configured_store
+    from tasks.storage import upgrade_database
+    from tasks.storage.migrate import head_revision
+    from tasks.storage.opening import configured_store
 
-    config: StoreConfig = configured_store()
-    engine = open_engine(config.database_url.get_secret_value())
-    before = current_revision(engine)
-    upgrade(engine)
+    config = configured_store()
+    before = upgrade_database(config)
     print(f"{config.describe_database()}: schema {before or 'none'} -> {head_revision()}")
     return 0
 
 
 def db_current(args: argparse.Namespace) -> int:
-    from tasks.storage.migrate import current_revision, head_revision
-    from tasks.storage.records import open_engine
-    from tasks.storage.store import configured_store
+    from tasks.storage import database_revision
+    from tasks.storage.migrate import head_revision
+    from tasks.storage.opening import configured_store
 
     config = configured_store()
-    revision = current_revision(open_engine(config.database_url.get_secret_value()))
+    revision = database_revision(config)
     state = "up to date" if revision == head_revision() else f"newest is {head_revision()}; run `agentflows db upgrade`"
     print(f"{config.describe_database()}: schema {revision or 'none'} ({state})")
     return 0

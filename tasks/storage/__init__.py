@@ -1,14 +1,23 @@
-"""Persistence of built content: files in object storage, records in a database."""
+"""Persistence of built content: files in object storage, records in a database.
 
+config.py    where content is stored (Block, environment, embedded default)
+opening.py   open_store(): the configured store, its schema kept up to date
+store.py     ContentStore: save (write once, never half), get, list, read, to_dataframe
+objects.py   ObjectStore: bytes under a folder or an S3 prefix (fsspec), safe keys
+records.py   ContentRepository: rows in PostgreSQL or SQLite (SQLAlchemy 2)
+schema.py    the tables; migrate.py and migrations/ keep databases on it (Alembic)
+sweep.py     removing objects that failed saves left behind
+"""
+
+from tasks.storage.opening import database_revision, forget_stores, open_store, upgrade_database
 from tasks.storage.store import (
     DATAFRAME_COLUMNS,
     ContentStore,
     LineageEntry,
     RunInfo,
     StoredContent,
-    SweepReport,
-    open_store,
 )
+from tasks.storage.sweep import SweepReport
 
 __all__ = [
     "DATAFRAME_COLUMNS",
@@ -17,5 +26,8 @@ __all__ = [
     "RunInfo",
     "StoredContent",
     "SweepReport",
+    "database_revision",
+    "forget_stores",
     "open_store",
+    "upgrade_database",
 ]

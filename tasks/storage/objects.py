@@ -9,6 +9,7 @@ credential.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -52,7 +53,7 @@ class ObjectStore:
             self.fs.retries = 1  # s3fs retries each call itself; here the retries are ours (RETRY_DELAYS)
         self.name = describe or text
         if self.local:
-            Path(self.root).mkdir(parents=True, exist_ok=True)
+            self._retrying("create", lambda: Path(self.root).mkdir(parents=True, exist_ok=True))
 
     def path(self, key: str) -> str:
         return f"{self.root}/{safe_key(key)}"
@@ -66,10 +67,17 @@ class ObjectStore:
     def put(self, key: str, data: bytes) -> None:
         """Write `data` at `key`, whole or not at all."""
         path = self.path(key)
-        if self.local:
-            self._retrying(f"write {key!r} to", lambda: _write_atomically(Path(path), data))
-        else:
-            self._retrying(f"write {key!r} to", lambda: self.fs.pipe_file(path, data))
+
+        def write() -> None:
+            if self.local:
+                _write_atomically(Path(path), data)
+            else:
+                self.fs.pipe_file(path, data)
+
+        try:
+            self._retrying(f"write {key!r} to", write)
+        except FileNotFoundError as exc:
+            raise StorageError(f"cannot write {key!r} to {self.name}: {_reason(exc)}") from None
 
     def get(self, key: str) -> bytes:
         path = self.path(key)
@@ -83,29 +91,61 @@ class ObjectStore:
         return bool(self._retrying(f"look up {key!r} in", lambda: self.fs.exists(path)))
 
     def delete(self, key: str) -> None:
+        """Remove the object at `key`; an object already gone is not an error."""
         path = self.path(key)
-        self._retrying(f"delete {key!r} from", lambda: self.fs.rm_file(path))
+        with contextlib.suppress(FileNotFoundError):
+            self._retrying(f"delete {key!r} from", lambda: self.fs.rm_file(path))
+
+    def modified(self, key: str) -> datetime | None:
+        """When the object at `key` was last written, or None when there is none."""
+        path = self.path(key)
+        self.fs.invalidate_cache(path)
+        try:
+            return _modified(self._retrying(f"look up {key!r} in", lambda: self.fs.info(path)))
+        except FileNotFoundError:
+            return None
 
     def objects(self) -> Iterator[ObjectInfo]:
         """Every object under the base, with its modification time."""
         self.fs.invalidate_cache()
-        found = self._retrying("list", lambda: self.fs.find(self.root, detail=True))
+        try:
+            found = self._retrying("list", lambda: self.fs.find(self.root, detail=True))
+        except FileNotFoundError as exc:  # a bucket that does not exist holds no objects to list
+            raise StorageError(f"cannot list {self.name}: {_reason(exc)}") from None
         for path, info in found.items():
             key = path[len(self.root) + 1 :] if path.startswith(self.root + "/") else path
             yield ObjectInfo(key=key, modified=_modified(info))
 
     def _retrying(self, action: str, operation: Callable[[], T]) -> T:
-        for delay in (*RETRY_DELAYS, None):
+        """Run `operation`, again after a pause when the store could not be reached.
+
+        A missing object raises `FileNotFoundError` for the caller to word; a missing
+        bucket or a refused permission fails at once; outages of a remote store are
+        retried (`RETRY_DELAYS`), while a local folder's errors would only repeat.
+        """
+        for delay in (*(() if self.local else RETRY_DELAYS), None):
             try:
                 return operation()
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
+                if _missing_bucket(exc):
+                    raise StorageError(f"cannot {action} {self.name}: {_reason(exc)}") from None
                 raise
+            except PermissionError as exc:
+                raise StorageError(f"cannot {action} {self.name}: {_reason(exc)}") from None
             except (OSError, TimeoutError, BotoCoreError) as exc:
                 if delay is None:
-                    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-                    raise StorageError(f"cannot {action} {self.name}: {reason}") from None
+                    raise StorageError(f"cannot {action} {self.name}: {_reason(exc)}") from None
                 time.sleep(delay)
         raise AssertionError("unreachable")
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def _missing_bucket(exc: FileNotFoundError) -> bool:
+    """Whether S3 said the bucket, not the object, is missing (s3fs raises FileNotFoundError for both)."""
+    return "bucket does not exist" in str(exc).lower()
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -9,19 +9,21 @@ with its password masked.
 
 from __future__ import annotations
 
+import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, make_url, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from tasks.errors import StorageError
+from tasks.storage.migrate import revision_of
 from tasks.storage.schema import ArtifactVersion, GeneratedContent, Generation
 
 MIN_PREFIX = 6
@@ -44,9 +46,13 @@ def open_engine(url: str) -> Engine:
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        # WAL is a property of the file: when another connection holds the lock while
+        # switching it, this one works in WAL mode too once that is done.
+        with suppress(sqlite3.OperationalError):
+            cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
 
 
@@ -64,62 +70,66 @@ class ContentRepository:
             with Session(self.engine, expire_on_commit=False) as session, session.begin():
                 yield session
         except SQLAlchemyError as exc:
-            raise StorageError(f"database {self.name} failed: {_reason(exc)}") from None
+            raise StorageError(f"database {self.name} failed: {error_reason(exc)}") from None
 
     def record(self, generation: dict[str, Any], content: dict[str, Any], lineage: list[dict[str, Any]]) -> None:
         """Write the generation, the content and the lineage in one transaction (each only once)."""
 
-        def write() -> None:
-            with self.session() as session:
-                session.execute(self._insert(Generation, generation, ["id"]))
-                session.execute(self._insert(GeneratedContent, content, ["content_hash"]))
-                for row in lineage:
-                    session.execute(self._insert(ArtifactVersion, row, ["generation_id", "checksum"]))
+        def write(session: Session) -> None:
+            session.execute(self._insert(Generation, generation, ["id"]))
+            session.execute(self._insert(GeneratedContent, content, ["content_hash"]))
+            for row in lineage:
+                session.execute(self._insert(ArtifactVersion, row, ["generation_id", "checksum"]))
 
-        self._retrying(write)
+        self._in_session(write)
 
     def _insert(self, table: Any, values: dict[str, Any], keys: list[str]) -> Any:
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         return dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
 
-    def _retrying(self, operation: Callable[[], T]) -> T:
-        """Run `operation`, again after a pause when the database could not be reached."""
+    def _in_session(self, work: Callable[[Session], T]) -> T:
+        """Run `work` in one transaction, again after a pause when the database could not be reached."""
         for delay in (*RETRY_DELAYS, None):
             try:
-                return operation()
+                with self.session() as session:
+                    return work(session)
             except StorageError as exc:
-                if delay is None or not isinstance(exc.__context__, OperationalError | DBAPIError):
+                if delay is None or not _transient(exc.__context__):
                     raise
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
+    def schema_revision(self) -> str | None:
+        """The schema revision the database is at (None before the first migration)."""
+        return self._in_session(lambda session: revision_of(session.connection()))
+
     def get(self, content_id: str) -> GeneratedContent | None:
         """The content with `content_id`, or with that unique id prefix."""
-        with self.session() as session:
+
+        def find(session: Session) -> GeneratedContent | None:
             record = session.get(GeneratedContent, content_id)
             if record is None and len(content_id) >= MIN_PREFIX:
                 matches = self._starting(session, content_id, 2)
                 record = matches[0] if len(matches) == 1 else None
             return record
 
+        return self._in_session(find)
+
     def ids_starting(self, prefix: str, limit: int) -> list[str]:
         """Up to `limit` content ids that start with `prefix`."""
-        with self.session() as session:
-            return [r.id for r in self._starting(session, prefix, limit)]
+        return self._in_session(lambda session: [r.id for r in self._starting(session, prefix, limit)])
 
     def _starting(self, session: Session, prefix: str, limit: int) -> list[GeneratedContent]:
         query = select(GeneratedContent).where(GeneratedContent.id.startswith(prefix, autoescape=True))
         return list(session.scalars(query.order_by(GeneratedContent.id).limit(limit)).all())
 
     def generation(self, generation_id: str) -> Generation | None:
-        with self.session() as session:
-            return session.get(Generation, generation_id)
+        return self._in_session(lambda session: session.get(Generation, generation_id))
 
     def lineage(self, generation_id: str) -> list[ArtifactVersion]:
         """The step artifacts of a generation, in pipeline order."""
         query = select(ArtifactVersion).where(ArtifactVersion.generation_id == generation_id)
-        with self.session() as session:
-            return list(session.scalars(query.order_by(ArtifactVersion.position)).all())
+        return self._in_session(lambda session: list(session.scalars(query.order_by(ArtifactVersion.position))))
 
     def newest(self, content_type: str | None = None, limit: int | None = 50) -> list[GeneratedContent]:
         """The newest contents, optionally of one type."""
@@ -128,26 +138,35 @@ class ContentRepository:
             query = query.where(GeneratedContent.content_type == content_type)
         if limit is not None:
             query = query.limit(limit)
-        with self.session() as session:
-            return list(session.scalars(query).all())
+        return self._in_session(lambda session: list(session.scalars(query)))
 
     def rows_with_generations(self) -> list[tuple[GeneratedContent, Generation]]:
         """Every content with the generation that made it."""
         query = select(GeneratedContent, Generation).join(Generation, GeneratedContent.generation_id == Generation.id)
-        with self.session() as session:
-            return [(c, g) for c, g in session.execute(query.order_by(GeneratedContent.created_at)).all()]
+        query = query.order_by(GeneratedContent.created_at)
+        return self._in_session(lambda session: [(c, g) for c, g in session.execute(query).all()])
 
-    def content_ids(self) -> set[str]:
-        """The id of every stored content (what the storage sweep keeps)."""
-        with self.session() as session:
-            return set(session.scalars(select(GeneratedContent.id)).all())
+    def content_ids(self, among: Iterable[str] | None = None) -> set[str]:
+        """The id of every stored content (what the storage sweep keeps), or of those `among` these ids."""
+        query = select(GeneratedContent.id)
+        if among is not None:
+            query = query.where(GeneratedContent.id.in_(list(among)))
+        return self._in_session(lambda session: set(session.scalars(query)))
+
+
+def _transient(error: BaseException | None) -> bool:
+    """Whether a database error may pass on another attempt: the server or the connection, not the SQL."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, OperationalError | InterfaceError)
 
 
 def now() -> datetime:
     return datetime.now(UTC)
 
 
-def _reason(exc: SQLAlchemyError) -> str:
+def error_reason(exc: BaseException) -> str:
+    """The first line of what the database driver said, with its type (no SQL, no parameters)."""
     original = getattr(exc, "orig", None) or exc
     text = str(original).strip().splitlines()
     return f"{type(original).__name__}: {text[0] if text else ''}"

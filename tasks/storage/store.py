@@ -9,16 +9,13 @@ Write once, never half:
 
 A failure in 2 or 3 leaves no row pointing at a missing object; objects written
 before a failed commit are orphans that `sweep` removes once they are older than
-a cutoff. `open_store()` gives the configured store (`tasks.storage.config`).
+a cutoff. `tasks.storage.opening.open_store()` gives the configured store.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -26,12 +23,11 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 
 from tasks.artifacts import BuiltContent, ContentType, Provenance, SavedContent
 from tasks.errors import ContentNotFound, StorageError
-from tasks.normalize import TYPE_FOLDERS, NormalizedContent, normalize
-from tasks.storage.config import STORE_BLOCK_VARIABLE, StoreConfig, config_from_env
-from tasks.storage.migrate import current_revision, head_revision, upgrade
+from tasks.normalize import NormalizedContent, normalize
 from tasks.storage.objects import ObjectStore
-from tasks.storage.records import MIN_PREFIX, ContentRepository, now, open_engine
+from tasks.storage.records import MIN_PREFIX, ContentRepository, now
 from tasks.storage.schema import ArtifactVersion, GeneratedContent, Generation
+from tasks.storage.sweep import SweepReport, sweep
 
 DATAFRAME_COLUMNS = (
     "id",
@@ -106,15 +102,6 @@ class StoredContent(BaseModel):
     """The step artifacts of the generation that made it: step, checksum, parent, templates, model, usage."""
 
 
-@dataclass(frozen=True)
-class SweepReport:
-    """What a sweep found and removed."""
-
-    removed: list[str]
-    kept_recent: int
-    referenced: int
-
-
 class ContentStore:
     """Content files in an `ObjectStore`, their records in a `ContentRepository`."""
 
@@ -185,9 +172,10 @@ class ContentStore:
         short = f" (a prefix needs at least {MIN_PREFIX} characters)" if len(content_id) < MIN_PREFIX else ""
         return f"no stored content has id {content_id!r}{short}; `agentflows contents` lists them"
 
-    def list(self, content_type: str | None = None, limit: int = 50) -> list[StoredContent]:
+    def list(self, content_type: ContentType | str | None = None, limit: int = 50) -> list[StoredContent]:
         """The newest contents, optionally of one type (without lineage; `get` has it)."""
-        return [self._stored(r, None, []) for r in self.records.newest(content_type, limit)]
+        kind = _content_type(content_type).value if content_type else None
+        return [self._stored(r, None, []) for r in self.records.newest(kind, limit)]
 
     def read(self, content: StoredContent, path: str) -> bytes:
         """The bytes of one file of `content`."""
@@ -203,21 +191,8 @@ class ContentStore:
         return pd.DataFrame(rows, columns=list(DATAFRAME_COLUMNS))
 
     def sweep(self, older_than: timedelta, *, dry_run: bool = False) -> SweepReport:
-        """Remove objects no content row refers to, once they are older than `older_than`."""
-        referenced = self.records.content_ids()
-        cutoff = datetime.now(UTC) - older_than
-        removed: list[str] = []
-        recent = kept = 0
-        for info in self.objects.objects():
-            if _content_id_of(info.key) in referenced:
-                kept += 1
-            elif info.modified > cutoff:
-                recent += 1
-            else:
-                if not dry_run:
-                    self.objects.delete(info.key)
-                removed.append(info.key)
-        return SweepReport(removed=removed, kept_recent=recent, referenced=kept)
+        """Remove objects no content row refers to, once they are older than `older_than` (`tasks.storage.sweep`)."""
+        return sweep(self.objects, self.records, older_than, dry_run)
 
     def _stored(
         self, record: GeneratedContent, generation: Generation | None, lineage: Iterable[ArtifactVersion]
@@ -242,61 +217,6 @@ class ContentStore:
             created_at=record.created_at,
             lineage=[_lineage_view(a) for a in lineage],
         )
-
-
-# -- opening a store ----------------------------------------------------------------------------
-
-_stores: dict[str, ContentStore] = {}
-_lock = threading.Lock()
-
-
-def open_store(config: StoreConfig | None = None) -> ContentStore:
-    """The configured content store (one per configuration per process).
-
-    The embedded SQLite database is migrated to the newest schema when opened;
-    any other database must already be (`agentflows db upgrade`).
-    """
-    config = config or configured_store()
-    key = config.model_dump_json() + config.database_url.get_secret_value()
-    with _lock:
-        if key not in _stores:
-            _stores[key] = _open(config)
-        return _stores[key]
-
-
-def configured_store() -> StoreConfig:
-    """The store a saved Block names (`AGENTFLOWS_CONTENT_STORE`), or the environment's."""
-    block_name = os.environ.get(STORE_BLOCK_VARIABLE, "").strip()
-    if block_name:
-        from blocks.content_store import ContentStoreBlock
-
-        return ContentStoreBlock.load_config(block_name)
-    return config_from_env()
-
-
-def _open(config: StoreConfig) -> ContentStore:
-    engine = open_engine(config.database_url.get_secret_value())
-    try:
-        revision = current_revision(engine)
-    except Exception as exc:  # connection problems surface here first: name the database, not the driver
-        raise StorageError(f"cannot open database {config.describe_database()}: {type(exc).__name__}") from None
-    if revision != head_revision():
-        if not config.embedded:
-            raise StorageError(
-                f"database {config.describe_database()} is at schema revision {revision or 'none'}, "
-                f"not {head_revision()}; run `agentflows db upgrade`"
-            )
-        upgrade(engine)
-    objects = ObjectStore(config.storage_url, describe=config.describe_storage(), **config.storage_options())
-    return ContentStore(objects, ContentRepository(engine))
-
-
-def forget_stores() -> None:
-    """Close every open store (after a configuration change, or in tests)."""
-    with _lock:
-        for store in _stores.values():
-            store.records.engine.dispose()
-        _stores.clear()
 
 
 # -- rows -------------------------------------------------------------------------------------
@@ -391,7 +311,9 @@ def _dataframe_row(c: GeneratedContent, g: Generation) -> dict[str, Any]:
     }
 
 
-def _content_id_of(key: str) -> str | None:
-    """The content id in a key laid out as `<type folder>/<id>/<path>`."""
-    parts = key.split("/")
-    return parts[1] if len(parts) >= 3 and parts[0] in TYPE_FOLDERS.values() else None
+def _content_type(value: ContentType | str) -> ContentType:
+    try:
+        return ContentType(value)
+    except ValueError:
+        valid = ", ".join(t.value for t in ContentType)
+        raise ValueError(f"content type {value!r} is not one of {valid}") from None
