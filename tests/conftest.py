@@ -1,6 +1,10 @@
 """Shared fixtures: a throwaway Prefect server, PostgreSQL cluster and S3 endpoint; an
 empty AGENTFLOWS_HOME per test; an editable copy of the shipped definitions; a recorder
-of model calls."""
+of model calls.
+
+No test asserts on timing: wall times vary too much between machines to fail a build.
+Outages are played by counting refused connections (`tests.servers.OutageProxy`), and
+speed is measured in `benchmarks/`, not here."""
 
 from __future__ import annotations
 
@@ -18,10 +22,10 @@ import s3fs
 from prefect.testing.utilities import prefect_test_harness
 
 from tasks.llm import OfflineProvider, register_provider
+from tasks.storage import forget_stores
 from tasks.storage.config import StoreConfig, config_from_env
 from tasks.storage.migrate import upgrade
 from tasks.storage.records import open_engine
-from tasks.storage.store import forget_stores
 from tests.providers import CallLog, RecordingProvider
 from tests.servers import PostgresCluster, S3Server
 

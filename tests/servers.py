@@ -1,4 +1,5 @@
-"""Real servers for tests: a throwaway PostgreSQL cluster and an S3 endpoint (moto in server mode).
+"""Real servers for tests: a throwaway PostgreSQL cluster, an S3 endpoint (moto in server mode),
+and a TCP proxy that can play an outage in front of either.
 
 `PostgresCluster` runs the installed PostgreSQL binaries (`initdb`, `pg_ctl`)
 on a free loopback port in a temporary folder; as root it runs them as the
@@ -8,12 +9,15 @@ test` installs PostgreSQL with apt when it is missing.
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import logging
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import psycopg
@@ -95,6 +99,7 @@ class S3Server:
 
     def __init__(self) -> None:
         self.port = free_port()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
 
@@ -104,3 +109,73 @@ class S3Server:
 
     def stop(self) -> None:
         self.server.stop()
+
+
+class OutageProxy:
+    """A TCP proxy on loopback in front of `port` that can refuse connections, as a server in an outage does.
+
+    `refuse(n)` makes the next `n` connections close at once; `cut()` also closes every
+    open one (pooled database connections go dead). Counting refusals, not timing them,
+    keeps the tests that use it deterministic.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.refused = 0
+        self._to_refuse = 0
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def refuse(self, connections: int) -> None:
+        with self._lock:
+            self._to_refuse = connections
+
+    def cut(self, then_refuse: int = 0) -> None:
+        """Close every open connection, then refuse the next `then_refuse`."""
+        with self._lock:
+            self._to_refuse = then_refuse
+            for sock in self._open:
+                _close(sock)
+            self._open.clear()
+
+    def close(self) -> None:
+        self.cut()
+        _close(self.listener)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                if self._to_refuse > 0:
+                    self._to_refuse -= 1
+                    self.refused += 1
+                    _close(client)
+                    continue
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+                self._open |= {client, upstream}
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _close(sink)
+            with self._lock:
+                self._open.discard(source)
+                self._open.discard(sink)
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()

@@ -18,11 +18,10 @@ from flows.cli import main
 from tasks.artifacts import BuiltContent, BuiltFile
 from tasks.errors import StorageError
 from tasks.normalize import TYPE_FOLDERS, normalize
-from tasks.storage import DATAFRAME_COLUMNS, open_store
+from tasks.storage import DATAFRAME_COLUMNS, forget_stores, open_store
 from tasks.storage.config import StoreConfig
 from tasks.storage.migrate import current_revision, downgrade, head_revision, upgrade
 from tasks.storage.records import open_engine
-from tasks.storage.store import forget_stores
 from tests.conftest import SHIPPED_AGENTS
 from tests.offline_steps import OfflineRun, offline_run
 from tests.servers import PostgresCluster, S3Server, free_port
@@ -133,7 +132,7 @@ def _mixed_contents() -> list[tuple[OfflineRun, BuiltContent]]:
     return [(run, run.build()) for run in runs]
 
 
-def test_twenty_concurrent_saves_lose_nothing_and_duplicate_nothing(postgres_s3: StoreConfig) -> None:
+def test_twenty_concurrent_saves_lose_nothing_and_duplicate_nothing(any_store: StoreConfig) -> None:
     contents = _mixed_contents()  # ten distinct contents, each saved twice below
     store = open_store()
     jobs = [(run, built, f"run-{i}-{copy}") for i, (run, built) in enumerate(contents) for copy in (0, 1)]
