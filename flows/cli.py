@@ -8,6 +8,9 @@
     agentflows contents [--type T]           the newest stored contents
     agentflows db upgrade                    migrate the content database to the newest schema
     agentflows storage sweep [--older-than]  remove objects that failed saves left behind
+    agentflows up | down                     a local Prefect server, deployments and worker, for the UI
+    agentflows serve                         serve every agent and the router from this process
+    agentflows blocks register               put the Block types in the Prefect UI catalogue
 
 Errors agentflows raises on purpose print as one line per problem and exit 1;
 only a bug shows a traceback.
@@ -126,7 +129,26 @@ def parser() -> argparse.ArgumentParser:
     )
     action.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     action.set_defaults(command=storage_sweep)
+    _add_stack_commands(sub)
     return top
+
+
+def _add_stack_commands(sub: Any) -> None:
+    """`up`, `down`, `serve` and `blocks register`: running agentflows from the Prefect UI."""
+    cmd = sub.add_parser("up", help="start a local Prefect server, deploy every agent and start a worker")
+    cmd.add_argument("--host", default="127.0.0.1", help="address the server listens on (default 127.0.0.1)")
+    cmd.add_argument("--port", type=int, default=4200, help="port of the server and its UI (default 4200)")
+    cmd.add_argument("--no-worker", dest="worker", action="store_false", help="deploy, but start no worker")
+    cmd.set_defaults(command=stack_up)
+    cmd = sub.add_parser("down", help="stop what `agentflows up` started")
+    cmd.set_defaults(command=stack_down)
+    cmd = sub.add_parser("serve", help="serve every agent and the router from this process (needs PREFECT_API_URL)")
+    cmd.add_argument("--limit", type=int, help="most flow runs at once")
+    cmd.set_defaults(command=serve_flows)
+    cmd = sub.add_parser("blocks", help="agentflows' Prefect Block types")
+    blocks = cmd.add_subparsers(required=True, metavar="ACTION")
+    action = blocks.add_parser("register", help="register the Block types so they appear in the UI catalogue")
+    action.set_defaults(command=blocks_register)
 
 
 def list_agents(args: argparse.Namespace) -> int:
@@ -285,6 +307,35 @@ def storage_sweep(args: argparse.Namespace) -> int:
     print(
         f"{verb} {len(report.removed)} orphan objects; kept {report.referenced} in use, {report.kept_recent} too recent"
     )
+    return 0
+
+
+def stack_up(args: argparse.Namespace) -> int:
+    from deployments.stack import up
+
+    up(host=args.host, port=args.port, worker=args.worker)
+    return 0
+
+
+def stack_down(args: argparse.Namespace) -> int:
+    from deployments.stack import down
+
+    down()
+    return 0
+
+
+def serve_flows(args: argparse.Namespace) -> int:
+    from deployments.serve import serve_all
+
+    serve_all(limit=args.limit)
+    return 0
+
+
+def blocks_register(args: argparse.Namespace) -> int:
+    from deployments.blocks import register_blocks
+
+    for slug in register_blocks():
+        print(f"registered {slug}")
     return 0
 
 
