@@ -20,12 +20,25 @@ from prefect import Flow
 from flows.catalog import load_agents
 from flows.compiler import compile_agent
 from flows.inputs import validate_inputs
+from flows.loader import LoadedAgent
 from tasks.artifacts import AgentResult
+from tasks.settings import current_settings
 
 
 def agent_flow(name: str, *, definitions: Path | str | None = None) -> Flow[..., Any]:
     """The Prefect flow of agent `name`, compiled from the definitions folder."""
-    return compile_agent(load_agents(definitions)[name])
+    return compiled(load_agents(definitions)[name])
+
+
+_compiled: dict[tuple[str, str, str], Flow[..., Any]] = {}
+
+
+def compiled(agent: LoadedAgent) -> Flow[..., Any]:
+    """The flow of `agent`, compiled once per definition version and result storage."""
+    key = (str(agent.file), agent.flow_version, str(current_settings().result_storage))
+    if key not in _compiled:
+        _compiled[key] = compile_agent(agent)
+    return _compiled[key]
 
 
 async def run_agent_async(
@@ -34,7 +47,7 @@ async def run_agent_async(
     """Run agent `name` with `inputs` and return what it made."""
     agent = load_agents(definitions)[name]
     values = validate_inputs(agent.definition, inputs)
-    result = await compile_agent(agent)(**values, refresh=refresh)
+    result = await compiled(agent)(**values, refresh=refresh)
     assert isinstance(result, AgentResult)
     return result
 

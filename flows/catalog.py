@@ -56,11 +56,38 @@ def definition_files(root: Path) -> list[Path]:
     return sorted(p for p in root.glob("*.yaml") if p.is_file())
 
 
+_loaded: dict[Path, tuple[tuple[tuple[str, int, int], ...], AgentCatalog]] = {}
+
+
 def load_agents(root: Path | str | None = None) -> AgentCatalog:
-    """Load every definition under `root`; raise one `DefinitionError` listing all problems."""
+    """Load every definition under `root`; raise one `DefinitionError` listing all problems.
+
+    A folder whose files have not changed since it was last loaded (same names, sizes
+    and modification times) is not read and validated again.
+    """
     folder = Path(root).expanduser().resolve() if root is not None else definitions_root()
     if not folder.is_dir():
         raise DefinitionError([Problem(folder, None, "", "the definitions folder does not exist")])
+    fingerprint = _fingerprint(folder)
+    cached = _loaded.get(folder)
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1]
+    catalog = _load(folder)
+    _loaded[folder] = (fingerprint, catalog)
+    return catalog
+
+
+def _fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """Name, size and modification time of every file under `folder`."""
+    found = []
+    for path in folder.rglob("*"):
+        if path.is_file():
+            stat = path.stat()
+            found.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(found))
+
+
+def _load(folder: Path) -> AgentCatalog:
     agents: dict[str, LoadedAgent] = {}
     problems: list[Problem] = []
     for file in definition_files(folder):

@@ -11,7 +11,9 @@ data: an input holding `{{ ''.__class__ }}` is printed as those characters, neve
 from __future__ import annotations
 
 import hashlib
+import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sized
 from types import TracebackType
 from typing import Any
@@ -151,6 +153,30 @@ def environment(sources: Mapping[str, str], *, html: bool = False) -> SandboxedE
     )
 
 
+_shared: OrderedDict[tuple[bool, frozenset[tuple[str, str]]], SandboxedEnvironment] = OrderedDict()
+_shared_lock = threading.Lock()
+SHARED_ENVIRONMENTS = 64
+
+
+def shared_environment(sources: Mapping[str, str], *, html: bool = False) -> SandboxedEnvironment:
+    """An `environment` for `sources`, reused by every render of the same templates.
+
+    Jinja compiles a template once per environment; reusing the environment saves
+    compiling each prompt again for every plan item (the sources are the key, so an
+    edited template gets a fresh environment).
+    """
+    key = (html, frozenset(sources.items()))
+    with _shared_lock:
+        env = _shared.get(key)
+        if env is None:
+            env = _shared[key] = environment(sources, html=html)
+            if len(_shared) > SHARED_ENVIRONMENTS:
+                _shared.popitem(last=False)
+        else:
+            _shared.move_to_end(key)
+        return env
+
+
 def render(
     sources: Mapping[str, str],
     name: str,
@@ -160,7 +186,7 @@ def render(
     limit: int = MAX_RENDER_CHARS,
 ) -> str:
     """Render template `name` with `variables`; raise `TemplateRenderError` on any failure."""
-    env = environment(sources, html=html)
+    env = shared_environment(sources, html=html)
     try:
         chunks = env.get_template(name).generate(**variables)
         return _joined_within(chunks, name, limit)

@@ -13,6 +13,7 @@ retryable. The compiler sets per-agent names, retries and timeouts on top.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from typing import Any
@@ -257,11 +258,13 @@ async def save(built: BuiltContent, run: RunInfo) -> SavedContent:
 async def publish(built: BuiltContent, saved: SavedContent) -> None:
     """Attach a preview and a link to the run, for users who started it from the UI."""
     key = re.sub(r"[^a-z0-9-]+", "-", f"{built.provenance.agent}-{saved.content_id}".lower())[:100]
-    await acreate_markdown_artifact(
-        markdown=preview_markdown(built, saved), key=key, description=f"Preview of {built.title!r}"
-    )
-    await acreate_link_artifact(
-        link=saved.location, link_text=built.title, description="Where the full output is stored"
+    await asyncio.gather(
+        acreate_markdown_artifact(
+            markdown=preview_markdown(built, saved), key=key, description=f"Preview of {built.title!r}"
+        ),
+        acreate_link_artifact(
+            link=saved.location, link_text=built.title, description="Where the full output is stored"
+        ),
     )
 
 
