@@ -71,6 +71,11 @@ class FakeLLM:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
+    @property
+    def control_url(self) -> str:
+        """Where another process reads (`GET /received`) or clears (`POST /reset`) the recorded requests."""
+        return f"http://127.0.0.1:{self.server.server_address[1]}/_control"
+
     def script(self, *replies: Reply, model: str | None = None) -> None:
         """Queue replies for `model` (or for any model)."""
         with self._lock:
@@ -125,7 +130,21 @@ def default_answer(body: dict[str, Any]) -> Any:
 
 def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            """`/_control/received`: the bodies received so far (for a harness in another process)."""
+            if self.path != "/_control/received":
+                self.send_error(404)
+                return
+            with fake._lock:
+                payload = json.dumps([r.body for r in fake.received]).encode()
+            self._reply(200, payload)
+
         def do_POST(self) -> None:
+            if self.path == "/_control/reset":
+                with fake._lock:
+                    fake.received.clear()
+                self._reply(204, b"")
+                return
             started = time.monotonic()
             length = int(self.headers.get("content-length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
@@ -163,6 +182,13 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             self.send_header("content-length", str(len(payload)))
             for name, value in reply.headers.items():
                 self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def _reply(self, status: int, payload: bytes) -> None:
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
 

@@ -1,0 +1,59 @@
+"""`python -m benchmarks`: measure agentflows against the ideal and write benchmarks/RESULTS.md.
+
+python -m benchmarks                       every scenario at 0.2 s and 1 s model latency (~6 min on 2 cores)
+python -m benchmarks --quick               one small pass (smoke test)
+python -m benchmarks --profile router      also write benchmarks/profiles/router.txt (pyinstrument)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from benchmarks.harness import Options, run
+from benchmarks.report import markdown
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--latency", type=float, action="append", help="model latency in seconds (repeatable; default 0.2 and 1)"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="repetitions per scenario (default 3)")
+    parser.add_argument(
+        "--contents", type=int, default=1000, help="contents in the persistence scenario (default 1000)"
+    )
+    parser.add_argument(
+        "--limit", type=int, default=8, help="model concurrency limit in the 20-request scenario (default 8)"
+    )
+    parser.add_argument(
+        "--scenario", action="append", choices=["agent", "router", "concurrent", "persistence", "startup"]
+    )
+    parser.add_argument(
+        "--profile", action="append", default=[], metavar="SCENARIO", help="profile a scenario with pyinstrument"
+    )
+    parser.add_argument("--output", type=Path, default=Options().output, help="where to write the table")
+    parser.add_argument(
+        "--quick", action="store_true", help="one repetition, 0.05 s latency, 50 contents, no start-up timing"
+    )
+    args = parser.parse_args(argv)
+    options = Options(
+        latencies=tuple(args.latency or ((0.05,) if args.quick else (0.2, 1.0))),
+        repeats=1 if args.quick else args.repeats,
+        contents=50 if args.quick else args.contents,
+        concurrency_limit=args.limit,
+        scenarios=tuple(args.scenario or (("agent", "persistence") if args.quick else Options().scenarios)),
+        profile=tuple(args.profile),
+        output=args.output,
+    )
+    results = run(options)
+    table = markdown(results)
+    options.output.write_text(table)
+    print(table)
+    print(f"written to {options.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Run every scenario against real servers and write the results table.
+
+The harness starts what the scenarios need, each on loopback:
+
+- a PostgreSQL cluster (the Prefect server's database, and the content store's);
+- a Prefect server backed by that PostgreSQL, as in production (a SQLite-backed
+  server slows concurrent runs several times; see README);
+- moto's S3 endpoint, for the persistence scenario;
+- a fake OpenAI-compatible model server per latency.
+
+Each scenario runs in a subprocess (`benchmarks.scenarios`) so its peak memory is
+its own; the ideal baselines replay the model calls each agentflows run made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.fake_llm import FakeLLM
+from tests.servers import PostgresCluster, S3Server, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Options:
+    """What to measure."""
+
+    latencies: tuple[float, ...] = (0.2, 1.0)
+    repeats: int = 3
+    contents: int = 1000
+    concurrency_limit: int = 8
+    scenarios: tuple[str, ...] = ("agent", "router", "concurrent", "persistence", "startup")
+    profile: tuple[str, ...] = ()
+    output: Path = ROOT / "benchmarks" / "RESULTS.md"
+
+
+@dataclass
+class Results:
+    """Raw measurements, by scenario and latency."""
+
+    machine: dict[str, Any]
+    options: Options
+    runs: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def run(options: Options) -> Results:
+    """Start the servers, run the scenarios, stop everything; return the measurements."""
+    started = time.perf_counter()
+    results = Results(machine=machine(), options=options)
+    postgres = PostgresCluster()
+    s3 = S3Server()
+    prefect: subprocess.Popen[bytes] | None = None
+    try:
+        postgres.create_database("prefect")
+        prefect, api_url = start_prefect(postgres)
+        base_env = {
+            **os.environ,
+            "PREFECT_API_URL": api_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+            "AGENTFLOWS_LLM_MODEL": "bench-model",
+            "AGENTFLOWS_LLM_MAX_CONCURRENCY": str(options.concurrency_limit),
+        }
+        for latency in options.latencies:
+            with FakeLLM(latency=latency) as fake:
+                env = {**base_env, "AGENTFLOWS_LLM_BASE_URL": fake.base_url, "BENCH_FAKE_CONTROL": fake.control_url}
+                for name in ("agent", "router", "concurrent"):
+                    if name in options.scenarios:
+                        results.runs[f"{name}@{latency}"] = scenario(name, env, options)
+        if "persistence" in options.scenarios:
+            results.runs.update(persistence(postgres, s3, base_env, options))
+        if "startup" in options.scenarios:
+            results.runs["startup"] = startup(base_env)
+    finally:
+        if prefect is not None:
+            prefect.terminate()
+            prefect.wait(timeout=30)
+        s3.stop()
+        postgres.remove()
+    results.seconds = time.perf_counter() - started
+    return results
+
+
+def start_prefect(postgres: PostgresCluster) -> tuple[subprocess.Popen[bytes], str]:
+    """A Prefect server on a free port, backed by the cluster's `prefect` database."""
+    port = free_port()
+    home = tempfile.mkdtemp(prefix="agentflows-bench-prefect-")
+    env = {
+        **os.environ,
+        "PREFECT_HOME": home,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": postgres.url("prefect").replace("+psycopg", "+asyncpg"),
+    }
+    command = [
+        str(Path(sys.executable).with_name("prefect")),
+        "server",
+        "start",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    log = open(Path(home) / "server.log", "wb")  # noqa: SIM115 - the server writes to it until it stops
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    api_url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the Prefect server exited; see {home}/server.log")
+        try:
+            if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
+                return server, api_url
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    server.terminate()
+    raise RuntimeError("the Prefect server did not start within 120 s")
+
+
+def scenario(name: str, env: dict[str, str], options: Options, repeats: int | None = None) -> dict[str, Any]:
+    """Run one scenario in a subprocess; with `name` in options.profile, under pyinstrument."""
+    args = ["-m", "benchmarks.scenarios", name, "--repeats", str(repeats or options.repeats)]
+    if name in options.profile:
+        profile = ROOT / "benchmarks" / "profiles" / f"{name}.txt"
+        profile.parent.mkdir(exist_ok=True)
+        args = ["-m", "pyinstrument", "-o", str(profile), *args]
+    done = subprocess.run([sys.executable, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    if done.returncode != 0:
+        raise RuntimeError(f"scenario {name!r} failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def persistence(postgres: PostgresCluster, s3: S3Server, env: dict[str, str], options: Options) -> dict[str, Any]:
+    """1,000 contents into PostgreSQL + S3, and into the embedded default; a fresh store per repetition."""
+    measured = {}
+    for repeat in range(options.repeats):
+        postgres.create_database(f"bench{repeat}")
+    backends = {
+        "postgres+s3": {
+            "BENCH_DATABASE_URL": postgres.url("bench{repeat}"),
+            "BENCH_STORAGE_URL": "s3://bench-{repeat}/outputs",
+            "AGENTFLOWS_S3_ENDPOINT_URL": s3.endpoint,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        },
+        "embedded": {"BENCH_DATABASE_URL": "sqlite:///{home}/agentflows.db", "BENCH_STORAGE_URL": "{home}/outputs"},
+    }
+    for backend, extra in backends.items():
+        measured[f"persistence:{backend}"] = scenario(
+            "persistence", {**env, **extra, "BENCH_CONTENTS": str(options.contents)}, options
+        )
+    return measured
+
+
+def startup(env: dict[str, str]) -> dict[str, Any]:
+    """One small run from the command line in ephemeral mode (no server), and against the running server."""
+    command = [
+        str(Path(sys.executable).with_name("agentflows")),
+        "run",
+        "quiz",
+        "-p",
+        "topic=Tides",
+        "-p",
+        "questions=1",
+    ]
+    timings = {}
+    for mode in ("ephemeral", "server"):
+        run_env = {**env, "AGENTFLOWS_HOME": tempfile.mkdtemp(prefix="agentflows-bench-")}
+        run_env.pop("AGENTFLOWS_LLM_BASE_URL", None)
+        if mode == "ephemeral":
+            run_env.pop("PREFECT_API_URL")
+            run_env["PREFECT_HOME"] = tempfile.mkdtemp(prefix="agentflows-bench-prefect-")
+        started = time.perf_counter()
+        subprocess.run(command, env=run_env, cwd=ROOT, check=True, capture_output=True, timeout=600)
+        timings[mode] = time.perf_counter() - started
+    return timings
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    from importlib.metadata import version
+
+    memory = ""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            memory = f"{int(meminfo.readline().split()[1]) / 1024 / 1024:.0f} GiB"
+    except OSError:
+        pass
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory": memory,
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "prefect": version("prefect"),
+        "agentflows": version("agentflows"),
+    }

@@ -1,0 +1,78 @@
+"""The ideal baseline: plain asyncio + httpx making the same model calls, and nothing else.
+
+It replays request bodies recorded from an agentflows run in the same dependency
+order (each pipeline's decide call, then its generate calls) with the same
+concurrency (per pipeline, and a shared limit across pipelines). No templates,
+no validation, no Prefect, no storage: the floor agentflows is measured against.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The calls of one agent run: one decide body, then generate bodies."""
+
+    decide: dict[str, Any]
+    generate: list[dict[str, Any]]
+
+
+async def replay(base_url: str, pipelines: list[Pipeline], *, per_pipeline: int, shared_limit: int) -> float:
+    """Run every pipeline concurrently; return the wall time in seconds."""
+    limit = asyncio.Semaphore(shared_limit)
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=120, limits=httpx.Limits(max_connections=shared_limit)
+    ) as client:
+
+        async def call(body: dict[str, Any]) -> None:
+            async with limit:
+                response = await client.post("/chat/completions", json=body)
+                response.raise_for_status()
+                response.json()
+
+        async def run(pipeline: Pipeline) -> None:
+            await call(pipeline.decide)
+            own = asyncio.Semaphore(per_pipeline)
+
+            async def bounded(body: dict[str, Any]) -> None:
+                async with own:
+                    await call(body)
+
+            await asyncio.gather(*(bounded(b) for b in pipeline.generate))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(run(p) for p in pipelines))
+        return time.perf_counter() - started
+
+
+def pipelines_from(bodies: list[dict[str, Any]], generates_per_pipeline: int | None = None) -> list[Pipeline]:
+    """Group recorded request bodies into pipelines.
+
+    A decide request is the one whose schema has plan `items`; with one agent per
+    pipeline the agent name (from the system prompt) groups them, otherwise
+    `generates_per_pipeline` deals the generate calls out in order.
+    """
+    decides = [b for b in bodies if _is_decide(b)]
+    generates = [b for b in bodies if not _is_decide(b)]
+    if generates_per_pipeline is None:
+        by_agent = {_agent(b): Pipeline(b, []) for b in decides}
+        for body in generates:
+            by_agent[_agent(body)].generate.append(body)
+        return list(by_agent.values())
+    n = generates_per_pipeline
+    return [Pipeline(d, generates[i * n : (i + 1) * n]) for i, d in enumerate(decides)]
+
+
+def _is_decide(body: dict[str, Any]) -> bool:
+    return '"items": {"type": "array"' in str(body["messages"][-1]["content"])
+
+
+def _agent(body: dict[str, Any]) -> str:
+    return str(body["messages"][0]["content"]).split('"')[1]

@@ -1,0 +1,205 @@
+"""The benchmark scenarios. Each runs in its own process (`python -m benchmarks.scenarios NAME`)
+so its peak memory is its own, and prints one JSON line of measurements.
+
+The environment says where things are: `PREFECT_API_URL` (the running Prefect
+server), `AGENTFLOWS_LLM_BASE_URL` (the fake model server, which has a fixed
+latency), `BENCH_FAKE_CONTROL` (to read what the fake server received), and for
+persistence `BENCH_DATABASE_URL`, `BENCH_STORAGE_URL`, `AGENTFLOWS_S3_ENDPOINT_URL`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.ideal import Pipeline, pipelines_from, replay
+
+EBOOK = {"topic": "How tides work", "chapters": 4}
+ROUTER_TYPES = ["ebook", "lesson_plan", "quiz", "data_report"]
+ROUTER_REQUEST = "a lesson on photosynthesis for 8th grade, with a quiz, a short e-book and a data report"
+CONCURRENT_REQUESTS = 20
+
+
+def fresh_home() -> None:
+    """A new, empty AGENTFLOWS_HOME: nothing cached, nothing stored."""
+    os.environ["AGENTFLOWS_HOME"] = tempfile.mkdtemp(prefix="agentflows-bench-")
+    os.environ.pop("AGENTFLOWS_RESULT_STORAGE", None)
+    from tasks.storage import forget_stores
+
+    forget_stores()
+
+
+def cold_cache() -> None:
+    """A new, empty step cache, keeping the content store (a cold run, not a first install)."""
+    os.environ["AGENTFLOWS_RESULT_STORAGE"] = tempfile.mkdtemp(prefix="agentflows-bench-results-")
+
+
+def received() -> list[dict[str, Any]]:
+    """Request bodies the fake model server received since the last `reset_received`."""
+    return httpx.get(os.environ["BENCH_FAKE_CONTROL"] + "/received", timeout=30).json()  # type: ignore[no-any-return]
+
+
+def reset_received() -> None:
+    httpx.post(os.environ["BENCH_FAKE_CONTROL"] + "/reset", timeout=30)
+
+
+def timed(coroutine: Callable[[], Coroutine[Any, Any, Any]]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = asyncio.run(coroutine())
+    return time.perf_counter() - started, result
+
+
+def ideal(pipelines: list[Pipeline], per_pipeline: int, shared_limit: int) -> float:
+    return asyncio.run(
+        replay(os.environ["AGENTFLOWS_LLM_BASE_URL"], pipelines, per_pipeline=per_pipeline, shared_limit=shared_limit)
+    )
+
+
+# -- scenarios ----------------------------------------------------------------------------------
+
+
+def agent_cold_and_cached(repeats: int) -> dict[str, Any]:
+    """One ebook run (4 chapters) with a cold cache, then the identical run again."""
+    from flows import run_agent_async
+
+    fresh_home()
+    rows = []
+    for _ in range(repeats):
+        cold_cache()
+        reset_received()
+        cold, first = timed(lambda: run_agent_async("ebook", **EBOOK))
+        bodies = received()
+        cached, second = timed(lambda: run_agent_async("ebook", **EBOOK))
+        baseline = ideal(pipelines_from(bodies), per_pipeline=4, shared_limit=16)
+        rows.append(
+            {
+                "cold": cold,
+                "cached": cached,
+                "ideal": baseline,
+                "cold_calls": first.model_calls,
+                "cached_calls": second.model_calls,
+            }
+        )
+    return {"rows": rows}
+
+
+def router_four_types(repeats: int) -> dict[str, Any]:
+    """The router with four content types, as concurrent sub-flows."""
+    from flows import route_async
+
+    fresh_home()
+    rows = []
+    for _ in range(repeats):
+        cold_cache()
+        reset_received()
+        wall, manifest = timed(lambda: route_async(ROUTER_REQUEST, content_types=ROUTER_TYPES))
+        bodies = received()
+        assert manifest.status == "completed", manifest
+        baseline = ideal(pipelines_from(bodies), per_pipeline=6, shared_limit=64)
+        rows.append({"wall": wall, "ideal": baseline, "calls": manifest.model_calls})
+    return {"rows": rows}
+
+
+def concurrent_requests(repeats: int) -> dict[str, Any]:
+    """20 quiz requests at once under the provider's concurrency limit (AGENTFLOWS_LLM_MAX_CONCURRENCY)."""
+    from flows import run_agent_async
+
+    limit = int(os.environ["AGENTFLOWS_LLM_MAX_CONCURRENCY"])
+    fresh_home()
+    rows = []
+    for repeat in range(repeats):
+        cold_cache()
+        reset_received()
+
+        topics = [f"Topic {repeat}-{i}" for i in range(CONCURRENT_REQUESTS)]
+
+        async def all_requests(topics: list[str] = topics) -> list[Any]:
+            return await asyncio.gather(*(run_agent_async("quiz", topic=t, questions=3) for t in topics))
+
+        wall, results = timed(all_requests)
+        bodies = received()
+        baseline = ideal(pipelines_from(bodies, generates_per_pipeline=3), per_pipeline=6, shared_limit=limit)
+        rows.append({"wall": wall, "ideal": baseline, "calls": sum(r.model_calls for r in results), "limit": limit})
+    return {"rows": rows}
+
+
+def persistence(repeats: int) -> dict[str, Any]:
+    """Save 1,000 distinct normalized contents, 8 at a time, to the store in BENCH_DATABASE_URL/BENCH_STORAGE_URL."""
+    from benchmarks.contents import distinct_contents
+    from tasks.storage import open_store
+    from tasks.storage.config import config_from_env
+
+    contents = distinct_contents(int(os.environ.get("BENCH_CONTENTS", "1000")))
+    rows = []
+    for repeat in range(repeats):
+        fresh_home()
+        for target, source in (
+            ("AGENTFLOWS_DATABASE_URL", "BENCH_DATABASE_URL"),
+            ("AGENTFLOWS_STORAGE_URL", "BENCH_STORAGE_URL"),
+        ):
+            os.environ[target] = (
+                os.environ[source].replace("{home}", os.environ["AGENTFLOWS_HOME"]).replace("{repeat}", str(repeat))
+            )
+        _prepare_store()
+        store = open_store(config_from_env())
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda item, store=store: store.save(*item), contents))
+        wall = time.perf_counter() - started
+        assert len(store.records.content_ids()) == len(contents)
+        rows.append({"wall": wall, "contents": len(contents), "per_second": len(contents) / wall})
+    return {"rows": rows}
+
+
+def _prepare_store() -> None:
+    """Create the bucket and migrate the database of this repetition's store."""
+    from tasks.storage.config import config_from_env
+    from tasks.storage.migrate import upgrade
+    from tasks.storage.records import open_engine
+
+    config = config_from_env()
+    if config.storage_url.startswith("s3://"):
+        import s3fs
+
+        options = {k: v for k, v in config.storage_options().items() if k in ("endpoint_url", "key", "secret")}
+        s3fs.S3FileSystem(**options).mkdir(config.storage_url.removeprefix("s3://").split("/")[0])
+    if not config.embedded:
+        engine = open_engine(config.database_url.get_secret_value())
+        upgrade(engine)
+        engine.dispose()
+
+
+SCENARIOS: dict[str, Callable[[int], dict[str, Any]]] = {
+    "agent": agent_cold_and_cached,
+    "router": router_four_types,
+    "concurrent": concurrent_requests,
+    "persistence": persistence,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="run one benchmark scenario and print its measurements as JSON")
+    parser.add_argument("scenario", choices=sorted(SCENARIOS))
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    measured = SCENARIOS[args.scenario](args.repeats)
+    measured["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(measured))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    main()
