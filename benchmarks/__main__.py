@@ -35,17 +35,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--output", type=Path, default=Options().output, help="where to write the table")
     parser.add_argument(
-        "--quick", action="store_true", help="one repetition, 0.05 s latency, 50 contents, no start-up timing"
+        "--quick",
+        action="store_true",
+        help="smoke pass: one repetition, 0.05 s latency, 50 contents, agent and persistence scenarios only",
     )
     args = parser.parse_args(argv)
     options = Options(
         latencies=tuple(args.latency or ((0.05,) if args.quick else (0.2, 1.0))),
         repeats=1 if args.quick else args.repeats,
-        contents=50 if args.quick else args.contents,
+        contents=min(args.contents, 50) if args.quick else args.contents,
         concurrency_limit=args.limit,
         scenarios=tuple(args.scenario or (("agent", "persistence") if args.quick else Options().scenarios)),
         profile=tuple(args.profile),
         output=args.output,
+        quick=args.quick,
     )
     results = run(options)
     table = markdown(results)

@@ -44,6 +44,8 @@ class Options:
     scenarios: tuple[str, ...] = ("agent", "router", "concurrent", "persistence", "startup")
     profile: tuple[str, ...] = ()
     output: Path = ROOT / "benchmarks" / "RESULTS.md"
+    quick: bool = False
+    """A smoke pass: the table says its verdicts are not measurements."""
 
 
 @dataclass

@@ -30,6 +30,10 @@ EBOOK = {"topic": "How tides work", "chapters": 4}
 ROUTER_TYPES = ["ebook", "lesson_plan", "quiz", "data_report"]
 ROUTER_REQUEST = "a lesson on photosynthesis for 8th grade, with a quiz, a short e-book and a data report"
 CONCURRENT_REQUESTS = 20
+PERSISTENCE_BATCH = 50
+"""Contents per `ContentStore.save_many` call in the persistence scenario."""
+PERSISTENCE_WRITERS = 4
+"""Batches written at once in the persistence scenario."""
 
 
 def fresh_home() -> None:
@@ -136,7 +140,8 @@ def concurrent_requests(repeats: int) -> dict[str, Any]:
 
 
 def persistence(repeats: int) -> dict[str, Any]:
-    """Save 1,000 distinct normalized contents, 8 at a time, to the store in BENCH_DATABASE_URL/BENCH_STORAGE_URL."""
+    """Save 1,000 distinct normalized contents in batches (`ContentStore.save_many`, 4 batches at a time)
+    to the store in BENCH_DATABASE_URL / BENCH_STORAGE_URL."""
     from benchmarks.contents import distinct_contents
     from tasks.storage import open_store
     from tasks.storage.config import config_from_env
@@ -155,12 +160,40 @@ def persistence(repeats: int) -> dict[str, Any]:
         _prepare_store()
         store = open_store(config_from_env())
         started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda item, store=store: store.save(*item), contents))
+        batches = [contents[i : i + PERSISTENCE_BATCH] for i in range(0, len(contents), PERSISTENCE_BATCH)]
+        with ThreadPoolExecutor(max_workers=PERSISTENCE_WRITERS) as pool:
+            list(pool.map(store.save_many, batches))
         wall = time.perf_counter() - started
         assert len(store.records.content_ids()) == len(contents)
-        rows.append({"wall": wall, "contents": len(contents), "per_second": len(contents) / wall})
+        ideal_seconds, objects = objects_alone(store.objects, contents)
+        rows.append(
+            {
+                "wall": wall,
+                "ideal": ideal_seconds,
+                "contents": len(contents),
+                "objects": objects,
+                "per_second": len(contents) / wall,
+                "batch": PERSISTENCE_BATCH,
+                "writers": PERSISTENCE_WRITERS,
+            }
+        )
     return {"rows": rows}
+
+
+def objects_alone(objects: Any, contents: list[tuple[Any, Any]]) -> tuple[float, int]:
+    """Seconds to write the same files with no agentflows code: one plain fsspec `pipe` call
+    (concurrent on S3) or a plain write per file, under a prefix of their own; no rows. Also how many files."""
+    from tasks.normalize import normalize
+
+    files = {f"{objects.root}/ideal/{f.key}": f.data for built, _ in contents for f in normalize(built).files}
+    started = time.perf_counter()
+    if objects.local:
+        for path, data in files.items():
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_bytes(data)
+    else:
+        objects.fs.pipe(files)
+    return time.perf_counter() - started, len(files)
 
 
 def _prepare_store() -> None:

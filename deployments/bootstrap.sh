@@ -4,8 +4,10 @@
 #   deployments/bootstrap.sh demo [agentflows run options]   run the ebook agent on embedded defaults
 #   deployments/bootstrap.sh test [pytest options]            run every check: ruff, mypy, pytest
 #                                                             (installs PostgreSQL with apt when missing)
+#   deployments/bootstrap.sh bench [benchmark options]        measure overhead against an ideal asyncio script
+#                                                             and write benchmarks/RESULTS.md (~8 min on 2 cores)
 #
-# Both create .venv (Python 3.11) and install agentflows into it when pyproject.toml
+# Each creates .venv (Python 3.11) and install agentflows into it when pyproject.toml
 # changed since the last install. Embedded defaults: the offline model provider,
 # SQLite and a local folder under $AGENTFLOWS_HOME (default: the per-user data folder).
 set -euo pipefail
@@ -43,7 +45,7 @@ install() {
 }
 
 ensure_postgres() {
-  # The tests start a throwaway PostgreSQL cluster from the installed server binaries.
+  # The tests and the benchmarks start a throwaway PostgreSQL cluster from the installed server binaries.
   if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then
     return 0
   fi
@@ -69,8 +71,13 @@ case "$mode" in
     .venv/bin/mypy
     exec .venv/bin/pytest "$@"
     ;;
+  bench)
+    install test,bench
+    ensure_postgres
+    exec .venv/bin/python -m benchmarks "$@"
+    ;;
   *)
-    echo "usage: deployments/bootstrap.sh demo|test [options]" >&2
+    echo "usage: deployments/bootstrap.sh demo|test|bench [options]" >&2
     exit 2
     ;;
 esac

@@ -150,6 +150,23 @@ def test_twenty_concurrent_saves_lose_nothing_and_duplicate_nothing(any_store: S
             assert store.read(content, path)
 
 
+def test_a_batch_saves_every_content_and_repeats_nothing(any_store: StoreConfig) -> None:
+    contents = _mixed_contents()
+    store = open_store()
+    items = [(built, run_info(run, built, f"batch-{i}")) for i, (run, built) in enumerate(contents)]
+    items.append(items[0])  # the same content twice in one batch
+
+    saved = store.save_many(items)
+
+    assert [s.content_id for s in saved] == [normalize(built).content_id for built, _ in items]
+    stored = store.list(limit=100)
+    assert len(stored) == len(contents) == 10
+    for content in stored:
+        assert all(store.read(content, path) for path in content.keys)
+    assert len(store.save_many(items)) == len(items) and len(store.list(limit=100)) == 10
+    assert len(store.get(saved[0].content_id).lineage) == len(items[0][1].lineage)
+
+
 @pytest.fixture
 def stoppable(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[PostgresCluster, str]]:
     """A PostgreSQL cluster of the test's own, which it may stop (its URL carries a password), and a bucket."""
@@ -195,6 +212,19 @@ def test_database_down_at_commit_leaves_no_row_and_the_orphans_are_swept(
     report = store.sweep(timedelta(0))
 
     assert len(report.removed) == 2 and fs.find(bucket, refresh=True) == []
+
+
+def test_a_batch_whose_commit_fails_leaves_no_row_of_it(stoppable: tuple[PostgresCluster, str]) -> None:
+    cluster, _ = stoppable
+    store = open_store()
+    items = [(built, run_info(run, built, f"batch-{i}")) for i, (run, built) in enumerate(_mixed_contents()[:4])]
+    cluster.stop()
+
+    with pytest.raises(StorageError, match=r"^database postgresql"):
+        store.save_many(items)
+
+    cluster.start()
+    assert store.list() == []
 
 
 def test_storage_down_leaves_no_row(postgres_s3: StoreConfig, monkeypatch: pytest.MonkeyPatch) -> None:

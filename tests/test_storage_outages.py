@@ -108,7 +108,8 @@ def test_a_missing_bucket_is_named_and_leaves_no_row(postgres_s3: StoreConfig) -
         store.save(built, run_info(run, built))
 
     assert str(caught.value) == (
-        f"cannot write 'interactive/{normalize(built).content_id}/index.html' to s3://no-such-bucket/outputs "
+        f"cannot write 'interactive/{normalize(built).content_id}/index.html' and 1 more object to "
+        "s3://no-such-bucket/outputs "
         f"at {postgres_s3.s3_endpoint_url}: The specified bucket does not exist"
     )
     assert store.list() == []
@@ -128,7 +129,7 @@ def test_embedded_storage_that_cannot_be_written_leaves_no_row(agentflows_home: 
         store.save(built, run_info(run, built))
 
     assert str(caught.value) == (
-        f"cannot write 'text/{normalize(built).content_id}/index.html' to {outputs}: Not a directory"
+        f"cannot write 'text/{normalize(built).content_id}/index.html' and 1 more object to {outputs}: Not a directory"
     )
     assert store.list() == []
 

@@ -13,7 +13,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,18 +66,35 @@ class ObjectStore:
 
     def put(self, key: str, data: bytes) -> None:
         """Write `data` at `key`, whole or not at all."""
-        path = self.path(key)
+        self.put_many({key: data})
+
+    def put_many(self, objects: Mapping[str, bytes]) -> None:
+        """Write every object in `objects` (key → bytes), each whole or not at all.
+
+        Remote stores send the writes concurrently (fsspec's batched `pipe`); a
+        retry repeats the whole batch, which is harmless: the keys are
+        content-addressed, so a repeated write puts the same bytes at the same key.
+        """
+        if not objects:
+            return
+        paths = {self.path(key): data for key, data in objects.items()}
+        first = next(iter(objects))
+        more = len(objects) - 1
+        action = f"write {first!r}" + (f" and {more} more object{'s' if more > 1 else ''}" if more else "") + " to"
 
         def write() -> None:
             if self.local:
-                _write_atomically(Path(path), data)
+                for path, data in paths.items():
+                    _write_atomically(Path(path), data)
+            elif len(paths) == 1:
+                self.fs.pipe_file(*next(iter(paths.items())))
             else:
-                self.fs.pipe_file(path, data)
+                self.fs.pipe(paths)
 
         try:
-            self._retrying(f"write {key!r} to", write)
+            self._retrying(action, write)
         except FileNotFoundError as exc:
-            raise StorageError(f"cannot write {key!r} to {self.name}: {_reason(exc)}") from None
+            raise StorageError(f"cannot {action} {self.name}: {_reason(exc)}") from None
 
     def get(self, key: str) -> bytes:
         path = self.path(key)

@@ -1,8 +1,9 @@
 """Reading and writing the content database (SQLAlchemy 2 on PostgreSQL or SQLite).
 
 `ContentRepository.record` writes one generation, its content and its lineage
-in a single transaction: the generation and the lineage upsert on their keys,
-the content upserts on its content hash, so repeating a save adds nothing.
+in a single transaction (`record_many` a whole batch of them, a statement per
+table): the generation and the lineage upsert on their keys, the content
+upserts on its content hash, so repeating a save adds nothing.
 Database outages are retried with backoff; the final error names the database
 with its password masked.
 """
@@ -74,18 +75,31 @@ class ContentRepository:
 
     def record(self, generation: dict[str, Any], content: dict[str, Any], lineage: list[dict[str, Any]]) -> None:
         """Write the generation, the content and the lineage in one transaction (each only once)."""
+        self.record_many([generation], [content], lineage)
+
+    def record_many(
+        self, generations: list[dict[str, Any]], contents: list[dict[str, Any]], lineage: list[dict[str, Any]]
+    ) -> None:
+        """Write many generations, contents and lineage rows in one transaction, a statement per table.
+
+        Rows that exist already (same generation id, content hash, or generation and
+        checksum) are left as they are, so repeating a batch adds nothing.
+        """
 
         def write(session: Session) -> None:
-            session.execute(self._insert(Generation, generation, ["id"]))
-            session.execute(self._insert(GeneratedContent, content, ["content_hash"]))
-            for row in lineage:
-                session.execute(self._insert(ArtifactVersion, row, ["generation_id", "checksum"]))
+            for table, rows, keys in (
+                (Generation, _unique(generations, ("id",)), ["id"]),
+                (GeneratedContent, _unique(contents, ("content_hash",)), ["content_hash"]),
+                (ArtifactVersion, _unique(lineage, ("generation_id", "checksum")), ["generation_id", "checksum"]),
+            ):
+                if rows:
+                    session.execute(self._insert(table, keys), rows)
 
         self._in_session(write)
 
-    def _insert(self, table: Any, values: dict[str, Any], keys: list[str]) -> Any:
+    def _insert(self, table: Any, keys: list[str]) -> Any:
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        return dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+        return dialect.insert(table).on_conflict_do_nothing(index_elements=keys)
 
     def _in_session(self, work: Callable[[Session], T]) -> T:
         """Run `work` in one transaction, again after a pause when the database could not be reached."""
@@ -152,6 +166,18 @@ class ContentRepository:
         if among is not None:
             query = query.where(GeneratedContent.id.in_(list(among)))
         return self._in_session(lambda session: set(session.scalars(query)))
+
+
+def _unique(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """`rows` without later repeats of the same key (one statement may not insert a row twice)."""
+    seen: set[tuple[Any, ...]] = set()
+    kept = []
+    for row in rows:
+        key = tuple(row[k] for k in keys)
+        if key not in seen:
+            seen.add(key)
+            kept.append(row)
+    return kept
 
 
 def _transient(error: BaseException | None) -> bool:

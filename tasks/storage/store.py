@@ -14,7 +14,7 @@ a cutoff. `tasks.storage.opening.open_store()` gives the configured store.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -111,13 +111,26 @@ class ContentStore:
 
     def save(self, built: BuiltContent, run: RunInfo) -> SavedContent:
         """Store `built`: objects first, then one transaction for its rows."""
-        content = normalize(built)
-        for file in content.files:
-            self.objects.put(file.key, file.data)
-        generation = _generation_row(built, run)
-        self.records.record(
-            generation, self._content_row(content, built, generation["id"]), _lineage_rows(run, generation["id"])
-        )
+        return self.save_many([(built, run)])[0]
+
+    def save_many(self, items: Sequence[tuple[BuiltContent, RunInfo]]) -> list[SavedContent]:
+        """Store a batch of contents: every object first, then one transaction for all their rows.
+
+        The batch is whole or absent in the database: a failure writes no row of it
+        (objects already written are orphans for `sweep`). Results follow `items`.
+        """
+        normalized = [normalize(built) for built, _ in items]
+        self.objects.put_many({f.key: f.data for content in normalized for f in content.files})
+        generations, contents, lineage = [], [], []
+        for content, (built, run) in zip(normalized, items, strict=True):
+            generation = _generation_row(built, run)
+            generations.append(generation)
+            contents.append(self._content_row(content, built, generation["id"]))
+            lineage.extend(_lineage_rows(run, generation["id"]))
+        self.records.record_many(generations, contents, lineage)
+        return [self._saved(content, built) for content, (built, _) in zip(normalized, items, strict=True)]
+
+    def _saved(self, content: NormalizedContent, built: BuiltContent) -> SavedContent:
         files = {f.path: self.objects.url(f.key) for f in content.files}
         return SavedContent(
             content_id=content.content_id,

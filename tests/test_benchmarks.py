@@ -1,0 +1,47 @@
+"""Smoke test of the benchmark harness: its quick pass runs end to end and writes a complete table.
+
+It checks what the table reports (every scenario, agentflows and ideal times, model
+calls that match), never how fast anything was: speed is the harness's to measure.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.report import spread
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_the_quick_pass_writes_a_row_per_scenario_with_matching_model_calls(tmp_path: Path) -> None:
+    output = tmp_path / "RESULTS.md"
+
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--contents", "10", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = output.read_text()
+    assert table.startswith("# Benchmark results") and "Quick smoke pass" in table
+    cells = [line.removeprefix("| ").split(" | ") for line in table.splitlines() if line.startswith("| ")]
+    rows = {row[0]: row for row in cells}
+    cold = rows["one agent run, cold (ebook, 4 chapters)"]
+    cached = rows["identical run again (cached)"]
+    assert cold[6] == "5 / 5" and cached[6] == "0 / 0"  # decide + 4 chapters; then nothing
+    assert all(cell.endswith("]") for cell in (cold[2], cold[3], cached[2]))
+    persisted = [name for name in rows if name.startswith("persist 10 contents")]
+    assert sorted(name.split(", ")[1] for name in persisted) == ["embedded", "postgres+s3"]
+    assert all(rows[name][3].endswith("]") and rows[name][4] != "—" for name in persisted)
+
+
+def test_spread_is_the_median_with_the_range() -> None:
+    assert spread([3.0, 1.0, 2.0]) == "2.00 s [1.00–3.00]"
