@@ -141,7 +141,7 @@ def scenario(name: str, env: dict[str, str], options: Options, repeats: int | No
     done = subprocess.run([sys.executable, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=1200)
     if done.returncode != 0:
         raise RuntimeError(f"scenario {name!r} failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def persistence(postgres: PostgresCluster, s3: S3Server, env: dict[str, str], options: Options) -> dict[str, Any]:

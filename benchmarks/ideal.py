@@ -2,8 +2,9 @@
 
 It replays request bodies recorded from an agentflows run in the same dependency
 order (each pipeline's decide call, then its generate calls) with the same
-concurrency (per pipeline, and a shared limit across pipelines). No templates,
-no validation, no Prefect, no storage: the floor agentflows is measured against.
+concurrency (each agent's own fan-out, and the provider's limit shared across
+pipelines). No templates, no validation, no Prefect, no storage: the floor
+agentflows is measured against.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import httpx
 
 @dataclass(frozen=True)
 class Pipeline:
-    """The calls of one agent run: one decide body, then generate bodies."""
+    """The calls of one agent run: one decide body, then generate bodies, `fan_out` at a time."""
 
     decide: dict[str, Any]
     generate: list[dict[str, Any]]
+    fan_out: int
 
 
-async def replay(base_url: str, pipelines: list[Pipeline], *, per_pipeline: int, shared_limit: int) -> float:
+async def replay(base_url: str, pipelines: list[Pipeline], *, shared_limit: int) -> float:
     """Run every pipeline concurrently; return the wall time in seconds."""
     limit = asyncio.Semaphore(shared_limit)
     async with httpx.AsyncClient(
@@ -39,7 +41,7 @@ async def replay(base_url: str, pipelines: list[Pipeline], *, per_pipeline: int,
 
         async def run(pipeline: Pipeline) -> None:
             await call(pipeline.decide)
-            own = asyncio.Semaphore(per_pipeline)
+            own = asyncio.Semaphore(pipeline.fan_out)
 
             async def bounded(body: dict[str, Any]) -> None:
                 async with own:
@@ -52,8 +54,10 @@ async def replay(base_url: str, pipelines: list[Pipeline], *, per_pipeline: int,
         return time.perf_counter() - started
 
 
-def pipelines_from(bodies: list[dict[str, Any]], generates_per_pipeline: int | None = None) -> list[Pipeline]:
-    """Group recorded request bodies into pipelines.
+def pipelines_from(
+    bodies: list[dict[str, Any]], fan_out: dict[str, int], generates_per_pipeline: int | None = None
+) -> list[Pipeline]:
+    """Group recorded request bodies into pipelines; `fan_out` is each agent's generate concurrency.
 
     A decide request is the one whose schema has plan `items`; with one agent per
     pipeline the agent name (from the system prompt) groups them, otherwise
@@ -62,12 +66,12 @@ def pipelines_from(bodies: list[dict[str, Any]], generates_per_pipeline: int | N
     decides = [b for b in bodies if _is_decide(b)]
     generates = [b for b in bodies if not _is_decide(b)]
     if generates_per_pipeline is None:
-        by_agent = {_agent(b): Pipeline(b, []) for b in decides}
+        by_agent = {_agent(b): Pipeline(b, [], fan_out[_agent(b)]) for b in decides}
         for body in generates:
             by_agent[_agent(body)].generate.append(body)
         return list(by_agent.values())
     n = generates_per_pipeline
-    return [Pipeline(d, generates[i * n : (i + 1) * n]) for i, d in enumerate(decides)]
+    return [Pipeline(d, generates[i * n : (i + 1) * n], fan_out[_agent(d)]) for i, d in enumerate(decides)]
 
 
 def _is_decide(body: dict[str, Any]) -> bool:

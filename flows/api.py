@@ -16,29 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from prefect import Flow
+from prefect.context import SyncClientContext
 
 from flows.catalog import load_agents
-from flows.compiler import compile_agent
+from flows.compiler import compiled
 from flows.inputs import validate_inputs
-from flows.loader import LoadedAgent
 from tasks.artifacts import AgentResult
-from tasks.settings import current_settings
 
 
 def agent_flow(name: str, *, definitions: Path | str | None = None) -> Flow[..., Any]:
     """The Prefect flow of agent `name`, compiled from the definitions folder."""
     return compiled(load_agents(definitions)[name])
-
-
-_compiled: dict[tuple[str, str, str], Flow[..., Any]] = {}
-
-
-def compiled(agent: LoadedAgent) -> Flow[..., Any]:
-    """The flow of `agent`, compiled once per definition version and result storage."""
-    key = (str(agent.file), agent.flow_version, str(current_settings().result_storage))
-    if key not in _compiled:
-        _compiled[key] = compile_agent(agent)
-    return _compiled[key]
 
 
 async def run_agent_async(
@@ -47,7 +35,8 @@ async def run_agent_async(
     """Run agent `name` with `inputs` and return what it made."""
     agent = load_agents(definitions)[name]
     values = validate_inputs(agent.definition, inputs)
-    result = await compiled(agent)(**values, refresh=refresh)
+    with SyncClientContext.get_or_create():  # one sync Prefect client for the run, not one per use
+        result = await compiled(agent)(**values, refresh=refresh)
     assert isinstance(result, AgentResult)
     return result
 

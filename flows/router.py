@@ -29,12 +29,12 @@ from typing import Annotated, Any, Literal
 
 from prefect import Flow, flow, task
 from prefect.artifacts import acreate_table_artifact
-from prefect.context import FlowRunContext
+from prefect.context import FlowRunContext, SyncClientContext
 from prefect.states import Completed, Failed, State
 from pydantic import Field, JsonValue
 
 from flows.catalog import AgentCatalog, load_agents
-from flows.compiler import compile_agent
+from flows.compiler import compiled
 from flows.definition import ROUTER_NAME
 from flows.errors import InputError, RoutingError
 from flows.inputs import validate_inputs
@@ -372,7 +372,7 @@ Args:
 
 def compile_router(catalog: AgentCatalog) -> Flow[..., Any]:
     """The router flow over the agents of `catalog`."""
-    agent_flows = {name: compile_agent(agent) for name, agent in catalog.items()}
+    agent_flows = {name: compiled(agent) for name, agent in catalog.items()}
 
     async def router(**parameters: Any) -> Any:
         started = time.monotonic()
@@ -380,19 +380,20 @@ def compile_router(catalog: AgentCatalog) -> Flow[..., Any]:
         shared = {name: parameters.get(name) for name in SHARED_PARAMETERS}
         route = await decide_route(request, catalog, parameters.get("content_types"), shared)
         emit(ProgressEvent(ROUTER_NAME, "route", "done", f"{route.method}: {', '.join(route.agents)}"))
-        components = await asyncio.gather(
-            *(
-                run_branch(
-                    agent_flows[a],
-                    a,
-                    catalog[a].definition.content_type,
-                    route.parameters[a],
-                    request,
-                    bool(parameters.get("refresh")),
+        with SyncClientContext.get_or_create():  # the branches share one sync Prefect client
+            components = await asyncio.gather(
+                *(
+                    run_branch(
+                        agent_flows[a],
+                        a,
+                        catalog[a].definition.content_type,
+                        route.parameters[a],
+                        request,
+                        bool(parameters.get("refresh")),
+                    )
+                    for a in route.agents
                 )
-                for a in route.agents
             )
-        )
         named = unique_names(list(components))
         context = FlowRunContext.get()
         manifest = Manifest(
@@ -461,6 +462,20 @@ def _router_run_name() -> str:
 # -- Python interface -----------------------------------------------------------------------
 
 
+_routers: dict[tuple[tuple[str, ...], str], Flow[..., Any]] = {}
+
+
+def compiled_router(catalog: AgentCatalog) -> Flow[..., Any]:
+    """The router over `catalog`, compiled once per set of agent versions and result storage."""
+    key = (
+        tuple(f"{agent.file}@{agent.flow_version}" for agent in catalog.values()),
+        str(current_settings().result_storage),
+    )
+    if key not in _routers:
+        _routers[key] = compile_router(catalog)
+    return _routers[key]
+
+
 async def route_async(
     request: str,
     *,
@@ -472,16 +487,17 @@ async def route_async(
     definitions: Path | str | None = None,
 ) -> Manifest:
     """Route `request` and return the manifest (also when some branches failed)."""
-    router = compile_router(load_agents(definitions))
-    state: State[Any] = await router(  # type: ignore[misc]
-        request=request,
-        content_types=content_types,
-        audience=audience,
-        language=language,
-        level=level,
-        refresh=refresh,
-        return_state=True,
-    )
+    router = compiled_router(load_agents(definitions))
+    with SyncClientContext.get_or_create():  # one sync Prefect client for the run, not one per use
+        state: State[Any] = await router(  # type: ignore[misc]
+            request=request,
+            content_types=content_types,
+            audience=audience,
+            language=language,
+            level=level,
+            refresh=refresh,
+            return_state=True,
+        )
     result = await state.aresult(raise_on_failure=False)
     if isinstance(result, BaseException):
         raise result

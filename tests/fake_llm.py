@@ -63,7 +63,7 @@ class FakeLLM:
         self._closing = threading.Event()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
-        self.server.block_on_close = False  # type: ignore[attr-defined]
+        self.server.block_on_close = False
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -152,10 +152,10 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             reply = fake.next_reply(model, body)
             if reply.delay:
                 fake.wait(reply.delay)
+            with fake._lock:  # recorded before the answer leaves, so a client that has it finds it recorded
+                fake.received.append(Received(model, body, dict(self.headers), started, time.monotonic()))
             with contextlib.suppress(OSError):  # the client gave up (a timeout test): nothing to send to
                 self._send(reply, model)
-            with fake._lock:
-                fake.received.append(Received(model, body, dict(self.headers), started, time.monotonic()))
 
         def _send(self, reply: Reply, model: str) -> None:
             if reply.body is not None:

@@ -109,6 +109,33 @@ def test_the_provider_concurrency_limit_holds(fake_llm: FakeLLM, monkeypatch: py
     assert fake_llm.max_overlap() == 2
 
 
+def test_server_scope_counts_slots_that_other_processes_hold(
+    fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTFLOWS_LLM_MAX_CONCURRENCY", "2")
+    monkeypatch.setenv("AGENTFLOWS_LLM_LIMIT_SCOPE", "server")
+    fake_llm.latency = 0.2
+    name = limit_name("openai")
+
+    async def held_elsewhere() -> Any:  # what a run in another worker process holds while this one runs
+        async with get_client() as client:
+            await client.upsert_global_concurrency_limit_by_name(name, 2)
+            response = await client.increment_concurrency_slots_with_lease([name], 1, "concurrency", 120)
+            return response.json()["lease_id"]
+
+    async def release(lease: Any) -> None:
+        async with get_client() as client:
+            await client.release_concurrency_slots_with_lease(lease)
+
+    lease = asyncio.run(held_elsewhere())
+    try:
+        run_agent("ebook", topic="Rivers", chapters=3)  # would make 2 calls at once with both slots free
+    finally:
+        asyncio.run(release(lease))
+
+    assert fake_llm.max_overlap() == 1
+
+
 def test_server_scope_is_a_prefect_global_concurrency_limit(fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTFLOWS_LLM_MAX_CONCURRENCY", "3")
     monkeypatch.setenv("AGENTFLOWS_LLM_REQUESTS_PER_MINUTE", "600")

@@ -5,6 +5,7 @@ id prefixes, helpful not-found errors, and object keys that cannot escape."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from tasks.storage.records import now
 from tests.offline_steps import OfflineRun, offline_run, with_fields
 
 
-def built_quiz(**inputs: object) -> tuple[OfflineRun, BuiltContent]:
+def built_quiz(**inputs: Any) -> tuple[OfflineRun, BuiltContent]:
     run = offline_run("quiz", **inputs)
     return run, run.build()
 
@@ -35,7 +36,7 @@ def run_info(run: OfflineRun, built: BuiltContent, flow_run_id: str = "run-1") -
 
 def add_record(store: ContentStore, content_id: str) -> None:
     """A bare content record with a chosen id (ids are normally content hashes)."""
-    generation = {
+    generation: dict[str, Any] = {
         "id": f"gen-{content_id}",
         "agent": "ebook",
         "agent_version": "1",

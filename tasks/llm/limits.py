@@ -5,7 +5,10 @@
 decay). They hold across every flow, process and worker that uses the same
 Prefect server, and are created or updated from the provider's settings on first
 use. Each call asks the server for a slot, so the server's database is on the
-path of every model call.
+path of every model call. Calls of one process first queue on a local semaphore
+of the same size, so the server is asked only for slots this process can use:
+its own calls hand slots on at once, and only slots held by other processes make
+a call wait for the server's 423 ("all slots taken") and retry.
 
 `process`: a semaphore and request pacing shared by every flow running in this
 process (on one event loop), with no round trip.
@@ -19,11 +22,12 @@ everything in this one process.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import ClassVar, Protocol
 from uuid import UUID
 
@@ -35,11 +39,16 @@ from prefect.settings import PREFECT_API_URL
 
 from tasks.llm.config import ProviderConfig
 
+logger = logging.getLogger(__name__)
+
 
 class Limiter(Protocol):
     """Holds a call slot of one provider while a model call is in flight."""
 
     def slot(self) -> AbstractAsyncContextManager[None]: ...
+
+    async def drain(self) -> None:
+        """Wait for work the limiter left running after a slot was given back."""
 
 
 def limit_name(provider: str) -> str:
@@ -62,7 +71,9 @@ class PrefectLimiter:
     _ensured: ClassVar[dict[str, tuple[int, int | None]]] = {}
     """Limits already created or updated by this process, with the settings used."""
 
-    def __init__(self, config: ProviderConfig) -> None:
+    def __init__(self, config: ProviderConfig, local: ProcessLimiter) -> None:
+        self.local = local
+        self._releasing: set[asyncio.Task[None]] = set()
         self.name = limit_name(config.name)
         self.max_concurrency = config.max_concurrency
         self.rpm = config.requests_per_minute
@@ -72,18 +83,41 @@ class PrefectLimiter:
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        async with get_client() as client:
+        held = AsyncExitStack()  # the local slot and the client, until the server slot is released
+        try:
+            await held.enter_async_context(self.local.slot())
+            client = await held.enter_async_context(get_client())
             await self._ensure_limits(client)
             if self.rpm:
                 await _until_granted(lambda: client.increment_concurrency_slots([f"{self.name}-rate"], 1, "rate_limit"))
             response = await _until_granted(
                 lambda: client.increment_concurrency_slots_with_lease([self.name], 1, "concurrency", self.lease_seconds)
             )
-            lease = UUID(response.json()["lease_id"])
+        except BaseException:
+            await held.aclose()
+            raise
+        lease = UUID(response.json()["lease_id"])
+        try:
+            yield
+        finally:
+            # The caller has its answer: release in the background, off its critical path. The local
+            # slot stays taken until the server has the slot back, so no call of this process asks
+            # for a slot the server still counts as held.
+            releasing = asyncio.create_task(self._release(held, client, lease))
+            self._releasing.add(releasing)
+            releasing.add_done_callback(self._releasing.discard)
+
+    async def _release(self, held: AsyncExitStack, client: PrefectClient, lease: UUID) -> None:
+        async with held:
             try:
-                yield
-            finally:
                 await client.release_concurrency_slots_with_lease(lease)
+            except (httpx.HTTPError, OSError) as exc:  # the lease runs out on its own
+                logger.warning("could not release a slot of %s (%s); it frees when its lease ends", self.name, exc)
+
+    async def drain(self) -> None:
+        """Wait until every slot this limiter took is back with the server."""
+        while self._releasing:
+            await asyncio.gather(*self._releasing, return_exceptions=True)
 
     async def _ensure_limits(self, client: PrefectClient) -> None:
         wanted = (self.max_concurrency, self.rpm)
@@ -98,15 +132,26 @@ class PrefectLimiter:
         PrefectLimiter._ensured[self.name] = wanted
 
 
+SLOT_WAIT_CAP_SECONDS = 1.0
+"""Longest pause before asking again for a slot the server refused.
+
+The server's Retry-After estimates the whole queue's wait (average occupancy ×
+waiting slots / limit), which is seconds for model calls; asking again within a
+second at most frees a waiting call soon after a slot does, at the cost of a few
+more small requests.
+"""
+
+
 async def _until_granted(request: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
-    """Repeat a slot request while the server answers 423 (all slots taken), waiting as it says."""
+    """Repeat a slot request while the server answers 423 (all slots taken), waiting as it says, at most 1 s."""
     while True:
         try:
             return await request()
         except httpx.HTTPStatusError as exc:
             if exc.response.status_code != 423:
                 raise
-            await asyncio.sleep(min(float(exc.response.headers.get("retry-after") or 0.1), 5.0))
+            hint = float(exc.response.headers.get("retry-after") or 0.1)
+            await asyncio.sleep(min(hint, SLOT_WAIT_CAP_SECONDS))
 
 
 class ProcessLimiter:
@@ -127,6 +172,9 @@ class ProcessLimiter:
                 await asyncio.sleep(start - now)
             yield
 
+    async def drain(self) -> None:
+        """Nothing to wait for: a semaphore is given back at once."""
+
 
 _process_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, ProcessLimiter]] = (
     weakref.WeakKeyDictionary()
@@ -135,12 +183,12 @@ _process_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str
 
 def limiter_for(config: ProviderConfig) -> Limiter:
     """The limiter of `config` in its scope (see the module docstring)."""
-    if resolved_scope(config) == "server":
-        return PrefectLimiter(config)
     by_key = _process_limiters.setdefault(asyncio.get_running_loop(), {})
     key = config.model_dump_json(include={"name", "base_url", "max_concurrency", "requests_per_minute"})
     if key not in by_key:
         by_key[key] = ProcessLimiter(config)
+    if resolved_scope(config) == "server":
+        return PrefectLimiter(config, local=by_key[key])
     return by_key[key]
 
 

@@ -51,6 +51,9 @@ class ModelSession:
         return self.limiters[key]
 
     async def close(self) -> None:
+        """Wait for the limiters' pending work (slots given back to the server), then close the clients."""
+        for limiter in self.limiters.values():
+            await limiter.drain()
         for client in self.clients.values():
             await client.aclose()
         self.clients.clear()
