@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.harness import Options, run
-from benchmarks.report import markdown
+from benchmarks.report import kept_notes, markdown
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +31,14 @@ def main(argv: list[str] | None = None) -> int:
         "--scenario", action="append", choices=["agent", "router", "concurrent", "persistence", "startup"]
     )
     parser.add_argument(
-        "--profile", action="append", default=[], metavar="SCENARIO", help="profile a scenario with pyinstrument"
+        "--profile",
+        action="append",
+        default=[],
+        metavar="SCENARIO",
+        help=(
+            "also run SCENARIO once under pyinstrument (unmeasured) into benchmarks/profiles/SCENARIO.txt; "
+            "the last latency wins"
+        ),
     )
     parser.add_argument("--output", type=Path, default=Options().output, help="where to write the table")
     parser.add_argument(
@@ -51,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         quick=args.quick,
     )
     results = run(options)
-    table = markdown(results)
+    table = markdown(results, kept_notes(options.output))
     options.output.write_text(table)
     print(table)
     print(f"written to {options.output}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import Results
@@ -162,8 +163,17 @@ def _rows_for(name: str, latency: str, data: dict[str, Any]) -> list[Row]:
     return []
 
 
-def markdown(results: Results) -> str:
-    """The whole RESULTS.md."""
+NOTES_MARKER = "<!-- notes: written by hand, kept when the table is measured again -->"
+
+
+def kept_notes(path: Path) -> str:
+    """The hand-written notes of an existing results file (from `NOTES_MARKER` on), or nothing."""
+    text = path.read_text() if path.exists() else ""
+    return text[text.index(NOTES_MARKER) :] if NOTES_MARKER in text else ""
+
+
+def markdown(results: Results, notes: str = "") -> str:
+    """The whole RESULTS.md: the measured table, then the kept notes."""
     m = results.machine
     header = [
         "scenario",
@@ -201,4 +211,4 @@ def markdown(results: Results) -> str:
         "|" + "---|" * len(header),
     ]
     lines += ["| " + " | ".join(row.cells()) + " |" for row in rows(results)]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + (f"\n{notes.rstrip()}\n" if notes else "")

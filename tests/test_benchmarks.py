@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.report import spread
+from benchmarks.report import NOTES_MARKER, kept_notes, spread
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,3 +45,11 @@ def test_the_quick_pass_writes_a_row_per_scenario_with_matching_model_calls(tmp_
 
 def test_spread_is_the_median_with_the_range() -> None:
     assert spread([3.0, 1.0, 2.0]) == "2.00 s [1.00–3.00]"
+
+
+def test_notes_below_the_marker_survive_a_new_table(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text(f"# old table\n\n{NOTES_MARKER}\n## Reading the results\nhand-written\n")
+
+    assert kept_notes(results) == f"{NOTES_MARKER}\n## Reading the results\nhand-written\n"
+    assert kept_notes(tmp_path / "missing.md") == ""

@@ -79,12 +79,9 @@ def test_three_500s_then_success(fake: FakeLLM) -> None:
 
 def test_a_hung_response_hits_the_read_timeout(fake: FakeLLM) -> None:
     fake.script(Reply(content='{"answer": "late"}', delay=30))
-    started = time.monotonic()
 
-    with pytest.raises(ModelCallError, match=r"timed out \(ReadTimeout\)"):
+    with pytest.raises(ModelCallError, match=r"timed out \(ReadTimeout\)"):  # not the answer 30 s later
         ask(provider(fake, timeouts=Timeouts(read=0.3), retry={"attempts": 1}))
-
-    assert time.monotonic() - started < 10
 
 
 def test_a_permanent_429_exhausts_attempts_then_uses_the_fallback_model(fake: FakeLLM) -> None:
