@@ -5,7 +5,7 @@
 #   deployments/bootstrap.sh test [pytest options]            run every check: ruff, mypy, pytest
 #                                                             (installs PostgreSQL with apt when missing)
 #   deployments/bootstrap.sh bench [benchmark options]        measure overhead against an ideal asyncio script
-#                                                             and write benchmarks/RESULTS.md (~8 min on 2 cores)
+#                                                             and write benchmarks/RESULTS.md (~6 min on 2 cores)
 #
 # Each creates .venv (Python 3.11) and install agentflows into it when pyproject.toml
 # changed since the last install. Embedded defaults: the offline model provider,
