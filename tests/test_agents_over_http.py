@@ -106,7 +106,10 @@ def test_the_provider_concurrency_limit_holds(fake_llm: FakeLLM, monkeypatch: py
 
     run_agent("ebook", topic="Rivers", chapters=4)  # generate would make 4 calls at once without the limit
 
-    assert fake_llm.max_overlap() == 2
+    if scope == "process":
+        assert fake_llm.max_overlap() == 2
+    else:  # a slot is reused once the SQLite-backed test server has it back, which may come after the next call
+        assert 1 <= fake_llm.max_overlap() <= 2
 
 
 def test_server_scope_counts_slots_that_other_processes_hold(
