@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from deployments.stack import start_server, stop_group
 from tests.fake_llm import FakeLLM
 from tests.servers import PostgresCluster, S3Server, free_port
 
@@ -88,8 +87,7 @@ def run(options: Options) -> Results:
             results.runs["startup"] = startup(base_env)
     finally:
         if prefect is not None:
-            prefect.terminate()
-            prefect.wait(timeout=30)
+            stop_group(prefect.pid)
         s3.stop()
         postgres.remove()
     results.seconds = time.perf_counter() - started
@@ -99,36 +97,14 @@ def run(options: Options) -> Results:
 def start_prefect(postgres: PostgresCluster) -> tuple[subprocess.Popen[bytes], str]:
     """A Prefect server on a free port, backed by the cluster's `prefect` database."""
     port = free_port()
-    home = tempfile.mkdtemp(prefix="agentflows-bench-prefect-")
+    home = Path(tempfile.mkdtemp(prefix="agentflows-bench-prefect-"))
     env = {
         **os.environ,
-        "PREFECT_HOME": home,
+        "PREFECT_HOME": str(home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_DATABASE_CONNECTION_URL": postgres.url("prefect").replace("+psycopg", "+asyncpg"),
     }
-    command = [
-        str(Path(sys.executable).with_name("prefect")),
-        "server",
-        "start",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    log = open(Path(home) / "server.log", "wb")  # noqa: SIM115 - the server writes to it until it stops
-    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    api_url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the Prefect server exited; see {home}/server.log")
-        try:
-            if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
-                return server, api_url
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    server.terminate()
-    raise RuntimeError("the Prefect server did not start within 120 s")
+    return start_server("127.0.0.1", port, env, home / "server.log"), f"http://127.0.0.1:{port}/api"
 
 
 def scenario(name: str, env: dict[str, str], options: Options) -> dict[str, Any]:

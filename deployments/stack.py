@@ -70,8 +70,7 @@ def up(host: str = "127.0.0.1", port: int = 4200, worker: bool = True, echo: boo
     env = stack_environment(host, port, folder)
     api_url = env["PREFECT_API_URL"]
     _say(echo, f"starting the Prefect server on {host}:{port} (logs in {logs})")
-    server = _spawn([_prefect(), "server", "start", "--host", host, "--port", str(port)], env, logs / "server.log")
-    _wait_healthy(api_url, server, logs / "server.log")
+    server = start_server(host, port, env, logs / "server.log")
     _say(echo, "registering blocks, creating the work pool, deploying prefect.yaml")
     register_blocks(api_url)
     _run([_prefect(), "work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"], env, logs / "deploy.log")
@@ -103,7 +102,7 @@ def down(echo: bool = True) -> bool:
     for name, pid in (("worker", stack.worker_pid), ("server", stack.server_pid)):
         if pid is not None and _alive(pid):
             _say(echo, f"stopping the {name} (process group {pid})")
-            _stop_group(pid)
+            stop_group(pid)
     (stack_dir() / "stack.json").unlink(missing_ok=True)
     return True
 
@@ -125,6 +124,16 @@ def stack_environment(host: str, port: int, folder: Path) -> dict[str, str]:
         "PREFECT_UI_URL": f"http://{host}:{port}",
         "AGENTFLOWS_HOME": str(current_settings().home),
     }
+
+
+def start_server(host: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`prefect server start` on `host:port` in a process group of its own, once its API answers.
+
+    Stop it with `stop_group(server.pid)`.
+    """
+    server = _spawn([_prefect(), "server", "start", "--host", host, "--port", str(port)], env, log)
+    _wait_healthy(f"http://{host}:{port}/api", server, log)
+    return server
 
 
 def _prefect() -> str:
@@ -161,11 +170,11 @@ def _wait_healthy(api_url: str, server: subprocess.Popen[bytes], log: Path) -> N
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    _stop_group(server.pid)
+    stop_group(server.pid)
     raise StackError(f"the Prefect server did not answer within {START_TIMEOUT:.0f} s; see {log}:\n{_tail(log)}")
 
 
-def _stop_group(pid: int, grace: float = 10.0) -> None:
+def stop_group(pid: int, grace: float = 10.0) -> None:
     """SIGTERM the process group of `pid`, then SIGKILL what is left after `grace` seconds."""
     try:
         os.killpg(pid, signal.SIGTERM)

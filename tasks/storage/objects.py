@@ -86,8 +86,6 @@ class ObjectStore:
             if self.local:
                 for path, data in paths.items():
                     _write_atomically(Path(path), data)
-            elif len(paths) == 1:
-                self.fs.pipe_file(*next(iter(paths.items())))
             else:
                 self.fs.pipe(paths)
 
