@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from itertools import cycle, islice
 
-from tasks.artifacts import BuiltContent
-from tasks.storage import RunInfo
+from agentflows.tasks.artifacts import BuiltContent
+from agentflows.tasks.storage import RunInfo
 from tests.offline_steps import offline_run
 from tests.test_storage import run_info
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deployments.stack import start_server, stop_group
+from agentflows.deployments.stack import start_server, stop_group
 from tests.fake_llm import FakeLLM
 from tests.servers import PostgresCluster, S3Server, free_port
 

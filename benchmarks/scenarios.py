@@ -40,7 +40,7 @@ def fresh_home() -> None:
     """A new, empty AGENTFLOWS_HOME: nothing cached, nothing stored."""
     os.environ["AGENTFLOWS_HOME"] = tempfile.mkdtemp(prefix="agentflows-bench-")
     os.environ.pop("AGENTFLOWS_RESULT_STORAGE", None)
-    from tasks.storage import forget_stores
+    from agentflows.tasks.storage import forget_stores
 
     forget_stores()
 
@@ -67,7 +67,7 @@ def timed(coroutine: Callable[[], Coroutine[Any, Any, Any]]) -> tuple[float, Any
 
 def ideal(bodies: list[dict[str, Any]], generates_per_pipeline: int | None = None) -> float:
     """Seconds the ideal script takes for the same calls, with each agent's fan-out and the provider's limit."""
-    from flows.catalog import load_agents
+    from agentflows.catalog import load_agents
 
     fan_out = {name: agent.definition.steps.generate.concurrency for name, agent in load_agents().items()}
     pipelines = pipelines_from(bodies, fan_out, generates_per_pipeline)
@@ -87,7 +87,7 @@ def warm_up(run: Callable[[], Coroutine[Any, Any, Any]]) -> None:
 
 def agent_cold_and_cached(repeats: int) -> dict[str, Any]:
     """One ebook run (4 chapters) with a cold cache, then the identical run again."""
-    from flows import run_agent_async
+    from agentflows import run_agent_async
 
     fresh_home()
     warm_up(lambda: run_agent_async("ebook", topic="Warming up", chapters=1))
@@ -113,7 +113,7 @@ def agent_cold_and_cached(repeats: int) -> dict[str, Any]:
 
 def router_four_types(repeats: int) -> dict[str, Any]:
     """The router with four content types, as concurrent sub-flows."""
-    from flows import route_async
+    from agentflows import route_async
 
     fresh_home()
     warm_up(lambda: route_async("a quiz about the tides", content_types=["quiz"]))
@@ -131,7 +131,7 @@ def router_four_types(repeats: int) -> dict[str, Any]:
 
 def concurrent_requests(repeats: int) -> dict[str, Any]:
     """20 quiz requests at once under the provider's concurrency limit (AGENTFLOWS_LLM_MAX_CONCURRENCY)."""
-    from flows import run_agent_async
+    from agentflows import run_agent_async
 
     limit = int(os.environ["AGENTFLOWS_LLM_MAX_CONCURRENCY"])
     fresh_home()
@@ -156,9 +156,9 @@ def concurrent_requests(repeats: int) -> dict[str, Any]:
 def persistence(repeats: int) -> dict[str, Any]:
     """Save 1,000 distinct normalized contents in batches (`ContentStore.save_many`, 4 batches at a time)
     to the store in BENCH_DATABASE_URL / BENCH_STORAGE_URL."""
+    from agentflows.tasks.storage import open_store
+    from agentflows.tasks.storage.config import config_from_env
     from benchmarks.contents import distinct_contents
-    from tasks.storage import open_store
-    from tasks.storage.config import config_from_env
 
     contents = distinct_contents(int(os.environ.get("BENCH_CONTENTS", "1000")))
     rows = []
@@ -197,7 +197,7 @@ def persistence(repeats: int) -> dict[str, Any]:
 def objects_alone(objects: Any, contents: list[tuple[Any, Any]]) -> tuple[float, int]:
     """Seconds to write the same files with no agentflows code: one plain fsspec `pipe` call
     (concurrent on S3) or a plain write per file, under a prefix of their own; no rows. Also how many files."""
-    from tasks.normalize import normalize
+    from agentflows.tasks.normalize import normalize
 
     files = {f"{objects.root}/ideal/{f.key}": f.data for built, _ in contents for f in normalize(built).files}
     started = time.perf_counter()
@@ -212,9 +212,9 @@ def objects_alone(objects: Any, contents: list[tuple[Any, Any]]) -> tuple[float,
 
 def _prepare_store() -> None:
     """Create the bucket and migrate the database of this repetition's store."""
-    from tasks.storage.config import config_from_env
-    from tasks.storage.migrate import upgrade
-    from tasks.storage.records import open_engine
+    from agentflows.tasks.storage.config import config_from_env
+    from agentflows.tasks.storage.migrate import upgrade
+    from agentflows.tasks.storage.records import open_engine
 
     config = config_from_env()
     if config.storage_url.startswith("s3://"):

@@ -5,7 +5,7 @@ blocks.content_store`; saving one from Python registers it too), create one in t
 UI or in Python, and point runs at it with `AGENTFLOWS_CONTENT_STORE=<block name>`:
 
     from pydantic import SecretStr
-    from blocks.content_store import ContentStoreBlock
+    from agentflows.blocks.content_store import ContentStoreBlock
     ContentStoreBlock(
         database_url=SecretStr("postgresql+psycopg://agentflows:...@db/agentflows"),
         storage_url="s3://agentflows-outputs/prod",
@@ -19,8 +19,8 @@ from __future__ import annotations
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
-from tasks.errors import ConfigurationError
-from tasks.storage.config import StoreConfig
+from agentflows.tasks.errors import ConfigurationError
+from agentflows.tasks.storage.config import StoreConfig
 
 
 class ContentStoreBlock(Block):

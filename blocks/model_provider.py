@@ -4,7 +4,7 @@ Register the type with `prefect block register -m blocks.model_provider`, create
 one in the UI (or in Python, below), and name it in a definition's
 `model.provider`:
 
-    from blocks.model_provider import ModelProviderBlock
+    from agentflows.blocks.model_provider import ModelProviderBlock
     ModelProviderBlock(base_url="http://localhost:8000/v1", model="qwen2.5-7b-instruct").save("local-vllm")
 
     # agent YAML
@@ -19,7 +19,7 @@ from typing import Literal
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
-from tasks.llm.config import ProviderConfig, RetrySettings, Timeouts
+from agentflows.tasks.llm.config import ProviderConfig, RetrySettings, Timeouts
 
 CACHE_SECONDS = 60.0
 _loaded: dict[str, tuple[float, ProviderConfig | None]] = {}

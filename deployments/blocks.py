@@ -7,8 +7,8 @@ import asyncio
 from prefect.blocks.core import Block
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from blocks.content_store import ContentStoreBlock
-from blocks.model_provider import ModelProviderBlock
+from agentflows.blocks.content_store import ContentStoreBlock
+from agentflows.blocks.model_provider import ModelProviderBlock
 
 BLOCK_TYPES: tuple[type[Block], ...] = (ModelProviderBlock, ContentStoreBlock)
 

@@ -44,6 +44,17 @@ install() {
   fi
 }
 
+typecheck_tree() {
+  # mypy cannot follow the editable install's import hook, so it reads the source through links
+  # laid out as the wheel installs it: flows/ is the `agentflows` package, the other folders its
+  # subpackages (see [tool.setuptools.package-dir] in pyproject.toml).
+  local tree=.venv/typecheck/agentflows
+  rm -rf .venv/typecheck
+  mkdir -p "$tree"
+  for entry in flows/*.py flows/py.typed; do ln -s "$PWD/$entry" "$tree/"; done
+  for package in tasks blocks deployments; do ln -s "$PWD/$package" "$tree/$package"; done
+}
+
 ensure_postgres() {
   # The tests and the benchmarks start a throwaway PostgreSQL cluster from the installed server binaries.
   if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then
@@ -68,6 +79,7 @@ case "$mode" in
     ensure_postgres
     .venv/bin/ruff check .
     .venv/bin/ruff format --check .
+    typecheck_tree
     .venv/bin/mypy
     exec .venv/bin/pytest "$@"
     ;;

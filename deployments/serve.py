@@ -8,18 +8,19 @@ the UI starts until it is stopped. A new YAML agent is served with no code chang
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 
-AGENTS_FILE = Path(__file__).resolve().parent.parent / "flows" / "agents.py"
+AGENTS_FILE = Path(str(resources.files("agentflows") / "agents.py"))
 DEPLOYMENT_NAME = "serve"
 
 
 def served_deployments() -> list[RunnerDeployment]:
     """One deployment per flow of `flows/agents.py`, from its module-level entrypoint."""
-    from flows.agents import FLOWS
+    from agentflows.agents import FLOWS
 
     return [
         RunnerDeployment.from_entrypoint(

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import httpx
 
-from deployments.blocks import register_blocks
-from tasks.errors import AgentflowsError
-from tasks.settings import current_settings
+from agentflows.deployments.blocks import register_blocks
+from agentflows.tasks.errors import AgentflowsError
+from agentflows.tasks.settings import current_settings
 
 PROJECT = Path(__file__).resolve().parent.parent
 WORK_POOL = "agentflows-local"

@@ -1,6 +1,6 @@
 """agentflows: YAML agent definitions compiled into Prefect flows.
 
-    from flows import run_agent, load_agents
+    from agentflows import run_agent, load_agents
     load_agents()                       # every definition, validated
     run_agent("ebook", topic="Tides")   # AgentResult: ids, location, model calls
     route("a lesson on tides with a quiz")  # Manifest: one component per agent the request asks for
@@ -15,27 +15,27 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from flows.api import agent_flow, run_agent, run_agent_async
-    from flows.catalog import AgentCatalog, load_agents
-    from flows.errors import AgentNotFound, DefinitionError, InputError, RoutingError
-    from flows.router import route, route_async
-    from tasks.artifacts import AgentResult
-    from tasks.manifest import Manifest
+    from agentflows.api import agent_flow, run_agent, run_agent_async
+    from agentflows.catalog import AgentCatalog, load_agents
+    from agentflows.errors import AgentNotFound, DefinitionError, InputError, RoutingError
+    from agentflows.router import route, route_async
+    from agentflows.tasks.artifacts import AgentResult
+    from agentflows.tasks.manifest import Manifest
 
 _EXPORTS = {
-    "run_agent": "flows.api",
-    "run_agent_async": "flows.api",
-    "agent_flow": "flows.api",
-    "load_agents": "flows.catalog",
-    "AgentCatalog": "flows.catalog",
-    "AgentNotFound": "flows.errors",
-    "DefinitionError": "flows.errors",
-    "InputError": "flows.errors",
-    "AgentResult": "tasks.artifacts",
-    "route": "flows.router",
-    "route_async": "flows.router",
-    "Manifest": "tasks.manifest",
-    "RoutingError": "flows.errors",
+    "run_agent": "agentflows.api",
+    "run_agent_async": "agentflows.api",
+    "agent_flow": "agentflows.api",
+    "load_agents": "agentflows.catalog",
+    "AgentCatalog": "agentflows.catalog",
+    "AgentNotFound": "agentflows.errors",
+    "DefinitionError": "agentflows.errors",
+    "InputError": "agentflows.errors",
+    "AgentResult": "agentflows.tasks.artifacts",
+    "route": "agentflows.router",
+    "route_async": "agentflows.router",
+    "Manifest": "agentflows.tasks.manifest",
+    "RoutingError": "agentflows.errors",
 }
 __all__ = [
     "AgentCatalog",
@@ -57,4 +57,4 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'flows' has no attribute {name!r}")
+    raise AttributeError(f"module 'agentflows' has no attribute {name!r}")

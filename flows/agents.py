@@ -12,10 +12,10 @@ from typing import Any
 
 from prefect import Flow
 
-from flows.catalog import load_agents
-from flows.compiler import compile_agent
-from flows.definition import ROUTER_NAME
-from flows.router import compile_router
+from agentflows.catalog import load_agents
+from agentflows.compiler import compile_agent
+from agentflows.definition import ROUTER_NAME
+from agentflows.router import compile_router
 
 _catalog = load_agents()
 FLOWS: dict[str, Flow[..., Any]] = {name: compile_agent(agent) for name, agent in _catalog.items()}

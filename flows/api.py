@@ -1,6 +1,6 @@
 """Run agents from Python.
 
-    from flows import run_agent
+    from agentflows import run_agent
     result = run_agent("ebook", topic="Photosynthesis", chapters=3)
     print(result.location, result.model_calls)
 
@@ -18,10 +18,10 @@ from typing import Any
 from prefect import Flow
 from prefect.context import SyncClientContext
 
-from flows.catalog import load_agents
-from flows.compiler import compiled
-from flows.inputs import validate_inputs
-from tasks.artifacts import AgentResult
+from agentflows.catalog import load_agents
+from agentflows.compiler import compiled
+from agentflows.inputs import validate_inputs
+from agentflows.tasks.artifacts import AgentResult
 
 
 def agent_flow(name: str, *, definitions: Path | str | None = None) -> Flow[..., Any]:

@@ -1,9 +1,10 @@
 """Find and load every agent definition in a definitions folder.
 
 The folder is `AGENTFLOWS_DEFINITIONS` when set, otherwise the
-`agent_definitions/` folder shipped with the package, resolved from this file
-rather than the working directory (Prefect workers start flows in a temporary
-directory). Every `*.yaml` file directly inside it is one agent; templates live
+`agent_definitions/` folder shipped with the package, found with
+`importlib.resources` (the same from a wheel, an editable install or a worker's
+clone), never from the working directory (Prefect workers start flows in a
+temporary directory). Every `*.yaml` file directly inside it is one agent; templates live
 anywhere below it.
 """
 
@@ -12,14 +13,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
-from flows.errors import AgentNotFound, DefinitionError, Problem
-from flows.loader import LoadedAgent, load_definition
-from flows.yaml_source import load_yaml
+from agentflows.errors import AgentNotFound, DefinitionError, Problem
+from agentflows.loader import LoadedAgent, load_definition
+from agentflows.yaml_source import load_yaml
 
 DEFINITIONS_VARIABLE = "AGENTFLOWS_DEFINITIONS"
-PACKAGED_DEFINITIONS = Path(__file__).resolve().parent.parent / "agent_definitions"
+PACKAGED_DEFINITIONS = Path(str(resources.files("agentflows.agent_definitions")))
 
 
 def definitions_root() -> Path:

@@ -26,11 +26,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from flows.catalog import DEFINITIONS_VARIABLE, check_paths, definitions_root, load_agents
-from flows.definition import InputSpec
-from flows.errors import DefinitionError, InputError
-from tasks.artifacts import ContentType
-from tasks.errors import AgentflowsError
+from agentflows.catalog import DEFINITIONS_VARIABLE, check_paths, definitions_root, load_agents
+from agentflows.definition import InputSpec
+from agentflows.errors import DefinitionError, InputError
+from agentflows.tasks.artifacts import ContentType
+from agentflows.tasks.errors import AgentflowsError
 
 TRUE_WORDS = {"true", "yes", "on", "1"}
 FALSE_WORDS = {"false", "no", "off", "0"}
@@ -186,8 +186,8 @@ def validate(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     _quiet_prefect()
-    from flows.api import run_agent
-    from flows.progress import listening
+    from agentflows.api import run_agent
+    from agentflows.progress import listening
 
     agent = load_agents(args.definitions)[args.agent]
     inputs = parse_params(args.param, agent.definition.inputs)
@@ -207,8 +207,8 @@ def run(args: argparse.Namespace) -> int:
 
 def route(args: argparse.Namespace) -> int:
     _quiet_prefect()
-    from flows.progress import listening
-    from flows.router import route as route_request
+    from agentflows.progress import listening
+    from agentflows.router import route as route_request
 
     with listening(lambda event: print(f"  {event}", file=sys.stderr)):
         manifest = route_request(
@@ -232,7 +232,7 @@ def route(args: argparse.Namespace) -> int:
 
 
 def show(args: argparse.Namespace) -> int:
-    from tasks.storage import open_store
+    from agentflows.tasks.storage import open_store
 
     content = open_store().get(args.content_id)
     if args.json:
@@ -262,7 +262,7 @@ def show(args: argparse.Namespace) -> int:
 
 
 def contents(args: argparse.Namespace) -> int:
-    from tasks.storage import open_store
+    from agentflows.tasks.storage import open_store
 
     for content in open_store().list(args.content_type, args.limit):
         print(f"{content.id}  {content.content_type.value:<12} {content.agent:<14} {content.title}")
@@ -270,9 +270,9 @@ def contents(args: argparse.Namespace) -> int:
 
 
 def db_upgrade(args: argparse.Namespace) -> int:
-    from tasks.storage import upgrade_database
-    from tasks.storage.migrate import head_revision
-    from tasks.storage.opening import configured_store
+    from agentflows.tasks.storage import upgrade_database
+    from agentflows.tasks.storage.migrate import head_revision
+    from agentflows.tasks.storage.opening import configured_store
 
     config = configured_store()
     before = upgrade_database(config)
@@ -281,9 +281,9 @@ def db_upgrade(args: argparse.Namespace) -> int:
 
 
 def db_current(args: argparse.Namespace) -> int:
-    from tasks.storage import database_revision
-    from tasks.storage.migrate import head_revision
-    from tasks.storage.opening import configured_store
+    from agentflows.tasks.storage import database_revision
+    from agentflows.tasks.storage.migrate import head_revision
+    from agentflows.tasks.storage.opening import configured_store
 
     config = configured_store()
     revision = database_revision(config)
@@ -293,8 +293,8 @@ def db_current(args: argparse.Namespace) -> int:
 
 
 def storage_sweep(args: argparse.Namespace) -> int:
-    from flows.definition import parse_duration
-    from tasks.storage import open_store
+    from agentflows.definition import parse_duration
+    from agentflows.tasks.storage import open_store
 
     try:
         age = parse_duration(args.older_than, allow_zero=True)
@@ -311,28 +311,28 @@ def storage_sweep(args: argparse.Namespace) -> int:
 
 
 def stack_up(args: argparse.Namespace) -> int:
-    from deployments.stack import up
+    from agentflows.deployments.stack import up
 
     up(host=args.host, port=args.port, worker=args.worker)
     return 0
 
 
 def stack_down(args: argparse.Namespace) -> int:
-    from deployments.stack import down
+    from agentflows.deployments.stack import down
 
     down()
     return 0
 
 
 def serve_flows(args: argparse.Namespace) -> int:
-    from deployments.serve import serve_all
+    from agentflows.deployments.serve import serve_all
 
     serve_all(limit=args.limit)
     return 0
 
 
 def blocks_register(args: argparse.Namespace) -> int:
-    from deployments.blocks import register_blocks
+    from agentflows.deployments.blocks import register_blocks
 
     for slug in register_blocks():
         print(f"registered {slug}")

@@ -19,13 +19,13 @@ from prefect import Flow, Task, flow
 from prefect.cache_policies import INPUTS, NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from flows.definition import AgentDefinition, StepSettings, object_schema
-from flows.inputs import input_parameters
-from flows.loader import LoadedAgent, degrade_field
-from flows.pipeline import run_pipeline
-from tasks import steps
-from tasks.settings import current_settings
-from tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
+from agentflows.definition import AgentDefinition, StepSettings, object_schema
+from agentflows.inputs import input_parameters
+from agentflows.loader import LoadedAgent, degrade_field
+from agentflows.pipeline import run_pipeline
+from agentflows.tasks import steps
+from agentflows.tasks.settings import current_settings
+from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
 
 REFRESH_HELP = "Ignore cached step results and call the model again."
 CONTEXT_HELP = "The free-text request this run serves (the router sets it); prompts see it as context.request."
@@ -161,7 +161,7 @@ def compile_agent(agent: LoadedAgent) -> Flow[..., Any]:
     agent_flow.__signature__ = flow_signature(d)  # type: ignore[attr-defined]
     agent_flow.__doc__ = flow_docstring(d)
     agent_flow.__name__ = agent_flow.__qualname__ = d.name
-    agent_flow.__module__ = "flows.agents"
+    agent_flow.__module__ = "agentflows.agents"
     return flow(
         name=d.name,
         version=agent.flow_version,

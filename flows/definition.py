@@ -37,9 +37,9 @@ from pydantic import (
     model_validator,
 )
 
-from tasks.artifacts import ContentType
-from tasks.builders import BuilderName
-from tasks.llm.base import ModelSettings
+from agentflows.tasks.artifacts import ContentType
+from agentflows.tasks.builders import BuilderName
+from agentflows.tasks.llm.base import ModelSettings
 
 IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 TEMPLATE_PATH_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$"

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.errors import AgentflowsError
+from agentflows.tasks.errors import AgentflowsError
 
 
 @dataclass(frozen=True)

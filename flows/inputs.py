@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
-from flows.definition import AgentDefinition, InputSpec
-from flows.errors import InputError
+from agentflows.definition import AgentDefinition, InputSpec
+from agentflows.errors import InputError
 
 _BASE_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool}
 

@@ -24,13 +24,13 @@ from pathlib import Path
 from jinja2 import TemplateSyntaxError, meta, nodes
 from pydantic import ValidationError
 
-from flows.definition import AgentDefinition, FieldSpec
-from flows.errors import DefinitionError, Problem
-from flows.inputs import default_problem
-from flows.validation_messages import problems_from_validation
-from flows.yaml_source import LineMap, YamlPath, YamlSyntaxError, load_yaml
-from tasks.builders import DEFAULT_BUILDER, layout_variables, required_fields
-from tasks.prompts import environment
+from agentflows.definition import AgentDefinition, FieldSpec
+from agentflows.errors import DefinitionError, Problem
+from agentflows.inputs import default_problem
+from agentflows.tasks.builders import DEFAULT_BUILDER, layout_variables, required_fields
+from agentflows.tasks.prompts import environment
+from agentflows.validation_messages import problems_from_validation
+from agentflows.yaml_source import LineMap, YamlPath, YamlSyntaxError, load_yaml
 
 SHARED_PARAMETERS = ("audience", "language", "level")
 """Parameters the router passes to every agent that takes them."""

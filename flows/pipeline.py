@@ -16,16 +16,16 @@ from prefect.context import FlowRunContext
 from prefect.states import State
 from pydantic import JsonValue
 
-from flows.progress import ProgressEvent, emit
-from tasks.artifacts import AgentResult, Draft, Plan, Step, StepReport
-from tasks.llm.base import ModelSettings, resolve_provider
-from tasks.llm.session import model_session
-from tasks.prompts import clean_user_text, clean_user_values
-from tasks.specs import RunContext
-from tasks.storage import LineageEntry, RunInfo
+from agentflows.progress import ProgressEvent, emit
+from agentflows.tasks.artifacts import AgentResult, Draft, Plan, Step, StepReport
+from agentflows.tasks.llm.base import ModelSettings, resolve_provider
+from agentflows.tasks.llm.session import model_session
+from agentflows.tasks.prompts import clean_user_text, clean_user_values
+from agentflows.tasks.specs import RunContext
+from agentflows.tasks.storage import LineageEntry, RunInfo
 
 if TYPE_CHECKING:
-    from flows.compiler import StepSpecs, StepTasks
+    from agentflows.compiler import StepSpecs, StepTasks
 
 
 async def run_pipeline(

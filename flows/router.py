@@ -33,24 +33,24 @@ from prefect.context import FlowRunContext, SyncClientContext
 from prefect.states import Completed, Failed, State
 from pydantic import Field, JsonValue
 
-from flows.catalog import AgentCatalog, load_agents
-from flows.compiler import compiled
-from flows.definition import ROUTER_NAME
-from flows.errors import InputError, RoutingError
-from flows.inputs import validate_inputs
-from flows.loader import SHARED_PARAMETERS
-from flows.progress import ProgressEvent, emit
-from flows.routing import ambiguous_terms, match_rules, request_inputs
-from tasks.artifacts import AgentResult, BuiltContent, BuiltFile, ContentType, Provenance
-from tasks.errors import AgentflowsError
-from tasks.llm.base import ModelSettings, resolve_provider
-from tasks.manifest import Component, Manifest, RunStatus
-from tasks.modelcall import ask_model
-from tasks.prompts import as_user_text
-from tasks.settings import current_settings
-from tasks.specs import ModelStepSpec
-from tasks.steps import save_content
-from tasks.storage import RunInfo
+from agentflows.catalog import AgentCatalog, load_agents
+from agentflows.compiler import compiled
+from agentflows.definition import ROUTER_NAME
+from agentflows.errors import InputError, RoutingError
+from agentflows.inputs import validate_inputs
+from agentflows.loader import SHARED_PARAMETERS
+from agentflows.progress import ProgressEvent, emit
+from agentflows.routing import ambiguous_terms, match_rules, request_inputs
+from agentflows.tasks.artifacts import AgentResult, BuiltContent, BuiltFile, ContentType, Provenance
+from agentflows.tasks.errors import AgentflowsError
+from agentflows.tasks.llm.base import ModelSettings, resolve_provider
+from agentflows.tasks.manifest import Component, Manifest, RunStatus
+from agentflows.tasks.modelcall import ask_model
+from agentflows.tasks.prompts import as_user_text
+from agentflows.tasks.settings import current_settings
+from agentflows.tasks.specs import ModelStepSpec
+from agentflows.tasks.steps import save_content
+from agentflows.tasks.storage import RunInfo
 
 CLASSIFIER_PROMPT = "prompts/router/classify.md"
 CLASSIFIER_SETTINGS = ModelSettings(provider="default", temperature=0.0, max_tokens=1200)
@@ -412,7 +412,7 @@ def compile_router(catalog: AgentCatalog) -> Flow[..., Any]:
     router.__signature__ = router_signature(list(catalog))  # type: ignore[attr-defined]
     router.__doc__ = ROUTER_DOC
     router.__name__ = router.__qualname__ = ROUTER_NAME
-    router.__module__ = "flows.agents"
+    router.__module__ = "agentflows.agents"
     return flow(
         name=ROUTER_NAME,
         description="Turn one free-text request into several kinds of content, made concurrently by their agents.",

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flows.definition import AgentDefinition, InputSpec
+from agentflows.definition import AgentDefinition, InputSpec
 
 _STOP = r"(?=\s+(?:for|with|and|in|to|that|which|using|including)(?=\s)|[,.;:!?]|$)"
 SUBJECT_PATTERNS = (

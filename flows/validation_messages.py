@@ -18,9 +18,9 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from flows.definition import PATTERN_MEANINGS, AgentDefinition
-from flows.errors import Problem
-from flows.yaml_source import LineMap, YamlPath
+from agentflows.definition import PATTERN_MEANINGS, AgentDefinition
+from agentflows.errors import Problem
+from agentflows.yaml_source import LineMap, YamlPath
 
 
 def problems_from_validation(exc: ValidationError, file: Path, data: Any, lines: LineMap) -> list[Problem]:

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, JsonValue
 
-from tasks.artifacts import ContentType, Frozen
+from agentflows.tasks.artifacts import ContentType, Frozen
 
 MANIFEST_VERSION = 1
 RunStatus = Literal["completed", "partly failed", "failed"]

@@ -20,12 +20,12 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from tasks.artifacts import Attempt, Usage
-from tasks.errors import ModelOutputError, PromptTooLarge
-from tasks.llm.base import Message, ModelProvider, ModelReply, ModelRequest, resolve_provider
-from tasks.parsing import MAX_ANSWER_CHARS, Check, Reading, plain_text, read_answer, schema_problems
-from tasks.prompts import render, template_hashes
-from tasks.specs import ModelStepSpec
+from agentflows.tasks.artifacts import Attempt, Usage
+from agentflows.tasks.errors import ModelOutputError, PromptTooLarge
+from agentflows.tasks.llm.base import Message, ModelProvider, ModelReply, ModelRequest, resolve_provider
+from agentflows.tasks.parsing import MAX_ANSWER_CHARS, Check, Reading, plain_text, read_answer, schema_problems
+from agentflows.tasks.prompts import render, template_hashes
+from agentflows.tasks.specs import ModelStepSpec
 
 CHARS_PER_TOKEN = 3.0
 """Conservative characters-per-token estimate for the context-window check (real tokenizers average ~4)."""

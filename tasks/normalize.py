@@ -24,8 +24,8 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from tasks.artifacts import BuiltContent, ContentType, Frozen
-from tasks.errors import StorageError
+from agentflows.tasks.artifacts import BuiltContent, ContentType, Frozen
+from agentflows.tasks.errors import StorageError
 
 TYPE_FOLDERS: dict[ContentType, str] = {
     ContentType.text: "text",

@@ -31,7 +31,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
-from tasks.errors import TemplateRenderError
+from agentflows.tasks.errors import TemplateRenderError
 
 MAX_RENDER_CHARS = 400_000
 """Largest text one render may produce; a template that writes more is stopped."""

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from platformdirs import user_data_path
 
-from tasks.errors import ConfigurationError
+from agentflows.tasks.errors import ConfigurationError
 
 HOME_VARIABLE = "AGENTFLOWS_HOME"
 RESULT_STORAGE_VARIABLE = "AGENTFLOWS_RESULT_STORAGE"

@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.artifacts import SCHEMA_VERSION, ContentType, Step
-from tasks.llm.base import ModelSettings
+from agentflows.tasks.artifacts import SCHEMA_VERSION, ContentType, Step
+from agentflows.tasks.llm.base import ModelSettings
 
 
 def _code_version() -> str:

@@ -26,7 +26,7 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 from pydantic import JsonValue
 
-from tasks.artifacts import (
+from agentflows.tasks.artifacts import (
     BuiltContent,
     Draft,
     Plan,
@@ -36,12 +36,12 @@ from tasks.artifacts import (
     Usage,
     canonical_json,
 )
-from tasks.builders import BuildJob, build_content, check_draft
-from tasks.errors import TemplateRenderError
-from tasks.modelcall import ModelAnswer, ask_model
-from tasks.prompts import as_user_text, evaluate, template_hashes
-from tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
-from tasks.storage import RunInfo, open_store
+from agentflows.tasks.builders import BuildJob, build_content, check_draft
+from agentflows.tasks.errors import TemplateRenderError
+from agentflows.tasks.modelcall import ModelAnswer, ask_model
+from agentflows.tasks.prompts import as_user_text, evaluate, template_hashes
+from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
+from agentflows.tasks.storage import RunInfo, open_store
 
 Inputs = dict[str, JsonValue]
 

@@ -21,11 +21,11 @@ import pytest
 import s3fs
 from prefect.testing.utilities import prefect_test_harness
 
-from tasks.llm import OfflineProvider, register_provider
-from tasks.storage import forget_stores
-from tasks.storage.config import StoreConfig, config_from_env
-from tasks.storage.migrate import upgrade
-from tasks.storage.records import open_engine
+from agentflows.tasks.llm import OfflineProvider, register_provider
+from agentflows.tasks.storage import forget_stores
+from agentflows.tasks.storage.config import StoreConfig, config_from_env
+from agentflows.tasks.storage.migrate import upgrade
+from agentflows.tasks.storage.records import open_engine
 from tests.providers import CallLog, RecordingProvider
 from tests.servers import PostgresCluster, S3Server
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tasks.llm.offline import answer_for
+from agentflows.tasks.llm.offline import answer_for
 
 _SCHEMA = re.compile(r"```json\n(.*?)\n```", re.DOTALL)
 _USER_TEXT = re.compile(r"«([^»]*)»")

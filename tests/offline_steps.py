@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flows import load_agents
-from flows.compiler import StepSpecs, step_specs
-from flows.inputs import validate_inputs
-from tasks.artifacts import BuiltContent, Draft, Plan
-from tasks.specs import RunContext
-from tasks.steps import build_drafts, make_plan, write_draft
+from agentflows import load_agents
+from agentflows.compiler import StepSpecs, step_specs
+from agentflows.inputs import validate_inputs
+from agentflows.tasks.artifacts import BuiltContent, Draft, Plan
+from agentflows.tasks.specs import RunContext
+from agentflows.tasks.steps import build_drafts, make_plan, write_draft
 
 INPUTS: dict[str, dict[str, Any]] = {
     "ebook": {"topic": "How tides work", "chapters": 3},

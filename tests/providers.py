@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from tasks.artifacts import Usage
-from tasks.errors import ModelCallError
-from tasks.llm import ModelReply, ModelRequest, OfflineProvider
+from agentflows.tasks.artifacts import Usage
+from agentflows.tasks.errors import ModelCallError
+from agentflows.tasks.llm import ModelReply, ModelRequest, OfflineProvider
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from prefect import get_client
 
-from blocks.model_provider import ModelProviderBlock
-from flows import run_agent
-from tasks.llm.limits import limit_name
-from tasks.llm.transport import reset_breakers
-from tasks.storage import open_store
+from agentflows import run_agent
+from agentflows.blocks.model_provider import ModelProviderBlock
+from agentflows.tasks.llm.limits import limit_name
+from agentflows.tasks.llm.transport import reset_breakers
+from agentflows.tasks.storage import open_store
 from tests.conftest import SHIPPED_AGENTS
 from tests.fake_llm import FakeLLM, Reply
 from tests.test_flows import INPUTS

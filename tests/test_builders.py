@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from tasks.artifacts import BuiltContent, Draft, Plan
-from tasks.builders import code_tree, data_report, document, quiz_page
-from tasks.builders.common import OFFLINE_NOTICE
-from tasks.errors import BuildError, ModelOutputError
-from tasks.llm import ModelReply, ModelRequest, ModelSettings, OfflineProvider, register_provider
-from tasks.steps import write_draft
+from agentflows.tasks.artifacts import BuiltContent, Draft, Plan
+from agentflows.tasks.builders import code_tree, data_report, document, quiz_page
+from agentflows.tasks.builders.common import OFFLINE_NOTICE
+from agentflows.tasks.errors import BuildError, ModelOutputError
+from agentflows.tasks.llm import ModelReply, ModelRequest, ModelSettings, OfflineProvider, register_provider
+from agentflows.tasks.steps import write_draft
 from tests.conftest import SHIPPED_AGENTS
 from tests.offline_steps import CONTEXT, OfflineRun, offline_run, with_fields
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
+from agentflows.cli import main
 from tests.conftest import REPO, SHIPPED_AGENTS
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
+from agentflows.cli import main
 from tests.conftest import SHIPPED_AGENTS
 
 AGENT = "agent.yaml"

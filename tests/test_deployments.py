@@ -19,11 +19,11 @@ import yaml
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from deployments.stack import Stack, down, up
-from flows import load_agents
-from tasks.artifacts import AgentResult
-from tasks.manifest import Manifest
-from tasks.storage import open_store
+from agentflows import load_agents
+from agentflows.deployments.stack import Stack, down, up
+from agentflows.tasks.artifacts import AgentResult
+from agentflows.tasks.manifest import Manifest
+from agentflows.tasks.storage import open_store
 from tests.conftest import REPO, SHIPPED_AGENTS
 from tests.servers import free_port
 

@@ -27,11 +27,11 @@ from prefect.flows import load_flow_from_entrypoint
 from prefect.settings import PREFECT_API_URL
 from prefect.utilities.callables import parameter_schema
 
-from flows import InputError, load_agents, run_agent
-from tasks.artifacts import AgentResult, BuiltContent, Draft, Plan, SavedContent
-from tasks.errors import ModelCallError, ProviderNotFound
-from tasks.llm import OfflineProvider, register_provider
-from tasks.storage import open_store
+from agentflows import InputError, load_agents, run_agent
+from agentflows.tasks.artifacts import AgentResult, BuiltContent, Draft, Plan, SavedContent
+from agentflows.tasks.errors import ModelCallError, ProviderNotFound
+from agentflows.tasks.llm import OfflineProvider, register_provider
+from agentflows.tasks.storage import open_store
 from tests.conftest import REPO, SHIPPED_AGENTS
 from tests.providers import CallLog, FlakyProvider
 
@@ -194,7 +194,7 @@ def test_an_error_that_is_not_retryable_fails_at_once(definitions: Path, restore
 
 CHILD = """
 import pathlib, sys, time
-import tasks.steps
+import agentflows.tasks.steps
 
 marker = pathlib.Path(sys.argv[1])
 
@@ -203,7 +203,7 @@ def hang_in_save(built, run):
     time.sleep(600)
 
 tasks.steps.save_content = hang_in_save
-from flows import run_agent
+from agentflows import run_agent
 run_agent("ebook", topic="Interrupted tides", chapters=2)
 """
 

@@ -18,11 +18,11 @@ from email.utils import format_datetime
 import pytest
 from pydantic import SecretStr
 
-from tasks.errors import ConfigurationError, ModelCallError
-from tasks.llm import Message, ModelReply, ModelRequest, ModelSettings
-from tasks.llm.config import ProviderConfig, RetrySettings, Timeouts, config_from_env
-from tasks.llm.openai import OpenAICompatibleProvider
-from tasks.llm.transport import backoff_delay, reset_breakers, retry_after_seconds
+from agentflows.tasks.errors import ConfigurationError, ModelCallError
+from agentflows.tasks.llm import Message, ModelReply, ModelRequest, ModelSettings
+from agentflows.tasks.llm.config import ProviderConfig, RetrySettings, Timeouts, config_from_env
+from agentflows.tasks.llm.openai import OpenAICompatibleProvider
+from agentflows.tasks.llm.transport import backoff_delay, reset_breakers, retry_after_seconds
 from tests.fake_llm import FakeLLM, Reply
 
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from tasks.artifacts import BuiltContent, BuiltFile, ContentType, Provenance
-from tasks.errors import StorageError
-from tasks.normalize import ID_LENGTH, NORMALIZERS, TYPE_FOLDERS, normalize
+from agentflows.tasks.artifacts import BuiltContent, BuiltFile, ContentType, Provenance
+from agentflows.tasks.errors import StorageError
+from agentflows.tasks.normalize import ID_LENGTH, NORMALIZERS, TYPE_FOLDERS, normalize
 from tests.conftest import REPO, SHIPPED_AGENTS
 from tests.offline_steps import offline_run
 

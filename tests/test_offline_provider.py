@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from flows import load_agents
-from tasks.artifacts import checksum_of
-from tasks.builders import check_draft
-from tasks.builders.code_tree import path_problem
-from tasks.llm import Message, ModelRequest, ModelSettings, OfflineProvider
-from tasks.llm.offline import MODEL_NAME
-from tasks.parsing import schema_problems
-from tasks.steps import item_bounds, plan_schema
+from agentflows import load_agents
+from agentflows.tasks.artifacts import checksum_of
+from agentflows.tasks.builders import check_draft
+from agentflows.tasks.builders.code_tree import path_problem
+from agentflows.tasks.llm import Message, ModelRequest, ModelSettings, OfflineProvider
+from agentflows.tasks.llm.offline import MODEL_NAME
+from agentflows.tasks.parsing import schema_problems
+from agentflows.tasks.steps import item_bounds, plan_schema
 from tests.conftest import REPO, SHIPPED_AGENTS
 from tests.offline_steps import OfflineRun, offline_run
 

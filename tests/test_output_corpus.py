@@ -23,13 +23,13 @@ from functools import cache
 
 import pytest
 
-from tasks.artifacts import Draft
-from tasks.builders import check_draft
-from tasks.errors import ModelOutputError, PromptTooLarge
-from tasks.llm import OfflineProvider, register_provider
-from tasks.parsing import schema_problems
-from tasks.specs import GenerateSpec
-from tasks.steps import write_draft
+from agentflows.tasks.artifacts import Draft
+from agentflows.tasks.builders import check_draft
+from agentflows.tasks.errors import ModelOutputError, PromptTooLarge
+from agentflows.tasks.llm import OfflineProvider, register_provider
+from agentflows.tasks.parsing import schema_problems
+from agentflows.tasks.specs import GenerateSpec
+from agentflows.tasks.steps import write_draft
 from tests.offline_steps import CONTEXT, OfflineRun, offline_run
 from tests.providers import ScriptedProvider
 

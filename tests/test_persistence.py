@@ -13,15 +13,15 @@ import pytest
 import s3fs
 from sqlalchemy import inspect, text
 
-from flows import run_agent
-from flows.cli import main
-from tasks.artifacts import BuiltContent, BuiltFile
-from tasks.errors import StorageError
-from tasks.normalize import TYPE_FOLDERS, normalize
-from tasks.storage import DATAFRAME_COLUMNS, forget_stores, open_store
-from tasks.storage.config import StoreConfig
-from tasks.storage.migrate import current_revision, downgrade, head_revision, upgrade
-from tasks.storage.records import open_engine
+from agentflows import run_agent
+from agentflows.cli import main
+from agentflows.tasks.artifacts import BuiltContent, BuiltFile
+from agentflows.tasks.errors import StorageError
+from agentflows.tasks.normalize import TYPE_FOLDERS, normalize
+from agentflows.tasks.storage import DATAFRAME_COLUMNS, forget_stores, open_store
+from agentflows.tasks.storage.config import StoreConfig
+from agentflows.tasks.storage.migrate import current_revision, downgrade, head_revision, upgrade
+from agentflows.tasks.storage.records import open_engine
 from tests.conftest import SHIPPED_AGENTS
 from tests.offline_steps import OfflineRun, offline_run
 from tests.servers import PostgresCluster, S3Server, free_port

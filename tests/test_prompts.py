@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.errors import TemplateRenderError
-from tasks.prompts import MAX_RENDER_CHARS, evaluate, render
+from agentflows.tasks.errors import TemplateRenderError
+from agentflows.tasks.prompts import MAX_RENDER_CHARS, evaluate, render
 
 SSTI = "{{ ''.__class__.__mro__ }}"
 

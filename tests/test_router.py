@@ -14,14 +14,14 @@ import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-from flows import InputError, RoutingError, load_agents, route, route_async
-from flows.cli import main
-from flows.router import decide_route
-from flows.routing import match_rules, request_inputs, request_subject
-from tasks.errors import ModelCallError
-from tasks.llm import ModelReply, ModelRequest, OfflineProvider, register_provider
-from tasks.llm.transport import reset_breakers
-from tasks.storage import open_store
+from agentflows import InputError, RoutingError, load_agents, route, route_async
+from agentflows.cli import main
+from agentflows.router import decide_route
+from agentflows.routing import match_rules, request_inputs, request_subject
+from agentflows.tasks.errors import ModelCallError
+from agentflows.tasks.llm import ModelReply, ModelRequest, OfflineProvider, register_provider
+from agentflows.tasks.llm.transport import reset_breakers
+from agentflows.tasks.storage import open_store
 from tests.fake_llm import FakeLLM, Received, Reply
 
 LESSON_REQUEST = "a lesson on photosynthesis for 8th grade, with a quiz and a short e-book chapter for home reading"

@@ -21,14 +21,14 @@ import s3fs
 from pydantic import SecretStr
 from sqlalchemy import text
 
-from blocks.content_store import ContentStoreBlock
-from flows.cli import main
-from tasks.errors import ConfigurationError, StorageError
-from tasks.normalize import normalize
-from tasks.storage import open_store
-from tasks.storage.config import StoreConfig
-from tasks.storage.migrate import upgrade
-from tasks.storage.records import open_engine
+from agentflows.blocks.content_store import ContentStoreBlock
+from agentflows.cli import main
+from agentflows.tasks.errors import ConfigurationError, StorageError
+from agentflows.tasks.normalize import normalize
+from agentflows.tasks.storage import open_store
+from agentflows.tasks.storage.config import StoreConfig
+from agentflows.tasks.storage.migrate import upgrade
+from agentflows.tasks.storage.records import open_engine
 from tests.conftest import REPO
 from tests.offline_steps import offline_run
 from tests.servers import OutageProxy, PostgresCluster, S3Server, free_port
@@ -150,7 +150,7 @@ def test_a_storage_folder_that_cannot_be_made_is_named(agentflows_home: Path, mo
 
 
 def test_processes_opening_a_new_embedded_store_at_once_all_succeed(agentflows_home: Path) -> None:
-    code = "from tasks.storage import open_store; print(len(open_store().list()))"
+    code = "from agentflows.tasks.storage import open_store; print(len(open_store().list()))"
     env = {**os.environ, "AGENTFLOWS_HOME": str(agentflows_home)}
 
     started = [

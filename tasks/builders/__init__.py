@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any, Literal, get_args
 
-from tasks.artifacts import BuiltContent, ContentType, Provenance
-from tasks.builders import code_tree, data_report, document, quiz_page
-from tasks.builders.common import COMMON_LAYOUT_VARIABLES, BuildJob
+from agentflows.tasks.artifacts import BuiltContent, ContentType, Provenance
+from agentflows.tasks.builders import code_tree, data_report, document, quiz_page
+from agentflows.tasks.builders.common import COMMON_LAYOUT_VARIABLES, BuildJob
 
 BuilderName = Literal["document", "code_tree", "quiz_page", "data_report"]
 BUILDERS: dict[str, ModuleType] = {

@@ -13,9 +13,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from tasks.artifacts import BuiltFile
-from tasks.builders.common import Assembly, BuildJob, html_file, render_layout, section_fields
-from tasks.errors import BuildError
+from agentflows.tasks.artifacts import BuiltFile
+from agentflows.tasks.builders.common import Assembly, BuildJob, html_file, render_layout, section_fields
+from agentflows.tasks.errors import BuildError
 
 REQUIRES = {"path": ("string", "path"), "code": ("string", "code")}
 LAYOUT_VARIABLES = frozenset({"files"})

@@ -11,8 +11,8 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 from pydantic import JsonValue
 
-from tasks.artifacts import BuiltFile, ContentType, Draft, Plan
-from tasks.prompts import render
+from agentflows.tasks.artifacts import BuiltFile, ContentType, Draft, Plan
+from agentflows.tasks.prompts import render
 
 OFFLINE_NOTICE = (
     "Written by the agentflows offline provider: no language model was called. "

@@ -18,8 +18,8 @@ from typing import Any
 import pandas as pd
 from markupsafe import Markup, escape
 
-from tasks.artifacts import BuiltFile
-from tasks.builders.common import (
+from agentflows.tasks.artifacts import BuiltFile
+from agentflows.tasks.builders.common import (
     Assembly,
     BuildJob,
     html_file,
@@ -29,7 +29,7 @@ from tasks.builders.common import (
     render_layout,
     section_fields,
 )
-from tasks.errors import BuildError
+from agentflows.tasks.errors import BuildError
 
 REQUIRES = {
     "narrative": ("string", "markdown"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tasks.builders.common import (
+from agentflows.tasks.builders.common import (
     Assembly,
     BuildJob,
     html_file,

@@ -15,8 +15,8 @@ from typing import Any
 
 from markupsafe import Markup
 
-from tasks.artifacts import BuiltFile
-from tasks.builders.common import Assembly, BuildJob, html_file, render_layout, section_fields
+from agentflows.tasks.artifacts import BuiltFile
+from agentflows.tasks.builders.common import Assembly, BuildJob, html_file, render_layout, section_fields
 
 REQUIRES = {
     "question": ("string", None),

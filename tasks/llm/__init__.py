@@ -1,6 +1,6 @@
 """Model providers: the interface, the registry and the built-in offline provider."""
 
-from tasks.llm.base import (
+from agentflows.tasks.llm.base import (
     Message,
     ModelProvider,
     ModelReply,
@@ -10,12 +10,12 @@ from tasks.llm.base import (
     registered_providers,
     resolve_provider,
 )
-from tasks.llm.config import ProviderConfig, config_from_env
-from tasks.llm.offline import OfflineProvider
+from agentflows.tasks.llm.config import ProviderConfig, config_from_env
+from agentflows.tasks.llm.offline import OfflineProvider
 
 
 def _openai_from_env(settings: ModelSettings) -> ModelProvider:
-    from tasks.llm.openai import OpenAICompatibleProvider  # httpx only when it is used
+    from agentflows.tasks.llm.openai import OpenAICompatibleProvider  # httpx only when it is used
 
     return OpenAICompatibleProvider(config_from_env(), settings)
 

@@ -19,8 +19,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from tasks.artifacts import Usage
-from tasks.errors import ProviderNotFound
+from agentflows.tasks.artifacts import Usage
+from agentflows.tasks.errors import ProviderNotFound
 
 BASE_URL_VARIABLE = "AGENTFLOWS_LLM_BASE_URL"
 
@@ -118,8 +118,8 @@ async def resolve_provider(settings: ModelSettings) -> ModelProvider:
     factory = _registry.get(name)
     if factory is not None:
         return factory(settings)
-    from blocks.model_provider import load_provider_config  # imports Prefect's block machinery
-    from tasks.llm.openai import OpenAICompatibleProvider
+    from agentflows.blocks.model_provider import load_provider_config  # imports Prefect's block machinery
+    from agentflows.tasks.llm.openai import OpenAICompatibleProvider
 
     config = await load_provider_config(name)
     if config is None:

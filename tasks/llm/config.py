@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from tasks.errors import ConfigurationError
+from agentflows.tasks.errors import ConfigurationError
 
 ENV_PREFIX = "AGENTFLOWS_LLM_"
 

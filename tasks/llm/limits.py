@@ -37,7 +37,7 @@ from prefect.client.orchestration import PrefectClient
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.settings import PREFECT_API_URL
 
-from tasks.llm.config import ProviderConfig
+from agentflows.tasks.llm.config import ProviderConfig
 
 logger = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ import random
 import re
 from typing import Any
 
-from tasks.artifacts import Usage
-from tasks.llm.base import ModelReply, ModelRequest, ModelSettings
+from agentflows.tasks.artifacts import Usage
+from agentflows.tasks.llm.base import ModelReply, ModelRequest, ModelSettings
 
 MODEL_NAME = "agentflows-offline-1"
 TOPIC_KEYS = ("topic", "subject", "title", "theme", "name", "question", "goal")

@@ -19,12 +19,12 @@ from typing import Any
 
 import httpx
 
-from tasks.artifacts import Usage
-from tasks.errors import ModelCallError
-from tasks.llm.base import ModelReply, ModelRequest, ModelSettings
-from tasks.llm.config import ProviderConfig
-from tasks.llm.session import ModelSession, model_session
-from tasks.llm.transport import breaker_for, is_retryable_status, wait_before_retry
+from agentflows.tasks.artifacts import Usage
+from agentflows.tasks.errors import ModelCallError
+from agentflows.tasks.llm.base import ModelReply, ModelRequest, ModelSettings
+from agentflows.tasks.llm.config import ProviderConfig
+from agentflows.tasks.llm.session import ModelSession, model_session
+from agentflows.tasks.llm.transport import breaker_for, is_retryable_status, wait_before_retry
 
 _json_mode_refused: set[str] = set()
 """Endpoints that answered 400 to `response_format`; asked through the prompt only from then on."""

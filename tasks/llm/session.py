@@ -16,8 +16,8 @@ from functools import cache
 
 import httpx
 
-from tasks.llm.config import ProviderConfig
-from tasks.llm.limits import Limiter, limiter_for
+from agentflows.tasks.llm.config import ProviderConfig
+from agentflows.tasks.llm.limits import Limiter, limiter_for
 
 _current: ContextVar[ModelSession | None] = ContextVar("agentflows_model_session", default=None)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from tasks.llm.config import RetrySettings
+from agentflows.tasks.llm.config import RetrySettings
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 

@@ -9,15 +9,15 @@ schema.py    the tables; migrate.py and migrations/ keep databases on it (Alembi
 sweep.py     removing objects that failed saves left behind
 """
 
-from tasks.storage.opening import database_revision, forget_stores, open_store, upgrade_database
-from tasks.storage.store import (
+from agentflows.tasks.storage.opening import database_revision, forget_stores, open_store, upgrade_database
+from agentflows.tasks.storage.store import (
     DATAFRAME_COLUMNS,
     ContentStore,
     LineageEntry,
     RunInfo,
     StoredContent,
 )
-from tasks.storage.sweep import SweepReport
+from agentflows.tasks.storage.sweep import SweepReport
 
 __all__ = [
     "DATAFRAME_COLUMNS",

@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from tasks.errors import ConfigurationError
-from tasks.settings import current_settings
+from agentflows.tasks.errors import ConfigurationError
+from agentflows.tasks.settings import current_settings
 
 STORE_BLOCK_VARIABLE = "AGENTFLOWS_CONTENT_STORE"
 

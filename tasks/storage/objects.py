@@ -23,8 +23,8 @@ import fsspec
 from botocore.exceptions import BotoCoreError
 from fsspec.implementations.local import LocalFileSystem
 
-from tasks.errors import StorageError
-from tasks.normalize import safe_key
+from agentflows.tasks.errors import StorageError
+from agentflows.tasks.normalize import safe_key
 
 T = TypeVar("T")
 RETRY_DELAYS = (0.2, 0.5, 1.0)

@@ -14,12 +14,12 @@ from __future__ import annotations
 import os
 import threading
 
-from tasks.errors import StorageError
-from tasks.storage.config import STORE_BLOCK_VARIABLE, StoreConfig, config_from_env
-from tasks.storage.migrate import head_revision, known_revisions, upgrade
-from tasks.storage.objects import ObjectStore
-from tasks.storage.records import ContentRepository, error_reason, open_engine
-from tasks.storage.store import ContentStore
+from agentflows.tasks.errors import StorageError
+from agentflows.tasks.storage.config import STORE_BLOCK_VARIABLE, StoreConfig, config_from_env
+from agentflows.tasks.storage.migrate import head_revision, known_revisions, upgrade
+from agentflows.tasks.storage.objects import ObjectStore
+from agentflows.tasks.storage.records import ContentRepository, error_reason, open_engine
+from agentflows.tasks.storage.store import ContentStore
 
 _stores: dict[str, ContentStore] = {}
 _lock = threading.Lock()
@@ -39,7 +39,7 @@ def configured_store() -> StoreConfig:
     """The store a saved Block names (`AGENTFLOWS_CONTENT_STORE`), or the environment's."""
     block_name = os.environ.get(STORE_BLOCK_VARIABLE, "").strip()
     if block_name:
-        from blocks.content_store import ContentStoreBlock
+        from agentflows.blocks.content_store import ContentStoreBlock
 
         return ContentStoreBlock.load_config(block_name)
     return config_from_env()

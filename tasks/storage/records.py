@@ -23,9 +23,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from tasks.errors import StorageError
-from tasks.storage.migrate import revision_of
-from tasks.storage.schema import ArtifactVersion, GeneratedContent, Generation
+from agentflows.tasks.errors import StorageError
+from agentflows.tasks.storage.migrate import revision_of
+from agentflows.tasks.storage.schema import ArtifactVersion, GeneratedContent, Generation
 
 MIN_PREFIX = 6
 """Fewest characters of an id that `get` accepts as a prefix."""

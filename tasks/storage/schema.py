@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from tasks.artifacts import ContentType
+from agentflows.tasks.artifacts import ContentType
 
 JsonColumn = JSON().with_variant(postgresql.JSONB(), "postgresql")
 ContentTypeColumn = Enum(*(t.value for t in ContentType), name="content_type", native_enum=True, create_constraint=True)

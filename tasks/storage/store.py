@@ -21,13 +21,13 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, JsonValue
 
-from tasks.artifacts import BuiltContent, ContentType, Provenance, SavedContent
-from tasks.errors import ContentNotFound, StorageError
-from tasks.normalize import NormalizedContent, normalize
-from tasks.storage.objects import ObjectStore
-from tasks.storage.records import MIN_PREFIX, ContentRepository, now
-from tasks.storage.schema import ArtifactVersion, GeneratedContent, Generation
-from tasks.storage.sweep import SweepReport, sweep
+from agentflows.tasks.artifacts import BuiltContent, ContentType, Provenance, SavedContent
+from agentflows.tasks.errors import ContentNotFound, StorageError
+from agentflows.tasks.normalize import NormalizedContent, normalize
+from agentflows.tasks.storage.objects import ObjectStore
+from agentflows.tasks.storage.records import MIN_PREFIX, ContentRepository, now
+from agentflows.tasks.storage.schema import ArtifactVersion, GeneratedContent, Generation
+from agentflows.tasks.storage.sweep import SweepReport, sweep
 
 DATAFRAME_COLUMNS = (
     "id",

@@ -19,9 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from tasks.normalize import ID_LENGTH, TYPE_FOLDERS
-from tasks.storage.objects import ObjectInfo, ObjectStore
-from tasks.storage.records import ContentRepository
+from agentflows.tasks.normalize import ID_LENGTH, TYPE_FOLDERS
+from agentflows.tasks.storage.objects import ObjectInfo, ObjectStore
+from agentflows.tasks.storage.records import ContentRepository
 
 _ID = re.compile(rf"^[0-9a-f]{{{ID_LENGTH}}}$")
 
