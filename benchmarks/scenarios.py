@@ -40,9 +40,6 @@ def fresh_home() -> None:
     """A new, empty AGENTFLOWS_HOME: nothing cached, nothing stored."""
     os.environ["AGENTFLOWS_HOME"] = tempfile.mkdtemp(prefix="agentflows-bench-")
     os.environ.pop("AGENTFLOWS_RESULT_STORAGE", None)
-    from agentflows.tasks.storage import forget_stores
-
-    forget_stores()
 
 
 def cold_cache() -> None:
@@ -156,8 +153,7 @@ def concurrent_requests(repeats: int) -> dict[str, Any]:
 def persistence(repeats: int) -> dict[str, Any]:
     """Save 1,000 distinct normalized contents in batches (`ContentStore.save_many`, 4 batches at a time)
     to the store in BENCH_DATABASE_URL / BENCH_STORAGE_URL."""
-    from agentflows.tasks.storage import open_store
-    from agentflows.tasks.storage.config import config_from_env
+    from agentflows.tasks.runtime import open_store
     from benchmarks.contents import distinct_contents
 
     contents = distinct_contents(int(os.environ.get("BENCH_CONTENTS", "1000")))
@@ -172,7 +168,7 @@ def persistence(repeats: int) -> dict[str, Any]:
                 os.environ[source].replace("{home}", os.environ["AGENTFLOWS_HOME"]).replace("{repeat}", str(repeat))
             )
         _prepare_store()
-        store = open_store(config_from_env())
+        store = open_store()
         started = time.perf_counter()
         batches = [contents[i : i + PERSISTENCE_BATCH] for i in range(0, len(contents), PERSISTENCE_BATCH)]
         with ThreadPoolExecutor(max_workers=PERSISTENCE_WRITERS) as pool:
@@ -212,11 +208,11 @@ def objects_alone(objects: Any, contents: list[tuple[Any, Any]]) -> tuple[float,
 
 def _prepare_store() -> None:
     """Create the bucket and migrate the database of this repetition's store."""
-    from agentflows.tasks.storage.config import config_from_env
+    from agentflows.tasks.runtime import current_runtime
     from agentflows.tasks.storage.migrate import upgrade
     from agentflows.tasks.storage.records import open_engine
 
-    config = config_from_env()
+    config = current_runtime().settings.store
     if config.storage_url.startswith("s3://"):
         import s3fs
 

@@ -29,7 +29,7 @@ import httpx
 
 from agentflows.deployments.blocks import register_blocks
 from agentflows.tasks.errors import AgentflowsError
-from agentflows.tasks.settings import current_settings
+from agentflows.tasks.runtime import current_runtime
 
 PROJECT = Path(__file__).resolve().parent.parent
 WORK_POOL = "agentflows-local"
@@ -53,7 +53,7 @@ class Stack:
 
 
 def stack_dir() -> Path:
-    return current_settings().home / "stack"
+    return current_runtime().settings.home / "stack"
 
 
 def up(host: str = "127.0.0.1", port: int = 4200, worker: bool = True, echo: bool = True) -> Stack:
@@ -122,7 +122,7 @@ def stack_environment(host: str, port: int, folder: Path) -> dict[str, str]:
         "PREFECT_API_URL": f"http://{host}:{port}/api",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_UI_URL": f"http://{host}:{port}",
-        "AGENTFLOWS_HOME": str(current_settings().home),
+        "AGENTFLOWS_HOME": str(current_runtime().settings.home),
     }
 
 

@@ -4,6 +4,7 @@
     load_agents()                       # every definition, validated
     run_agent("ebook", topic="Tides")   # AgentResult: ids, location, model calls
     route("a lesson on tides with a quiz")  # Manifest: one component per agent the request asks for
+    open_store().list()                 # what has been stored, newest first
 
 Names are imported on first use, so `agentflows validate` does not pay for
 importing Prefect.
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from agentflows.router import route, route_async
     from agentflows.tasks.artifacts import AgentResult
     from agentflows.tasks.manifest import Manifest
+    from agentflows.tasks.runtime import Runtime, open_store
 
 _EXPORTS = {
     "run_agent": "agentflows.api",
@@ -35,6 +37,8 @@ _EXPORTS = {
     "route": "agentflows.router",
     "route_async": "agentflows.router",
     "Manifest": "agentflows.tasks.manifest",
+    "Runtime": "agentflows.tasks.runtime",
+    "open_store": "agentflows.tasks.runtime",
     "RoutingError": "agentflows.errors",
 }
 __all__ = [
@@ -45,8 +49,10 @@ __all__ = [
     "InputError",
     "Manifest",
     "RoutingError",
+    "Runtime",
     "agent_flow",
     "load_agents",
+    "open_store",
     "route",
     "route_async",
     "run_agent",

@@ -10,7 +10,6 @@ anywhere below it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -18,16 +17,15 @@ from pathlib import Path
 
 from agentflows.errors import AgentNotFound, DefinitionError, Problem
 from agentflows.loader import LoadedAgent, load_definition
+from agentflows.tasks.runtime import current_runtime
 from agentflows.yaml_source import load_yaml
 
-DEFINITIONS_VARIABLE = "AGENTFLOWS_DEFINITIONS"
 PACKAGED_DEFINITIONS = Path(str(resources.files("agentflows.agent_definitions")))
 
 
 def definitions_root() -> Path:
-    """The folder agents are loaded from."""
-    configured = os.environ.get(DEFINITIONS_VARIABLE, "").strip()
-    return Path(configured).expanduser().resolve() if configured else PACKAGED_DEFINITIONS
+    """The folder agents are loaded from: `AGENTFLOWS_DEFINITIONS`, else the shipped one."""
+    return current_runtime().settings.definitions or PACKAGED_DEFINITIONS
 
 
 @dataclass(frozen=True)
@@ -58,9 +56,6 @@ def definition_files(root: Path) -> list[Path]:
     return sorted(p for p in root.glob("*.yaml") if p.is_file())
 
 
-_loaded: dict[Path, tuple[tuple[tuple[str, int, int], ...], AgentCatalog]] = {}
-
-
 def load_agents(root: Path | str | None = None) -> AgentCatalog:
     """Load every definition under `root`; raise one `DefinitionError` listing all problems.
 
@@ -70,13 +65,7 @@ def load_agents(root: Path | str | None = None) -> AgentCatalog:
     folder = Path(root).expanduser().resolve() if root is not None else definitions_root()
     if not folder.is_dir():
         raise DefinitionError([Problem(folder, None, "", "the definitions folder does not exist")])
-    fingerprint = _fingerprint(folder)
-    cached = _loaded.get(folder)
-    if cached is not None and cached[0] == fingerprint:
-        return cached[1]
-    catalog = _load(folder)
-    _loaded[folder] = (fingerprint, catalog)
-    return catalog
+    return current_runtime().remembered(("catalog", folder), _fingerprint(folder), lambda: _load(folder))
 
 
 def _fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:

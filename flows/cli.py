@@ -26,11 +26,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agentflows.catalog import DEFINITIONS_VARIABLE, check_paths, definitions_root, load_agents
+from agentflows.catalog import check_paths, definitions_root, load_agents
 from agentflows.definition import InputSpec
 from agentflows.errors import DefinitionError, InputError
 from agentflows.tasks.artifacts import ContentType
 from agentflows.tasks.errors import AgentflowsError
+from agentflows.tasks.settings import DEFINITIONS_VARIABLE
 
 TRUE_WORDS = {"true", "yes", "on", "1"}
 FALSE_WORDS = {"false", "no", "off", "0"}
@@ -232,7 +233,7 @@ def route(args: argparse.Namespace) -> int:
 
 
 def show(args: argparse.Namespace) -> int:
-    from agentflows.tasks.storage import open_store
+    from agentflows.tasks.runtime import open_store
 
     content = open_store().get(args.content_id)
     if args.json:
@@ -262,7 +263,7 @@ def show(args: argparse.Namespace) -> int:
 
 
 def contents(args: argparse.Namespace) -> int:
-    from agentflows.tasks.storage import open_store
+    from agentflows.tasks.runtime import open_store
 
     for content in open_store().list(args.content_type, args.limit):
         print(f"{content.id}  {content.content_type.value:<12} {content.agent:<14} {content.title}")
@@ -270,22 +271,22 @@ def contents(args: argparse.Namespace) -> int:
 
 
 def db_upgrade(args: argparse.Namespace) -> int:
+    from agentflows.tasks.runtime import current_runtime
     from agentflows.tasks.storage import upgrade_database
     from agentflows.tasks.storage.migrate import head_revision
-    from agentflows.tasks.storage.opening import configured_store
 
-    config = configured_store()
+    config = current_runtime().store_settings()
     before = upgrade_database(config)
     print(f"{config.describe_database()}: schema {before or 'none'} -> {head_revision()}")
     return 0
 
 
 def db_current(args: argparse.Namespace) -> int:
+    from agentflows.tasks.runtime import current_runtime
     from agentflows.tasks.storage import database_revision
     from agentflows.tasks.storage.migrate import head_revision
-    from agentflows.tasks.storage.opening import configured_store
 
-    config = configured_store()
+    config = current_runtime().store_settings()
     revision = database_revision(config)
     state = "up to date" if revision == head_revision() else f"newest is {head_revision()}; run `agentflows db upgrade`"
     print(f"{config.describe_database()}: schema {revision or 'none'} ({state})")
@@ -294,7 +295,7 @@ def db_current(args: argparse.Namespace) -> int:
 
 def storage_sweep(args: argparse.Namespace) -> int:
     from agentflows.definition import parse_duration
-    from agentflows.tasks.storage import open_store
+    from agentflows.tasks.runtime import open_store
 
     try:
         age = parse_duration(args.older_than, allow_zero=True)

@@ -24,7 +24,7 @@ from agentflows.inputs import input_parameters
 from agentflows.loader import LoadedAgent, degrade_field
 from agentflows.pipeline import run_pipeline
 from agentflows.tasks import steps
-from agentflows.tasks.settings import current_settings
+from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
 
 REFRESH_HELP = "Ignore cached step results and call the model again."
@@ -108,7 +108,7 @@ class StepTasks:
 
     def for_run(self, *, refresh: bool) -> StepTasks:
         """The tasks with this run's result storage and cache refresh."""
-        storage = current_settings().result_storage
+        storage = current_runtime().settings.result_storage
         return StepTasks(
             *(
                 t.with_options(result_storage=storage, refresh_cache=refresh)
@@ -170,7 +170,7 @@ def compile_agent(agent: LoadedAgent) -> Flow[..., Any]:
         persist_result=True,
         # Flow results are pickled: Prefect 3.8 reads a JSON-serialized flow result back as a
         # plain dict (task results, stored as full records, keep their classes with JSON).
-        result_storage=current_settings().result_storage,
+        result_storage=current_runtime().settings.result_storage,
         validate_parameters=True,
     )(agent_flow)
 
@@ -216,12 +216,8 @@ def _default_run_name(d: AgentDefinition) -> str:
 __all__ = ["StepSpecs", "StepTasks", "compile_agent", "step_specs", "step_tasks"]
 
 
-_compiled: dict[tuple[str, str, str], Flow[..., Any]] = {}
-
-
 def compiled(agent: LoadedAgent) -> Flow[..., Any]:
     """The flow of `agent`, compiled once per definition version and result storage (~8 ms saved a run)."""
-    key = (str(agent.file), agent.flow_version, str(current_settings().result_storage))
-    if key not in _compiled:
-        _compiled[key] = compile_agent(agent)
-    return _compiled[key]
+    runtime = current_runtime()
+    version = (agent.flow_version, str(runtime.settings.result_storage))
+    return runtime.remembered(("flow", str(agent.file)), version, lambda: compile_agent(agent))

@@ -39,7 +39,7 @@ from pydantic import (
 
 from agentflows.tasks.artifacts import ContentType
 from agentflows.tasks.builders import BuilderName
-from agentflows.tasks.llm.base import ModelSettings
+from agentflows.tasks.llm.settings import ModelSettings
 
 IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 TEMPLATE_PATH_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$"

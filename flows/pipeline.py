@@ -18,9 +18,10 @@ from pydantic import JsonValue
 
 from agentflows.progress import ProgressEvent, emit
 from agentflows.tasks.artifacts import AgentResult, Draft, Plan, Step, StepReport
-from agentflows.tasks.llm.base import ModelSettings, resolve_provider
 from agentflows.tasks.llm.session import model_session
+from agentflows.tasks.llm.settings import ModelSettings
 from agentflows.tasks.prompts import clean_user_text, clean_user_values
+from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import RunContext
 from agentflows.tasks.storage import LineageEntry, RunInfo
 
@@ -56,8 +57,8 @@ async def resolved_settings(settings: ModelSettings) -> ModelSettings:
     keys: results of the offline provider are never served for a real model's steps.
     An unknown provider fails here, before any call.
     """
-    provider = await resolve_provider(settings)
-    model = settings.model or getattr(provider, "default_model", None)
+    provider = await current_runtime().provider(settings)
+    model = settings.model or provider.default_model
     return settings.model_copy(update={"provider": provider.name, "model": model})
 
 

@@ -2,7 +2,7 @@
 
 The pipeline emits a `ProgressEvent` when a step starts and when it ends. Each
 event goes to the flow run's log (visible in the Prefect UI) and to any listener
-registered in this process (the CLI prints them).
+listening in the context that started the run (the CLI prints them).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,17 +35,18 @@ class ProgressEvent:
 
 
 Listener = Callable[[ProgressEvent], None]
-_listeners: list[Listener] = []
+_listeners: ContextVar[tuple[Listener, ...]] = ContextVar("agentflows_progress_listeners", default=())
+"""Listeners of the code running in this context (the flows and tasks it starts inherit them)."""
 
 
 @contextmanager
 def listening(listener: Listener) -> Iterator[None]:
-    """Send every event emitted inside the block to `listener`."""
-    _listeners.append(listener)
+    """Send every event emitted inside the block (its flows and tasks too) to `listener`."""
+    token = _listeners.set((*_listeners.get(), listener))
     try:
         yield
     finally:
-        _listeners.remove(listener)
+        _listeners.reset(token)
 
 
 def emit(event: ProgressEvent) -> None:
@@ -55,5 +57,5 @@ def emit(event: ProgressEvent) -> None:
         logger = logging.getLogger("agentflows")
     level = logging.WARNING if event.status == "failed" else logging.INFO
     logger.log(level, str(event))
-    for listener in list(_listeners):
+    for listener in _listeners.get():
         listener(event)

@@ -43,11 +43,11 @@ from agentflows.progress import ProgressEvent, emit
 from agentflows.routing import ambiguous_terms, match_rules, request_inputs
 from agentflows.tasks.artifacts import AgentResult, BuiltContent, BuiltFile, ContentType, Provenance
 from agentflows.tasks.errors import AgentflowsError
-from agentflows.tasks.llm.base import ModelSettings, resolve_provider
+from agentflows.tasks.llm.settings import ModelSettings
 from agentflows.tasks.manifest import Component, Manifest, RunStatus
 from agentflows.tasks.modelcall import ask_model
 from agentflows.tasks.prompts import as_user_text
-from agentflows.tasks.settings import current_settings
+from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import ModelStepSpec
 from agentflows.tasks.steps import save_content
 from agentflows.tasks.storage import RunInfo
@@ -137,8 +137,7 @@ def _missing_inputs(catalog: AgentCatalog, found: Mapping[str, Mapping[str, Any]
 
 async def classify(request: str, catalog: AgentCatalog) -> tuple[tuple[str, ...], dict[str, dict[str, Any]]] | None:
     """Content types and inputs a model reads from `request`; None when only the offline provider is configured."""
-    provider = await resolve_provider(CLASSIFIER_SETTINGS)
-    if provider.name == "offline":
+    if current_runtime().provider_name(CLASSIFIER_SETTINGS.provider) == "offline":
         return None  # the offline provider cannot read a request; the rules decide alone
     spec = _classifier_spec(catalog)
     answer = await ask_model(
@@ -420,7 +419,7 @@ def compile_router(catalog: AgentCatalog) -> Flow[..., Any]:
         persist_result=True,
         # Flow results are pickled: Prefect 3.8 reads a JSON-serialized flow result back as a
         # plain dict (task results, stored as full records, keep their classes with JSON).
-        result_storage=current_settings().result_storage,
+        result_storage=current_runtime().settings.result_storage,
         validate_parameters=True,
     )(router)
 
@@ -462,18 +461,14 @@ def _router_run_name() -> str:
 # -- Python interface -----------------------------------------------------------------------
 
 
-_routers: dict[tuple[tuple[str, ...], str], Flow[..., Any]] = {}
-
-
 def compiled_router(catalog: AgentCatalog) -> Flow[..., Any]:
     """The router over `catalog`, compiled once per set of agent versions and result storage."""
-    key = (
+    runtime = current_runtime()
+    version = (
         tuple(f"{agent.file}@{agent.flow_version}" for agent in catalog.values()),
-        str(current_settings().result_storage),
+        str(runtime.settings.result_storage),
     )
-    if key not in _routers:
-        _routers[key] = compile_router(catalog)
-    return _routers[key]
+    return runtime.remembered(("router", str(catalog.root)), version, lambda: compile_router(catalog))
 
 
 async def route_async(

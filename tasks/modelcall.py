@@ -22,9 +22,10 @@ from pydantic import JsonValue
 
 from agentflows.tasks.artifacts import Attempt, Usage
 from agentflows.tasks.errors import ModelOutputError, PromptTooLarge
-from agentflows.tasks.llm.base import Message, ModelProvider, ModelReply, ModelRequest, resolve_provider
+from agentflows.tasks.llm.base import Message, ModelProvider, ModelReply, ModelRequest
 from agentflows.tasks.parsing import MAX_ANSWER_CHARS, Check, Reading, plain_text, read_answer, schema_problems
 from agentflows.tasks.prompts import render, template_hashes
+from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import ModelStepSpec
 
 CHARS_PER_TOKEN = 3.0
@@ -82,7 +83,7 @@ async def ask_model(
     check: Check | None = None,
 ) -> ModelAnswer:
     """Get an answer that satisfies `schema` and `check`, or raise `ModelOutputError`."""
-    provider = await resolve_provider(spec.model)
+    provider = await current_runtime().provider(spec.model)
     messages = compose_messages(spec, variables, schema)
     hashes = template_hashes(spec.templates)
     attempts: list[Attempt] = []

@@ -1,57 +1,88 @@
-"""Where agentflows keeps its local state, read from the environment at run time.
+"""agentflows' settings, read from the environment in one place.
 
-Everything agentflows keeps locally lives under one folder, `AGENTFLOWS_HOME`
-(default: the per-user data directory, e.g. `~/.local/share/agentflows`):
+    AGENTFLOWS_HOME             folder of the local state (default: the per-user data folder)
+    AGENTFLOWS_RESULT_STORAGE   step results: a local folder, or the slug of a saved Prefect filesystem block
+    AGENTFLOWS_DEFINITIONS      the definitions folder (default: the one shipped with the package)
+    AGENTFLOWS_LLM_*            a real model endpoint (`agentflows.tasks.llm.settings`); unset: offline
+    AGENTFLOWS_CONTENT_STORE    a saved content store Block, which wins over the next three
+    AGENTFLOWS_DATABASE_URL, AGENTFLOWS_STORAGE_URL, AGENTFLOWS_S3_ENDPOINT_URL, AWS_*   where content is stored
+
+Everything agentflows keeps locally lives under `AGENTFLOWS_HOME`:
 
     $AGENTFLOWS_HOME/
         agentflows.db      embedded content database (SQLite)
         outputs/           embedded object storage (stored content files)
         results/           Prefect task results: the step cache
 
-Settings are read on every call rather than at import, so a worker, a test or a
-script can point a run elsewhere by changing the environment.
+`Settings.from_env()` validates every value at once, so a bad one is one
+`ConfigurationError` naming the variable before anything runs.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 
 from platformdirs import user_data_path
+from pydantic import BaseModel, ConfigDict
 
 from agentflows.tasks.errors import ConfigurationError
+from agentflows.tasks.llm.settings import ProviderSettings
+from agentflows.tasks.storage.config import StoreSettings
 
 HOME_VARIABLE = "AGENTFLOWS_HOME"
 RESULT_STORAGE_VARIABLE = "AGENTFLOWS_RESULT_STORAGE"
+DEFINITIONS_VARIABLE = "AGENTFLOWS_DEFINITIONS"
+STORE_BLOCK_VARIABLE = "AGENTFLOWS_CONTENT_STORE"
+ENVIRONMENT_PREFIXES = ("AGENTFLOWS_", "AWS_")
+"""Variables the settings are read from (a change to any of them is a new configuration)."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Locations of agentflows' local state."""
+class Settings(BaseModel):
+    """Resolved settings of one configuration."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     home: Path
     result_storage: Path | str
     """A local folder, or the slug of a saved Prefect filesystem block
     (e.g. `remote-file-system/agentflows-results` pointing at `s3://…`)."""
+    definitions: Path | None = None
+    """The definitions folder named by `AGENTFLOWS_DEFINITIONS`; None: the shipped one."""
+    provider: ProviderSettings | None = None
+    """The endpoint `provider: default` and `openai` mean; None: the offline provider."""
+    store: StoreSettings
+    """Where content is stored, unless `store_block` names a saved Block."""
+    store_block: str | None = None
 
-    @property
-    def database_path(self) -> Path:
-        return self.home / "agentflows.db"
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings the environment describes; raises `ConfigurationError` naming a bad variable."""
+        env = os.environ if environ is None else environ
+        home = Path(_get(env, HOME_VARIABLE) or user_data_path("agentflows")).expanduser()
+        definitions = _get(env, DEFINITIONS_VARIABLE)
+        return cls(
+            home=home,
+            result_storage=_result_storage(_get(env, RESULT_STORAGE_VARIABLE), home),
+            definitions=Path(definitions).expanduser().resolve() if definitions else None,
+            provider=ProviderSettings.from_env(env),
+            store=StoreSettings.from_env(env, home),
+            store_block=_get(env, STORE_BLOCK_VARIABLE),
+        )
 
-    @property
-    def outputs_dir(self) -> Path:
-        return self.home / "outputs"
+
+def environment_key(environ: Mapping[str, str] | None = None) -> tuple[tuple[str, str], ...]:
+    """The variables settings are read from, as a hashable value."""
+    env = os.environ if environ is None else environ
+    return tuple(sorted((k, v) for k, v in env.items() if k.startswith(ENVIRONMENT_PREFIXES)))
 
 
-def current_settings() -> Settings:
-    """Read the settings from the environment."""
-    home = Path(os.environ.get(HOME_VARIABLE) or user_data_path("agentflows")).expanduser()
-    storage = os.environ.get(RESULT_STORAGE_VARIABLE, "").strip()
-    return Settings(home=home, result_storage=_result_storage(storage, home))
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    return env.get(name, "").strip() or None
 
 
-def _result_storage(value: str, home: Path) -> Path | str:
+def _result_storage(value: str | None, home: Path) -> Path | str:
     if not value:
         return home / "results"
     if "://" in value:

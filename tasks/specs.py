@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentflows.tasks.artifacts import SCHEMA_VERSION, ContentType, Step
-from agentflows.tasks.llm.base import ModelSettings
+from agentflows.tasks.llm.settings import ModelSettings
 
 
 def _code_version() -> str:

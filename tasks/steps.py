@@ -40,8 +40,9 @@ from agentflows.tasks.builders import BuildJob, build_content, check_draft
 from agentflows.tasks.errors import TemplateRenderError
 from agentflows.tasks.modelcall import ModelAnswer, ask_model
 from agentflows.tasks.prompts import as_user_text, evaluate, template_hashes
+from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
-from agentflows.tasks.storage import RunInfo, open_store
+from agentflows.tasks.storage import RunInfo
 
 Inputs = dict[str, JsonValue]
 
@@ -128,7 +129,7 @@ def build_drafts(spec: BuildSpec, inputs: Inputs, plan: Plan, drafts: list[Draft
 
 def save_content(built: BuiltContent, run: RunInfo) -> SavedContent:
     """Store the content in the configured content store."""
-    return open_store().save(built, run)
+    return current_runtime().store().save(built, run)
 
 
 # -- helpers shared by the steps ----------------------------------------------------------

@@ -21,9 +21,9 @@ import pytest
 import s3fs
 from prefect.testing.utilities import prefect_test_harness
 
-from agentflows.tasks.llm import OfflineProvider, register_provider
-from agentflows.tasks.storage import forget_stores
-from agentflows.tasks.storage.config import StoreConfig, config_from_env
+from agentflows.tasks.runtime import Runtime, default_runtime
+from agentflows.tasks.settings import Settings
+from agentflows.tasks.storage.config import StoreSettings
 from agentflows.tasks.storage.migrate import upgrade
 from agentflows.tasks.storage.records import open_engine
 from tests.providers import CallLog, RecordingProvider
@@ -50,7 +50,7 @@ def agentflows_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     ):
         monkeypatch.delenv(variable, raising=False)
     yield home
-    forget_stores()
+    default_runtime().close()
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def s3() -> Iterator[S3Server]:
 
 
 @pytest.fixture
-def postgres_s3(postgres: PostgresCluster, s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[StoreConfig]:
+def postgres_s3(postgres: PostgresCluster, s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[StoreSettings]:
     """Point the content store at a fresh, migrated PostgreSQL database and an empty S3 bucket."""
     name = f"t{uuid.uuid4().hex[:12]}"
     postgres.create_database(name)
@@ -98,21 +98,21 @@ def postgres_s3(postgres: PostgresCluster, s3: S3Server, monkeypatch: pytest.Mon
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(variable, value)
-    config = config_from_env()
+    config = Settings.from_env().store
     s3fs.S3FileSystem(endpoint_url=s3.endpoint, key="testing", secret="testing").mkdir(name)
     engine = open_engine(postgres.url(name))
     upgrade(engine)
     engine.dispose()
     yield config
-    forget_stores()
+    default_runtime().close()
     postgres.drop_database(name)
 
 
 @pytest.fixture(params=["embedded", "postgres+s3"])
-def any_store(request: pytest.FixtureRequest) -> StoreConfig:
+def any_store(request: pytest.FixtureRequest) -> StoreSettings:
     """Each test runs on the embedded default (SQLite + folder) and on PostgreSQL + S3."""
     if request.param == "embedded":
-        return config_from_env()
+        return Settings.from_env().store
     return request.getfixturevalue("postgres_s3")  # type: ignore[no-any-return]
 
 
@@ -120,6 +120,5 @@ def any_store(request: pytest.FixtureRequest) -> StoreConfig:
 def model_calls() -> Iterator[CallLog]:
     """Record every call to the offline provider made during the test."""
     log = CallLog()
-    register_provider("offline", lambda settings: RecordingProvider(log))
-    yield log
-    register_provider("offline", OfflineProvider)
+    with Runtime.from_environment(providers={"offline": lambda settings: RecordingProvider(log)}).active():
+        yield log

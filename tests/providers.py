@@ -1,5 +1,8 @@
 """Model providers for tests: real `ModelProvider` implementations, no mocks.
 
+`using(name=factory, …)` runs the code inside it on a runtime with those providers
+(`offline=…` replaces the built-in one), the way a plugin would give its own.
+
 `RecordingProvider` answers like the offline provider and records every call
 (label and time), so tests count model calls independently of agentflows' own
 bookkeeping. `FlakyProvider` fails a given number of times per call label before
@@ -9,11 +12,14 @@ answering.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from agentflows.tasks.artifacts import Usage
 from agentflows.tasks.errors import ModelCallError
 from agentflows.tasks.llm import ModelReply, ModelRequest, OfflineProvider
+from agentflows.tasks.runtime import ProviderFactory, Runtime
 
 
 @dataclass(frozen=True)
@@ -100,3 +106,10 @@ class ScriptedProvider:
             model="scripted-1",
             usage=Usage(calls=1, prompt_tokens=10, completion_tokens=len(text) // 4),
         )
+
+
+@contextmanager
+def using(**providers: ProviderFactory) -> Iterator[Runtime]:
+    """A runtime of the current environment with `providers`, active inside the block."""
+    with Runtime.from_environment(providers=providers).active() as runtime:
+        yield runtime

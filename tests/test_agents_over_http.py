@@ -15,11 +15,9 @@ from typing import Any
 import pytest
 from prefect import get_client
 
-from agentflows import run_agent
+from agentflows import open_store, run_agent
 from agentflows.blocks.model_provider import ModelProviderBlock
-from agentflows.tasks.llm.limits import limit_name
-from agentflows.tasks.llm.transport import reset_breakers
-from agentflows.tasks.storage import open_store
+from agentflows.tasks.llm.server_limits import limit_name
 from tests.conftest import SHIPPED_AGENTS
 from tests.fake_llm import FakeLLM, Reply
 from tests.test_flows import INPUTS
@@ -31,7 +29,6 @@ COST_PER_CALL = 120 * 0.5 / 1000 + 80 * 1.5 / 1000  # the fake server reports 12
 
 @pytest.fixture
 def fake_llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLM]:
-    reset_breakers()
     with FakeLLM() as fake:
         monkeypatch.setenv("AGENTFLOWS_LLM_BASE_URL", fake.base_url)
         monkeypatch.setenv("AGENTFLOWS_LLM_MODEL", "fake-model")
@@ -41,7 +38,6 @@ def fake_llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLM]:
         for name, value in PRICES.items():
             monkeypatch.setenv(name, value)
         yield fake
-    reset_breakers()
 
 
 @pytest.mark.parametrize("agent", SHIPPED_AGENTS)

@@ -17,10 +17,11 @@ from agentflows.tasks.artifacts import BuiltContent, Draft, Plan
 from agentflows.tasks.builders import code_tree, data_report, document, quiz_page
 from agentflows.tasks.builders.common import OFFLINE_NOTICE
 from agentflows.tasks.errors import BuildError, ModelOutputError
-from agentflows.tasks.llm import ModelReply, ModelRequest, ModelSettings, OfflineProvider, register_provider
+from agentflows.tasks.llm import ModelReply, ModelRequest, ModelSettings, OfflineProvider
 from agentflows.tasks.steps import write_draft
 from tests.conftest import SHIPPED_AGENTS
 from tests.offline_steps import CONTEXT, OfflineRun, offline_run, with_fields
+from tests.providers import using
 
 XSS = "<script>alert(1)</script>"
 
@@ -349,12 +350,11 @@ class WrongAnswerProvider(OfflineProvider):
 
 
 def test_model_answer_failing_the_builder_check_is_refused_with_the_reason() -> None:
-    register_provider("wrong-answer", WrongAnswerProvider)
     run = offline_run("quiz")
     spec = run.specs.generate.model_copy(update={"model": ModelSettings(provider="wrong-answer")})
     key = run.plan.items[0].key
 
-    with pytest.raises(ModelOutputError) as caught:
+    with using(**{"wrong-answer": WrongAnswerProvider}), pytest.raises(ModelOutputError) as caught:
         asyncio.run(write_draft(spec, run.inputs, CONTEXT, run.plan, key))
 
     assert str(caught.value).startswith(f"quiz/generate/{key}: no answer fit the schema after 3 attempts (2 re-asks)")

@@ -19,11 +19,10 @@ import yaml
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from agentflows import load_agents
+from agentflows import load_agents, open_store
 from agentflows.deployments.stack import Stack, down, up
 from agentflows.tasks.artifacts import AgentResult
 from agentflows.tasks.manifest import Manifest
-from agentflows.tasks.storage import open_store
 from tests.conftest import REPO, SHIPPED_AGENTS
 from tests.servers import free_port
 

@@ -27,13 +27,11 @@ from prefect.flows import load_flow_from_entrypoint
 from prefect.settings import PREFECT_API_URL
 from prefect.utilities.callables import parameter_schema
 
-from agentflows import InputError, load_agents, run_agent
+from agentflows import InputError, load_agents, open_store, run_agent
 from agentflows.tasks.artifacts import AgentResult, BuiltContent, Draft, Plan, SavedContent
 from agentflows.tasks.errors import ModelCallError, ProviderNotFound
-from agentflows.tasks.llm import OfflineProvider, register_provider
-from agentflows.tasks.storage import open_store
 from tests.conftest import REPO, SHIPPED_AGENTS
-from tests.providers import CallLog, FlakyProvider
+from tests.providers import CallLog, FlakyProvider, using
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -156,22 +154,13 @@ def test_editing_a_template_reruns_only_the_steps_that_render_it(definitions: Pa
     assert "<!-- edited layout -->" in file_text(edited_layout.location)
 
 
-def _use_provider(provider: Any) -> None:
-    register_provider("offline", lambda settings: provider)
-
-
-@pytest.fixture
-def restore_offline() -> Any:
-    yield
-    register_provider("offline", OfflineProvider)
-
-
-def test_a_step_that_fails_twice_is_retried_with_backoff(definitions: Path, restore_offline: None) -> None:
+def test_a_step_that_fails_twice_is_retried_with_backoff(definitions: Path) -> None:
     append(definitions / "ebook.yaml", "\nretries: {attempts: 2, backoff_seconds: 0.2, jitter: 0}\n")
     log = CallLog()
-    _use_provider(FlakyProvider(log, failures=2, steps=("decide",)))
+    flaky = FlakyProvider(log, failures=2, steps=("decide",))
 
-    result = run_agent("ebook", definitions=definitions, topic="Glaciers", chapters=1)
+    with using(offline=lambda settings: flaky):
+        result = run_agent("ebook", definitions=definitions, topic="Glaciers", chapters=1)
 
     decide_calls = [c for c in log.calls if c.label.endswith("/decide")]
     assert len(decide_calls) == 3
@@ -180,12 +169,12 @@ def test_a_step_that_fails_twice_is_retried_with_backoff(definitions: Path, rest
     assert result.model_calls == 2  # the answered decide call and one chapter
 
 
-def test_an_error_that_is_not_retryable_fails_at_once(definitions: Path, restore_offline: None) -> None:
+def test_an_error_that_is_not_retryable_fails_at_once(definitions: Path) -> None:
     append(definitions / "ebook.yaml", "\nretries: {attempts: 3, backoff_seconds: 0.1, jitter: 0}\n")
     log = CallLog()
-    _use_provider(FlakyProvider(log, failures=5, steps=("decide",), retryable=False))
+    flaky = FlakyProvider(log, failures=5, steps=("decide",), retryable=False)
 
-    with pytest.raises(ModelCallError, match="scripted failure 1"):
+    with using(offline=lambda settings: flaky), pytest.raises(ModelCallError, match="scripted failure 1"):
         run_agent("ebook", definitions=definitions, topic="Glaciers", chapters=1)
 
     assert log.labels() == ["ebook/decide"]

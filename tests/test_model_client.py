@@ -20,9 +20,10 @@ from pydantic import SecretStr
 
 from agentflows.tasks.errors import ConfigurationError, ModelCallError
 from agentflows.tasks.llm import Message, ModelReply, ModelRequest, ModelSettings
-from agentflows.tasks.llm.config import ProviderConfig, RetrySettings, Timeouts, config_from_env
+from agentflows.tasks.llm.endpoint import Endpoint
 from agentflows.tasks.llm.openai import OpenAICompatibleProvider
-from agentflows.tasks.llm.transport import backoff_delay, reset_breakers, retry_after_seconds
+from agentflows.tasks.llm.settings import ProviderSettings
+from agentflows.tasks.llm.transport import backoff_delay, retry_after_seconds
 from tests.fake_llm import FakeLLM, Reply
 
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
@@ -31,21 +32,19 @@ KEY = "sk-test-NOT-A-REAL-KEY-1234567890"
 
 @pytest.fixture
 def fake() -> Iterator[FakeLLM]:
-    reset_breakers()
     with FakeLLM() as server:
         yield server
-    reset_breakers()
 
 
 def error(status: int, message: str = "boom", **headers: str) -> Reply:
     return Reply(status=status, body=json.dumps({"error": {"message": message}}), headers=headers)
 
 
-def provider(fake: FakeLLM, retry: dict[str, float] | None = None, **overrides: object) -> OpenAICompatibleProvider:
-    """A provider for the fake server with fast backoff; `retry` overrides retry settings."""
-    retry_settings = {"attempts": 4, "backoff_seconds": 0.01, "backoff_cap_seconds": 0.05, **(retry or {})}
-    values = {"name": "fake", "base_url": fake.base_url, "model": "main", "retry": retry_settings, **overrides}
-    return OpenAICompatibleProvider(ProviderConfig.model_validate(values))
+def provider(fake: FakeLLM, endpoint: Endpoint | None = None, **overrides: object) -> OpenAICompatibleProvider:
+    """A provider for the fake server with fast backoff, and an endpoint of its own unless one is given."""
+    values = {"base_url": fake.base_url, "model": "main", "backoff_seconds": 0.01, "backoff_cap_seconds": 0.05}
+    settings = ProviderSettings.model_validate({**values, **overrides})
+    return OpenAICompatibleProvider("fake", settings, endpoint or Endpoint("fake", settings))
 
 
 def ask(p: OpenAICompatibleProvider, **settings: object) -> ModelReply:
@@ -81,14 +80,14 @@ def test_a_hung_response_hits_the_read_timeout(fake: FakeLLM) -> None:
     fake.script(Reply(content='{"answer": "late"}', delay=30))
 
     with pytest.raises(ModelCallError, match=r"timed out \(ReadTimeout\)"):  # not the answer 30 s later
-        ask(provider(fake, timeouts=Timeouts(read=0.3), retry={"attempts": 1}))
+        ask(provider(fake, read_timeout=0.3, max_attempts=1))
 
 
 def test_a_permanent_429_exhausts_attempts_then_uses_the_fallback_model(fake: FakeLLM) -> None:
     fake.script(*[error(429, "quota")] * 3, model="main")
     fake.script(Reply(content='{"answer": "from backup"}'), model="backup")
 
-    reply = ask(provider(fake, retry={"attempts": 3}, fallback_models=("backup",)))
+    reply = ask(provider(fake, max_attempts=3, fallback_models=("backup",)))
 
     assert fake.models() == ["main", "main", "main", "backup"]
     assert reply.model == "backup" and reply.text == '{"answer": "from backup"}'
@@ -97,7 +96,7 @@ def test_a_permanent_429_exhausts_attempts_then_uses_the_fallback_model(fake: Fa
 def test_a_step_can_name_its_own_fallbacks(fake: FakeLLM) -> None:
     fake.script(*[error(503)] * 2, model="main")
 
-    reply = ask(provider(fake, retry={"attempts": 2}, fallback_models=("ignored",)), fallbacks=("step-backup",))
+    reply = ask(provider(fake, max_attempts=2, fallback_models=("ignored",)), fallbacks=("step-backup",))
 
     assert fake.models() == ["main", "main", "step-backup"] and reply.model == "step-backup"
 
@@ -126,7 +125,7 @@ def test_other_client_errors_fail_at_once(fake: FakeLLM, status: int) -> None:
 
 
 def test_the_breaker_opens_fails_fast_and_closes_after_a_good_probe(fake: FakeLLM) -> None:
-    p = provider(fake, retry={"attempts": 3, "breaker_threshold": 3, "breaker_reset_seconds": 0.5})
+    p = provider(fake, max_attempts=3, breaker_threshold=3, breaker_reset_seconds=0.5)
     fake.script(*[error(500)] * 3)
 
     with pytest.raises(ModelCallError, match="no model answered"):
@@ -144,12 +143,15 @@ def test_the_breaker_opens_fails_fast_and_closes_after_a_good_probe(fake: FakeLL
 def test_json_mode_is_asked_for_and_dropped_when_the_endpoint_refuses_it(fake: FakeLLM) -> None:
     fake.script(error(400, "unknown field: response_format"), Reply(content='{"answer": "plain"}'))
 
-    reply = ask(provider(fake, base_url=fake.base_url + "/"))  # a distinct endpoint for the refusal memory
+    p = provider(fake)
+    reply = ask(p)
+    ask(p)
 
-    first, second = fake.received
+    first, second, third = fake.received
     assert first.body["response_format"] == {"type": "json_object"}
     assert "response_format" not in second.body
     assert reply.text == '{"answer": "plain"}'
+    assert "response_format" not in third.body  # the endpoint's refusal is remembered: asked once, not per call
 
 
 def test_json_schema_mode_sends_the_schema(fake: FakeLLM) -> None:
@@ -185,7 +187,7 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
 
 
 def test_backoff_is_full_jitter_under_a_cap() -> None:
-    settings = RetrySettings(backoff_seconds=1.0, backoff_cap_seconds=5.0)
+    settings = ProviderSettings(base_url="http://x/v1", backoff_seconds=1.0, backoff_cap_seconds=5.0)
     rng = random.Random(7)
 
     delays = [backoff_delay(retry, settings, rng) for retry in range(8) for _ in range(50)]
@@ -195,7 +197,7 @@ def test_backoff_is_full_jitter_under_a_cap() -> None:
 
 
 def test_environment_configuration() -> None:
-    config = config_from_env(
+    config = ProviderSettings.from_env(
         {
             "AGENTFLOWS_LLM_BASE_URL": "http://localhost:8000/v1",
             "AGENTFLOWS_LLM_API_KEY": KEY,
@@ -204,9 +206,11 @@ def test_environment_configuration() -> None:
             "AGENTFLOWS_LLM_MAX_CONCURRENCY": "8",
         }
     )
+    assert config is not None
     assert (config.model, config.fallback_models, config.max_concurrency) == ("qwen", ("a", "b"), 8)
     assert KEY not in repr(config)
     with pytest.raises(ConfigurationError, match="AGENTFLOWS_LLM_MAX_CONCURRENCY is invalid"):
-        config_from_env({"AGENTFLOWS_LLM_BASE_URL": "http://x/v1", "AGENTFLOWS_LLM_MAX_CONCURRENCY": "lots"})
-    with pytest.raises(ConfigurationError, match="AGENTFLOWS_LLM_BASE_URL is not set"):
-        config_from_env({})
+        ProviderSettings.from_env({"AGENTFLOWS_LLM_BASE_URL": "http://x/v1", "AGENTFLOWS_LLM_MAX_CONCURRENCY": "lots"})
+    with pytest.raises(ConfigurationError, match="AGENTFLOWS_LLM_READ_TIMEOUT is invalid"):
+        ProviderSettings.from_env({"AGENTFLOWS_LLM_BASE_URL": "http://x/v1", "AGENTFLOWS_LLM_READ_TIMEOUT": "-1"})
+    assert ProviderSettings.from_env({}) is None  # no endpoint: the offline provider

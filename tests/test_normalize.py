@@ -100,7 +100,10 @@ def test_a_file_path_that_would_escape_its_prefix_is_refused(path: str) -> None:
 
 def test_the_normalizer_imports_no_database_storage_or_network_library() -> None:
     heavy = ["sqlalchemy", "alembic", "psycopg", "fsspec", "s3fs", "botocore", "httpx", "prefect", "pandas"]
-    code = f"import sys, agentflows.tasks.normalize; print(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r})))"
+    code = (
+        "import sys, agentflows.tasks.normalize; "
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r})))"
+    )
 
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
 

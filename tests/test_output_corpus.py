@@ -26,12 +26,11 @@ import pytest
 from agentflows.tasks.artifacts import Draft
 from agentflows.tasks.builders import check_draft
 from agentflows.tasks.errors import ModelOutputError, PromptTooLarge
-from agentflows.tasks.llm import OfflineProvider, register_provider
 from agentflows.tasks.parsing import schema_problems
 from agentflows.tasks.specs import GenerateSpec
 from agentflows.tasks.steps import write_draft
 from tests.offline_steps import CONTEXT, OfflineRun, offline_run
-from tests.providers import ScriptedProvider
+from tests.providers import ScriptedProvider, using
 
 QUESTION = {
     "question": "Which process returns water vapour to the air?",
@@ -137,15 +136,13 @@ def spec_for(case: Case, provider: str) -> GenerateSpec:
 def run_case(case: Case) -> tuple[str, Draft | None, ScriptedProvider]:
     """The outcome of `case`, the draft it produced (if any), and the provider's record."""
     provider = ScriptedProvider(list(case.replies))
-    register_provider("scripted", lambda settings: provider)
     run = run_of(case.agent)
     key = run.plan.items[0].key
-    try:
-        draft = asyncio.run(write_draft(spec_for(case, "scripted"), run.inputs, CONTEXT, run.plan, key))
-    except ModelOutputError:
-        return "rejected", None, provider
-    finally:
-        register_provider("offline", OfflineProvider)
+    with using(scripted=lambda settings: provider):
+        try:
+            draft = asyncio.run(write_draft(spec_for(case, "scripted"), run.inputs, CONTEXT, run.plan, key))
+        except ModelOutputError:
+            return "rejected", None, provider
     return outcome_of(draft), draft, provider
 
 
@@ -214,14 +211,10 @@ def test_a_degraded_draft_says_so() -> None:
 
 def test_a_rejection_names_the_call_and_the_problem() -> None:
     provider = ScriptedProvider([REFUSAL] * 3)
-    register_provider("scripted", lambda settings: provider)
     run = run_of("quiz")
     key = run.plan.items[0].key
-    try:
-        with pytest.raises(ModelOutputError) as caught:
-            asyncio.run(write_draft(spec_for(CASES[0], "scripted"), run.inputs, CONTEXT, run.plan, key))
-    finally:
-        register_provider("offline", OfflineProvider)
+    with using(scripted=lambda settings: provider), pytest.raises(ModelOutputError) as caught:
+        asyncio.run(write_draft(spec_for(CASES[0], "scripted"), run.inputs, CONTEXT, run.plan, key))
 
     assert str(caught.value) == (
         f"quiz/generate/{key}: no answer fit the schema after 3 attempts (2 re-asks); last problem: "
@@ -233,15 +226,12 @@ def test_a_rejection_names_the_call_and_the_problem() -> None:
 def test_a_prompt_over_the_context_window_is_refused_before_any_call() -> None:
     provider = ScriptedProvider([GOOD])
     provider.context_window = 600  # the quiz prompt plus 800 answer tokens cannot fit
-    register_provider("scripted", lambda settings: provider)
     run = run_of("quiz")
     key = run.plan.items[0].key
-    try:
-        with pytest.raises(
-            PromptTooLarge, match=rf"^quiz/generate/{key}: the prompt needs about [\d,]+ tokens plus 800"
-        ):
-            asyncio.run(write_draft(spec_for(CASES[0], "scripted"), run.inputs, CONTEXT, run.plan, key))
-    finally:
-        register_provider("offline", OfflineProvider)
+    with (
+        using(scripted=lambda settings: provider),
+        pytest.raises(PromptTooLarge, match=rf"^quiz/generate/{key}: the prompt needs about [\d,]+ tokens plus 800"),
+    ):
+        asyncio.run(write_draft(spec_for(CASES[0], "scripted"), run.inputs, CONTEXT, run.plan, key))
 
     assert provider.requests == []

@@ -13,13 +13,14 @@ import pytest
 import s3fs
 from sqlalchemy import inspect, text
 
-from agentflows import run_agent
+from agentflows import open_store, run_agent
 from agentflows.cli import main
 from agentflows.tasks.artifacts import BuiltContent, BuiltFile
 from agentflows.tasks.errors import StorageError
 from agentflows.tasks.normalize import TYPE_FOLDERS, normalize
-from agentflows.tasks.storage import DATAFRAME_COLUMNS, forget_stores, open_store
-from agentflows.tasks.storage.config import StoreConfig
+from agentflows.tasks.runtime import default_runtime
+from agentflows.tasks.storage import DATAFRAME_COLUMNS
+from agentflows.tasks.storage.config import StoreSettings
 from agentflows.tasks.storage.migrate import current_revision, downgrade, head_revision, upgrade
 from agentflows.tasks.storage.records import open_engine
 from tests.conftest import SHIPPED_AGENTS
@@ -39,7 +40,7 @@ EXPECTED = {
 
 @pytest.mark.usefixtures("prefect_server")
 @pytest.mark.parametrize("agent", SHIPPED_AGENTS)
-def test_every_shipped_agent_lands_with_type_layout_metadata_and_lineage(agent: str, any_store: StoreConfig) -> None:
+def test_every_shipped_agent_lands_with_type_layout_metadata_and_lineage(agent: str, any_store: StoreSettings) -> None:
     result = run_agent(agent, **INPUTS[agent])
 
     store = open_store()
@@ -63,7 +64,7 @@ def test_every_shipped_agent_lands_with_type_layout_metadata_and_lineage(agent: 
 
 
 @pytest.mark.parametrize("agent", SHIPPED_AGENTS)
-def test_objects_read_back_byte_identical(agent: str, any_store: StoreConfig) -> None:
+def test_objects_read_back_byte_identical(agent: str, any_store: StoreSettings) -> None:
     run = offline_run(agent)
     built = run.build()
     store = open_store()
@@ -76,7 +77,7 @@ def test_objects_read_back_byte_identical(agent: str, any_store: StoreConfig) ->
     assert stored.size == sum(len(f.text.encode()) for f in built.files)
 
 
-def test_objects_are_in_the_bucket_under_the_layout(postgres_s3: StoreConfig, s3: S3Server) -> None:
+def test_objects_are_in_the_bucket_under_the_layout(postgres_s3: StoreSettings, s3: S3Server) -> None:
     run = offline_run("quiz")
     built = run.build()
 
@@ -89,7 +90,7 @@ def test_objects_are_in_the_bucket_under_the_layout(postgres_s3: StoreConfig, s3
     assert fs.cat_file(f"{bucket}/interactive/{saved.content_id}/quiz.json") == built.file("quiz.json").text.encode()
 
 
-def test_metadata_is_jsonb_and_the_type_a_native_enum_on_postgres(postgres_s3: StoreConfig) -> None:
+def test_metadata_is_jsonb_and_the_type_a_native_enum_on_postgres(postgres_s3: StoreSettings) -> None:
     run = offline_run("data_report")
     built = run.build()
     saved = open_store().save(built, run_info(run, built))
@@ -111,7 +112,7 @@ def test_metadata_is_jsonb_and_the_type_a_native_enum_on_postgres(postgres_s3: S
     assert saved.content_type.value == "chart"
 
 
-def test_the_same_save_twice_makes_one_row(any_store: StoreConfig) -> None:
+def test_the_same_save_twice_makes_one_row(any_store: StoreSettings) -> None:
     run = offline_run("ebook")
     built = run.build()
     store = open_store()
@@ -132,7 +133,7 @@ def _mixed_contents() -> list[tuple[OfflineRun, BuiltContent]]:
     return [(run, run.build()) for run in runs]
 
 
-def test_twenty_concurrent_saves_lose_nothing_and_duplicate_nothing(any_store: StoreConfig) -> None:
+def test_twenty_concurrent_saves_lose_nothing_and_duplicate_nothing(any_store: StoreSettings) -> None:
     contents = _mixed_contents()  # ten distinct contents, each saved twice below
     store = open_store()
     jobs = [(run, built, f"run-{i}-{copy}") for i, (run, built) in enumerate(contents) for copy in (0, 1)]
@@ -150,7 +151,7 @@ def test_twenty_concurrent_saves_lose_nothing_and_duplicate_nothing(any_store: S
             assert store.read(content, path)
 
 
-def test_a_batch_saves_every_content_and_repeats_nothing(any_store: StoreConfig) -> None:
+def test_a_batch_saves_every_content_and_repeats_nothing(any_store: StoreSettings) -> None:
     contents = _mixed_contents()
     store = open_store()
     items = [(built, run_info(run, built, f"batch-{i}")) for i, (run, built) in enumerate(contents)]
@@ -183,7 +184,7 @@ def stoppable(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[P
     upgrade(engine)
     engine.dispose()
     yield cluster, bucket
-    forget_stores()
+    default_runtime().close()
     cluster.remove()
 
 
@@ -227,7 +228,7 @@ def test_a_batch_whose_commit_fails_leaves_no_row_of_it(stoppable: tuple[Postgre
     assert store.list() == []
 
 
-def test_storage_down_leaves_no_row(postgres_s3: StoreConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_storage_down_leaves_no_row(postgres_s3: StoreSettings, monkeypatch: pytest.MonkeyPatch) -> None:
     closed = f"http://127.0.0.1:{free_port()}"
     config = postgres_s3.model_copy(update={"s3_endpoint_url": closed})
     store = open_store(config)
@@ -243,7 +244,7 @@ def test_storage_down_leaves_no_row(postgres_s3: StoreConfig, monkeypatch: pytes
     assert open_store().list() == []
 
 
-def test_referenced_objects_survive_a_sweep(any_store: StoreConfig) -> None:
+def test_referenced_objects_survive_a_sweep(any_store: StoreSettings) -> None:
     run = offline_run("api_scaffold")
     built = run.build()
     store = open_store()
@@ -257,7 +258,7 @@ def test_referenced_objects_survive_a_sweep(any_store: StoreConfig) -> None:
 
 @pytest.mark.parametrize("path", ["../escape.html", "/etc/passwd", "a\\b.html", "nul\x00.html", "./x", "a/../../b"])
 def test_file_paths_that_would_escape_are_refused_before_anything_is_written(
-    path: str, postgres_s3: StoreConfig
+    path: str, postgres_s3: StoreSettings
 ) -> None:
     run = offline_run("quiz")
     built = run.build()
@@ -271,7 +272,7 @@ def test_file_paths_that_would_escape_are_refused_before_anything_is_written(
     assert list(store.objects.objects()) == []
 
 
-def test_to_dataframe_has_one_row_per_content_with_usage(any_store: StoreConfig) -> None:
+def test_to_dataframe_has_one_row_per_content_with_usage(any_store: StoreSettings) -> None:
     store = open_store()
     for run, built in _mixed_contents()[:3]:
         store.save(built, run_info(run, built))
@@ -318,12 +319,12 @@ def test_an_unmigrated_postgres_database_is_refused_with_the_command_to_run(
         assert "(up to date)" in capsys.readouterr().out
         assert open_store().list() == []
     finally:
-        forget_stores()
+        default_runtime().close()
         postgres.drop_database("fresh")
 
 
 @pytest.mark.usefixtures("prefect_server")
-def test_show_prints_a_content_with_its_lineage(postgres_s3: StoreConfig, capsys: pytest.CaptureFixture[str]) -> None:
+def test_show_prints_a_content_with_its_lineage(postgres_s3: StoreSettings, capsys: pytest.CaptureFixture[str]) -> None:
     result = run_agent("quiz", topic="Tides", questions=2)
 
     assert main(["show", result.content_id]) == 0

@@ -14,15 +14,14 @@ import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-from agentflows import InputError, RoutingError, load_agents, route, route_async
+from agentflows import InputError, RoutingError, load_agents, open_store, route, route_async
 from agentflows.cli import main
 from agentflows.router import decide_route
 from agentflows.routing import match_rules, request_inputs, request_subject
 from agentflows.tasks.errors import ModelCallError
-from agentflows.tasks.llm import ModelReply, ModelRequest, OfflineProvider, register_provider
-from agentflows.tasks.llm.transport import reset_breakers
-from agentflows.tasks.storage import open_store
+from agentflows.tasks.llm import ModelReply, ModelRequest
 from tests.fake_llm import FakeLLM, Received, Reply
+from tests.providers import using
 
 LESSON_REQUEST = "a lesson on photosynthesis for 8th grade, with a quiz and a short e-book chapter for home reading"
 
@@ -144,11 +143,11 @@ class BrokenProvider:
 
 @on_server
 def test_a_branch_whose_model_fails_leaves_the_others_and_marks_the_manifest(definitions: Path) -> None:
-    register_provider("broken", BrokenProvider)
     quiz = definitions / "quiz.yaml"
     quiz.write_text(quiz.read_text().replace("model:\n", "model:\n  provider: broken\n", 1))
 
-    manifest = route(LESSON_REQUEST, definitions=definitions)
+    with using(broken=BrokenProvider):
+        manifest = route(LESSON_REQUEST, definitions=definitions)
 
     assert manifest.status == "partly failed"
     failed = manifest.failed()
@@ -188,15 +187,12 @@ def test_the_manifest_is_a_table_on_the_router_run() -> None:
 
 @pytest.fixture
 def fake_llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLM]:
-    reset_breakers()
     with FakeLLM(latency=1.5) as fake:  # long enough that branches overlap even on a busy SQLite test server
         monkeypatch.setenv("AGENTFLOWS_LLM_BASE_URL", fake.base_url)
         monkeypatch.setenv("AGENTFLOWS_LLM_MODEL", "fake-model")
         monkeypatch.setenv("AGENTFLOWS_LLM_MAX_CONCURRENCY", "16")
         monkeypatch.setenv("AGENTFLOWS_LLM_LIMIT_SCOPE", "process")
         yield fake
-    reset_breakers()
-    register_provider("offline", OfflineProvider)
 
 
 def _agent_of(call: Received) -> str:

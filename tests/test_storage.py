@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from agentflows import open_store
 from agentflows.tasks.artifacts import BuiltContent, BuiltFile
 from agentflows.tasks.errors import ContentNotFound, StorageError
-from agentflows.tasks.storage import ContentStore, LineageEntry, RunInfo, open_store
+from agentflows.tasks.storage import ContentStore, LineageEntry, RunInfo
 from agentflows.tasks.storage.objects import ObjectStore, safe_key
 from agentflows.tasks.storage.records import now
 from tests.offline_steps import OfflineRun, offline_run, with_fields

@@ -21,12 +21,12 @@ import s3fs
 from pydantic import SecretStr
 from sqlalchemy import text
 
+from agentflows import open_store
 from agentflows.blocks.content_store import ContentStoreBlock
 from agentflows.cli import main
 from agentflows.tasks.errors import ConfigurationError, StorageError
 from agentflows.tasks.normalize import normalize
-from agentflows.tasks.storage import open_store
-from agentflows.tasks.storage.config import StoreConfig
+from agentflows.tasks.storage.config import StoreSettings
 from agentflows.tasks.storage.migrate import upgrade
 from agentflows.tasks.storage.records import open_engine
 from tests.conftest import REPO
@@ -37,7 +37,7 @@ from tests.test_storage import run_info
 
 @pytest.fixture
 def database_behind_proxy(
-    postgres: PostgresCluster, postgres_s3: StoreConfig, monkeypatch: pytest.MonkeyPatch
+    postgres: PostgresCluster, postgres_s3: StoreSettings, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[OutageProxy]:
     """The test's PostgreSQL database, reached through an `OutageProxy` (with a password in its URL)."""
     proxy = OutageProxy(postgres.port)
@@ -82,7 +82,7 @@ def test_a_database_outage_longer_than_the_retries_names_the_database_without_it
 
 
 def test_an_s3_outage_shorter_than_the_retries_loses_no_save(
-    postgres_s3: StoreConfig, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+    postgres_s3: StoreSettings, s3: S3Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     proxy = OutageProxy(s3.port)
     proxy.refuse(2)
@@ -99,7 +99,7 @@ def test_an_s3_outage_shorter_than_the_retries_loses_no_save(
         proxy.close()
 
 
-def test_a_missing_bucket_is_named_and_leaves_no_row(postgres_s3: StoreConfig) -> None:
+def test_a_missing_bucket_is_named_and_leaves_no_row(postgres_s3: StoreSettings) -> None:
     store = open_store(postgres_s3.model_copy(update={"storage_url": "s3://no-such-bucket/outputs"}))
     run = offline_run("quiz")
     built = run.build()
@@ -150,7 +150,7 @@ def test_a_storage_folder_that_cannot_be_made_is_named(agentflows_home: Path, mo
 
 
 def test_processes_opening_a_new_embedded_store_at_once_all_succeed(agentflows_home: Path) -> None:
-    code = "from agentflows.tasks.storage import open_store; print(len(open_store().list()))"
+    code = "from agentflows import open_store; print(len(open_store().list()))"
     env = {**os.environ, "AGENTFLOWS_HOME": str(agentflows_home)}
 
     started = [
@@ -201,7 +201,7 @@ def test_db_commands_name_an_unreachable_database_without_its_password(
 
 @pytest.mark.usefixtures("prefect_server")
 def test_a_saved_content_store_block_points_runs_at_postgres_and_s3(
-    postgres_s3: StoreConfig, monkeypatch: pytest.MonkeyPatch
+    postgres_s3: StoreSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name = f"store-{uuid.uuid4().hex[:8]}"
     ContentStoreBlock(
@@ -258,7 +258,7 @@ def test_listing_by_an_unknown_type_says_which_types_exist(capsys: pytest.Captur
     assert "invalid choice: 'video'" in capsys.readouterr().err
 
 
-def test_the_bucket_holds_nothing_but_the_layout(postgres_s3: StoreConfig, s3: S3Server) -> None:
+def test_the_bucket_holds_nothing_but_the_layout(postgres_s3: StoreSettings, s3: S3Server) -> None:
     store = open_store()
     for agent in ("ebook", "api_scaffold", "data_report"):
         run = offline_run(agent)

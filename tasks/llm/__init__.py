@@ -1,27 +1,19 @@
-"""Model providers: the interface, the registry and the built-in offline provider."""
+"""Model providers: the interface, the settings, and the built-in offline provider.
 
-from agentflows.tasks.llm.base import (
-    Message,
-    ModelProvider,
-    ModelReply,
-    ModelRequest,
-    ModelSettings,
-    register_provider,
-    registered_providers,
-    resolve_provider,
-)
-from agentflows.tasks.llm.config import ProviderConfig, config_from_env
+    base.py            ModelProvider: one ModelRequest in, one ModelReply out
+    settings.py        ModelSettings (a step's model) and ProviderSettings (an endpoint, from env or a Block)
+    offline.py         the deterministic provider that needs no model
+    openai.py          the OpenAI-compatible HTTP client (httpx), with transport.py's retry policy
+    endpoint.py        what a process learns about an endpoint: breaker, refused JSON modes, limits
+    limits.py          in-process limits; server_limits.py: Prefect global concurrency limits
+    session.py         the connections and limiters of one run
+
+Which provider serves a step is resolved by the runtime (`agentflows.tasks.runtime`).
+"""
+
+from agentflows.tasks.llm.base import Message, ModelProvider, ModelReply, ModelRequest
 from agentflows.tasks.llm.offline import OfflineProvider
-
-
-def _openai_from_env(settings: ModelSettings) -> ModelProvider:
-    from agentflows.tasks.llm.openai import OpenAICompatibleProvider  # httpx only when it is used
-
-    return OpenAICompatibleProvider(config_from_env(), settings)
-
-
-register_provider("offline", OfflineProvider)
-register_provider("openai", _openai_from_env)
+from agentflows.tasks.llm.settings import ModelSettings, ProviderSettings
 
 __all__ = [
     "Message",
@@ -30,9 +22,5 @@ __all__ = [
     "ModelRequest",
     "ModelSettings",
     "OfflineProvider",
-    "ProviderConfig",
-    "config_from_env",
-    "register_provider",
-    "registered_providers",
-    "resolve_provider",
+    "ProviderSettings",
 ]

@@ -21,7 +21,8 @@ import re
 from typing import Any
 
 from agentflows.tasks.artifacts import Usage
-from agentflows.tasks.llm.base import ModelReply, ModelRequest, ModelSettings
+from agentflows.tasks.llm.base import ModelReply, ModelRequest
+from agentflows.tasks.llm.settings import ModelSettings
 
 MODEL_NAME = "agentflows-offline-1"
 TOPIC_KEYS = ("topic", "subject", "title", "theme", "name", "question", "goal")

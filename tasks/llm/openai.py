@@ -21,13 +21,11 @@ import httpx
 
 from agentflows.tasks.artifacts import Usage
 from agentflows.tasks.errors import ModelCallError
-from agentflows.tasks.llm.base import ModelReply, ModelRequest, ModelSettings
-from agentflows.tasks.llm.config import ProviderConfig
+from agentflows.tasks.llm.base import ModelReply, ModelRequest
+from agentflows.tasks.llm.endpoint import Endpoint
 from agentflows.tasks.llm.session import ModelSession, model_session
-from agentflows.tasks.llm.transport import breaker_for, is_retryable_status, wait_before_retry
-
-_json_mode_refused: set[str] = set()
-"""Endpoints that answered 400 to `response_format`; asked through the prompt only from then on."""
+from agentflows.tasks.llm.settings import ProviderSettings
+from agentflows.tasks.llm.transport import is_retryable_status, wait_before_retry
 
 
 class ModelUnavailable(ModelCallError):
@@ -47,17 +45,17 @@ class _Outcome:
 class OpenAICompatibleProvider:
     """Answers `ModelRequest`s through an OpenAI-compatible chat-completions endpoint."""
 
-    def __init__(self, config: ProviderConfig, settings: ModelSettings | None = None) -> None:
-        self.config = config
-        self.name = config.name
-        self.context_window = config.context_window
-        self.default_model = config.model
+    def __init__(self, name: str, settings: ProviderSettings, endpoint: Endpoint) -> None:
+        self.name = name
         self.settings = settings
+        self.endpoint = endpoint
+        self.context_window = settings.context_window
+        self.default_model = settings.model
 
     async def complete(self, request: ModelRequest) -> ModelReply:
         """Answer with the step's model, then each fallback model, until one answers."""
-        first = request.settings.model or self.config.model
-        fallbacks = request.settings.fallbacks or self.config.fallback_models
+        first = request.settings.model or self.settings.model
+        fallbacks = request.settings.fallbacks or self.settings.fallback_models
         models = list(dict.fromkeys([first, *fallbacks]))
         failures: list[str] = []
         async with model_session() as session:
@@ -70,10 +68,10 @@ class OpenAICompatibleProvider:
         raise ModelCallError(f"provider {self.name!r}: no model answered ({tried}); last failure: {failures[-1]}")
 
     async def _complete_with(self, session: ModelSession, model: str, request: ModelRequest) -> ModelReply:
-        retry = self.config.retry
-        breaker = breaker_for(self.config.base_url, retry)
+        attempts = self.settings.max_attempts
+        breaker = self.endpoint.breaker
         last = ""
-        for attempt in range(retry.attempts):
+        for attempt in range(attempts):
             if not breaker.allow():
                 raise ModelCallError(
                     f"provider {self.name!r} model {model!r}: circuit breaker for {self._endpoint()} is open "
@@ -87,16 +85,16 @@ class OpenAICompatibleProvider:
                 raise ModelCallError(outcome.failure)  # the request is wrong, not the endpoint: no breaker count
             breaker.record_failure()
             last = outcome.failure
-            if attempt + 1 < retry.attempts:
-                await asyncio.sleep(wait_before_retry(attempt, outcome.retry_after, retry))
-        raise ModelUnavailable(f"model {model!r} failed {retry.attempts} times; last: {last}")
+            if attempt + 1 < attempts:
+                await asyncio.sleep(wait_before_retry(attempt, outcome.retry_after, self.settings))
+        raise ModelUnavailable(f"model {model!r} failed {attempts} times; last: {last}")
 
     async def _attempt(self, session: ModelSession, model: str, request: ModelRequest) -> _Outcome:
-        client = session.client(self.config)
+        client = session.client(self.settings)
         body = self._body(model, request)
         started = time.monotonic()
         try:
-            async with session.limiter(self.config).slot():
+            async with session.limiter(self.endpoint, self.settings).slot():
                 started = time.monotonic()
                 response = await client.post(self._url(), json=body, headers=self._headers())
         except httpx.TimeoutException as exc:
@@ -105,7 +103,7 @@ class OpenAICompatibleProvider:
             return _Outcome(failure=self._say(model, f"connection failed ({type(exc).__name__})"), retry=True)
         latency = time.monotonic() - started
         if response.status_code == 400 and "response_format" in body and "response_format" in response.text:
-            _json_mode_refused.add(self.config.base_url)
+            self.endpoint.refused_json_modes.add(body["response_format"]["type"])
             return await self._attempt(session, model, request)
         if response.status_code != 200:
             failure = self._say(
@@ -138,7 +136,7 @@ class OpenAICompatibleProvider:
                 calls=1,
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
-                cost=self.config.cost(prompt_tokens, completion_tokens),
+                cost=self.settings.cost(prompt_tokens, completion_tokens),
                 latency_seconds=latency,
             ),
             finish_reason=str(choice.get("finish_reason") or ""),
@@ -152,8 +150,8 @@ class OpenAICompatibleProvider:
             "temperature": request.settings.temperature,
             "max_tokens": request.settings.max_tokens,
         }
-        mode = self.config.json_mode
-        if mode != "off" and self.config.base_url not in _json_mode_refused:
+        mode = self.settings.json_mode
+        if mode != "off" and mode not in self.endpoint.refused_json_modes:
             if mode == "json_schema":
                 schema = {"name": "answer", "schema": request.output_schema}
                 body["response_format"] = {"type": "json_schema", "json_schema": schema}
@@ -162,13 +160,13 @@ class OpenAICompatibleProvider:
         return body
 
     def _url(self) -> str:
-        return self.config.base_url.rstrip("/") + "/chat/completions"
+        return self.settings.base_url.rstrip("/") + "/chat/completions"
 
     def _endpoint(self) -> str:
-        return self.config.base_url.rstrip("/")
+        return self.settings.base_url.rstrip("/")
 
     def _headers(self) -> dict[str, str]:
-        key = self.config.api_key.get_secret_value() if self.config.api_key else ""
+        key = self.settings.api_key.get_secret_value() if self.settings.api_key else ""
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     def _say(self, model: str, what: str) -> str:
@@ -182,6 +180,6 @@ class OpenAICompatibleProvider:
             text = str(error.get("message") if isinstance(error, dict) else error or text)
         except (ValueError, AttributeError):
             pass
-        if self.config.api_key:
-            text = text.replace(self.config.api_key.get_secret_value(), "***")
+        if self.settings.api_key:
+            text = text.replace(self.settings.api_key.get_secret_value(), "***")
         return (text[:limit] + "…") if len(text) > limit else (text or "(empty body)")

@@ -1,9 +1,11 @@
 """The HTTP connections and limiters model calls share while a run is in progress.
 
 A `ModelSession` keeps one `httpx.AsyncClient` (one connection pool) per
-provider configuration, and the limiter each configuration uses. The pipeline opens a session for each flow
-run, so every call of the run reuses the same connections, and closes it when
-the run ends; a call made outside any session gets a session of its own.
+endpoint configuration, and the limiter each endpoint uses. The pipeline opens a
+session for each flow run, so every call of the run reuses the same connections,
+and closes it when the run ends; a call made outside any session gets a session
+of its own. Clients and limiters belong to one event loop, so they live here,
+per run, and not in the runtime.
 """
 
 from __future__ import annotations
@@ -16,38 +18,40 @@ from functools import cache
 
 import httpx
 
-from agentflows.tasks.llm.config import ProviderConfig
-from agentflows.tasks.llm.limits import Limiter, limiter_for
+from agentflows.tasks.llm.endpoint import Endpoint
+from agentflows.tasks.llm.limits import Limiter
+from agentflows.tasks.llm.server_limits import limiter_for
+from agentflows.tasks.llm.settings import ProviderSettings
 
 _current: ContextVar[ModelSession | None] = ContextVar("agentflows_model_session", default=None)
 
 
 class ModelSession:
-    """Clients and limiters by provider configuration."""
+    """Clients and limiters by endpoint configuration."""
 
     def __init__(self) -> None:
         self.clients: dict[str, httpx.AsyncClient] = {}
         self.limiters: dict[str, Limiter] = {}
 
-    def client(self, config: ProviderConfig) -> httpx.AsyncClient:
-        """The shared client of `config`'s endpoint, with its timeouts and pool size."""
-        key = _key(config)
+    def client(self, settings: ProviderSettings) -> httpx.AsyncClient:
+        """The shared client of `settings`' endpoint, with its timeouts and pool size."""
+        key = _key(settings)
         if key not in self.clients:
-            t = config.timeouts
+            s = settings
             self.clients[key] = httpx.AsyncClient(
                 verify=_ssl_context(),
-                timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool),
-                limits=httpx.Limits(
-                    max_connections=config.max_concurrency, max_keepalive_connections=config.max_concurrency
+                timeout=httpx.Timeout(
+                    connect=s.connect_timeout, read=s.read_timeout, write=s.write_timeout, pool=s.pool_timeout
                 ),
+                limits=httpx.Limits(max_connections=s.max_concurrency, max_keepalive_connections=s.max_concurrency),
             )
         return self.clients[key]
 
-    def limiter(self, config: ProviderConfig) -> Limiter:
-        """The limiter of `config` in its scope (`tasks.llm.limits`)."""
-        key = _key(config)
+    def limiter(self, endpoint: Endpoint, settings: ProviderSettings) -> Limiter:
+        """The limiter of `endpoint` in its scope (`agentflows.tasks.llm.server_limits`)."""
+        key = endpoint.provider + "\0" + _key(settings)
         if key not in self.limiters:
-            self.limiters[key] = limiter_for(config)
+            self.limiters[key] = limiter_for(endpoint, settings)
         return self.limiters[key]
 
     async def close(self) -> None:
@@ -65,8 +69,18 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def _key(config: ProviderConfig) -> str:
-    return config.model_dump_json(include={"name", "base_url", "timeouts", "max_concurrency", "requests_per_minute"})
+def _key(settings: ProviderSettings) -> str:
+    return settings.model_dump_json(
+        include={
+            "base_url",
+            "connect_timeout",
+            "read_timeout",
+            "write_timeout",
+            "pool_timeout",
+            "max_concurrency",
+            "requests_per_minute",
+        }
+    )
 
 
 @asynccontextmanager

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from agentflows.tasks.llm.config import RetrySettings
+from agentflows.tasks.llm.settings import ProviderSettings
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 
@@ -30,7 +30,7 @@ def is_retryable_status(status: int) -> bool:
     return status in RETRYABLE_STATUSES or 500 <= status <= 599
 
 
-def backoff_delay(retry: int, settings: RetrySettings, rng: random.Random | None = None) -> float:
+def backoff_delay(retry: int, settings: ProviderSettings, rng: random.Random | None = None) -> float:
     """Full-jitter delay before retry number `retry` (0-based)."""
     ceiling = min(settings.backoff_cap_seconds, settings.backoff_seconds * 2**retry)
     return (rng or random).uniform(0, ceiling)
@@ -54,7 +54,7 @@ def retry_after_seconds(header: str | None, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def wait_before_retry(retry: int, header: str | None, settings: RetrySettings) -> float:
+def wait_before_retry(retry: int, header: str | None, settings: ProviderSettings) -> float:
     """How long to wait before retry `retry`: the server's `Retry-After` (capped) or full-jitter backoff."""
     asked = retry_after_seconds(header)
     if asked is not None:
@@ -98,19 +98,3 @@ class CircuitBreaker:
         self.failures += 1
         if self.probing or self.failures >= self.threshold:
             self.opened_at, self.probing = self._now(), False
-
-
-_breakers: dict[str, CircuitBreaker] = {}
-
-
-def breaker_for(endpoint: str, settings: RetrySettings) -> CircuitBreaker:
-    """The process-wide breaker of `endpoint`."""
-    breaker = _breakers.get(endpoint)
-    if breaker is None:
-        breaker = _breakers[endpoint] = CircuitBreaker(settings.breaker_threshold, settings.breaker_reset_seconds)
-    return breaker
-
-
-def reset_breakers() -> None:
-    """Close every breaker (for a new configuration or a test)."""
-    _breakers.clear()

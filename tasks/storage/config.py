@@ -1,45 +1,80 @@
-"""Where content is stored: from a Block, from the environment, or the embedded default.
+"""Where content is stored: a database and an object storage, from the environment or a saved Block.
 
-    AGENTFLOWS_CONTENT_STORE      name of a saved `agentflows-content-store` Block (wins over the rest)
     AGENTFLOWS_DATABASE_URL       a SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/agentflows
     AGENTFLOWS_STORAGE_URL        s3://bucket/prefix, or a local folder
     AGENTFLOWS_S3_ENDPOINT_URL    an S3-compatible endpoint (MinIO, moto…); AWS itself needs none
     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_DEFAULT_REGION   as usual
 
 Unset, the embedded default applies: SQLite at `$AGENTFLOWS_HOME/agentflows.db`
-and files under `$AGENTFLOWS_HOME/outputs`. Passwords and keys are `SecretStr`
-and `describe()` never shows them.
+and files under `$AGENTFLOWS_HOME/outputs`. The same `StoreSettings` is what a
+saved `agentflows content store` Block holds (`agentflows.blocks.content_store`).
+Passwords and keys are `SecretStr`, and `describe_*()` never shows them.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, SecretStr
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from agentflows.tasks.errors import ConfigurationError
-from agentflows.tasks.settings import current_settings
 
-STORE_BLOCK_VARIABLE = "AGENTFLOWS_CONTENT_STORE"
+STORE_BLOCK_TYPE = "agentflows-content-store"
+"""Slug of the content store Block type on the Prefect server."""
 
 
-class StoreConfig(BaseModel):
+class StoreSettings(BaseModel):
     """The database and object storage of a content store."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    database_url: SecretStr
-    """SQLAlchemy URL; secret because it may hold a password."""
-    storage_url: str
-    """`s3://bucket/prefix` or a local folder."""
-    s3_endpoint_url: str | None = None
-    aws_access_key_id: SecretStr | None = None
-    aws_secret_access_key: SecretStr | None = None
-    aws_session_token: SecretStr | None = None
-    aws_region: str | None = None
+    database_url: SecretStr = Field(
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user:password@host/agentflows."
+    )
+    storage_url: str = Field(description="s3://bucket/prefix, or a local folder.")
+    s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (MinIO…); empty for AWS.")
+    aws_access_key_id: SecretStr | None = Field(
+        default=None, description="Access key id; empty to use the usual AWS sources."
+    )
+    aws_secret_access_key: SecretStr | None = Field(default=None, description="Secret access key.")
+    aws_session_token: SecretStr | None = Field(default=None, description="Session token, for temporary credentials.")
+    aws_region: str | None = Field(default=None, description="Region of the bucket.")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], home: Path) -> StoreSettings:
+        """The store the environment describes, or the embedded default under `home`."""
+        database = _get(env, "AGENTFLOWS_DATABASE_URL") or f"sqlite:///{home / 'agentflows.db'}"
+        return cls(
+            database_url=SecretStr(database),
+            storage_url=_get(env, "AGENTFLOWS_STORAGE_URL") or str(home / "outputs"),
+            s3_endpoint_url=_get(env, "AGENTFLOWS_S3_ENDPOINT_URL"),
+            aws_access_key_id=_secret(env.get("AWS_ACCESS_KEY_ID")),
+            aws_secret_access_key=_secret(env.get("AWS_SECRET_ACCESS_KEY")),
+            aws_session_token=_secret(env.get("AWS_SESSION_TOKEN")),
+            aws_region=_get(env, "AWS_DEFAULT_REGION") or _get(env, "AWS_REGION"),
+        )
+
+    @classmethod
+    def from_saved(cls, data: Mapping[str, Any], name: str) -> StoreSettings:
+        """The settings a saved Block document holds (fields it does not know are left out)."""
+        known = {k: v for k, v in data.items() if k in cls.model_fields and v is not None}
+        try:
+            return cls.model_validate(known)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise ConfigurationError(
+                f"content store block {name!r}: {error['loc'][0]} is invalid: {error['msg']}"
+            ) from None
+
+    def check(self) -> StoreSettings:
+        """These settings, once their URLs are known to be usable; else `ConfigurationError`.
+
+        Run before any model call, so a mistyped URL costs no tokens.
+        """
+        _check_database_url(self.database_url.get_secret_value())
+        return self
 
     @property
     def embedded(self) -> bool:
@@ -66,33 +101,34 @@ class StoreConfig(BaseModel):
 
     def describe_database(self) -> str:
         """The database URL with any password masked."""
+        from sqlalchemy.engine import make_url
+
         return make_url(self.database_url.get_secret_value()).render_as_string(hide_password=True)
 
     def describe_storage(self) -> str:
         endpoint = f" at {self.s3_endpoint_url}" if self.s3_endpoint_url else ""
         return f"{self.storage_url}{endpoint}"
 
+    def key(self) -> str:
+        """Identity of this configuration, secrets included (for reusing an open store)."""
+        return self.model_dump_json() + self.database_url.get_secret_value()
 
-def config_from_env(environ: dict[str, str] | None = None) -> StoreConfig:
-    """The store the environment describes, or the embedded default."""
-    env = os.environ if environ is None else environ
-    settings = current_settings()
-    database = env.get("AGENTFLOWS_DATABASE_URL", "").strip() or f"sqlite:///{settings.database_path}"
+
+def _check_database_url(url: str) -> None:
+    from sqlalchemy.engine import make_url  # not at import: loading definitions needs no SQLAlchemy
+    from sqlalchemy.exc import ArgumentError
+
     try:
-        make_url(database)
+        make_url(url)
     except ArgumentError:
         raise ConfigurationError(
-            "AGENTFLOWS_DATABASE_URL is not a SQLAlchemy URL; use e.g. postgresql+psycopg://user:password@host/db"
+            "the content database URL (AGENTFLOWS_DATABASE_URL or the content store block's database_url) "
+            "is not a SQLAlchemy URL; use e.g. postgresql+psycopg://user:password@host/db"
         ) from None
-    return StoreConfig(
-        database_url=SecretStr(database),
-        storage_url=env.get("AGENTFLOWS_STORAGE_URL", "").strip() or str(settings.outputs_dir),
-        s3_endpoint_url=env.get("AGENTFLOWS_S3_ENDPOINT_URL", "").strip() or None,
-        aws_access_key_id=_secret(env.get("AWS_ACCESS_KEY_ID")),
-        aws_secret_access_key=_secret(env.get("AWS_SECRET_ACCESS_KEY")),
-        aws_session_token=_secret(env.get("AWS_SESSION_TOKEN")),
-        aws_region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or None,
-    )
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    return env.get(name, "").strip() or None
 
 
 def _secret(value: str | None) -> SecretStr | None:

@@ -9,7 +9,7 @@ Write once, never half:
 
 A failure in 2 or 3 leaves no row pointing at a missing object; objects written
 before a failed commit are orphans that `sweep` removes once they are older than
-a cutoff. `tasks.storage.opening.open_store()` gives the configured store.
+a cutoff. `agentflows.open_store()` gives the configured store.
 """
 
 from __future__ import annotations
@@ -108,6 +108,10 @@ class ContentStore:
     def __init__(self, objects: ObjectStore, records: ContentRepository) -> None:
         self.objects = objects
         self.records = records
+
+    def close(self) -> None:
+        """Close the database connections (a later use opens new ones)."""
+        self.records.engine.dispose()
 
     def save(self, built: BuiltContent, run: RunInfo) -> SavedContent:
         """Store `built`: objects first, then one transaction for its rows."""

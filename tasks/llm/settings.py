@@ -1,0 +1,152 @@
+"""Model settings: how a step asks (`ModelSettings`) and how an endpoint is reached (`ProviderSettings`).
+
+`ModelSettings` is what a definition's `model:` keys resolve to for one step:
+which provider, which model, temperature, answer length, fallback models.
+
+`ProviderSettings` is everything the OpenAI-compatible client needs to call one
+endpoint. There is one model and two ways to fill it:
+
+- environment variables, `AGENTFLOWS_LLM_<FIELD>` for each field below
+  (`AGENTFLOWS_LLM_BASE_URL`, `AGENTFLOWS_LLM_READ_TIMEOUT`, …; a few keep
+  shorter names: `MODEL` stays as is, prices are `PRICE_PROMPT` and
+  `PRICE_COMPLETION`), through `ProviderSettings.from_env()`;
+- a saved `agentflows model provider` Block, whose class is this model with
+  Prefect's Block machinery added (`agentflows.blocks.model_provider`).
+
+So a new provider setting is one field here: the environment variable, the
+Block's form field and the client's use of it follow from it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from agentflows.tasks.errors import ConfigurationError
+
+ENV_PREFIX = "AGENTFLOWS_LLM_"
+PROVIDER_BLOCK_TYPE = "agentflows-model-provider"
+"""Slug of the model provider Block type on the Prefect server."""
+
+
+class ModelSettings(BaseModel):
+    """How one step calls its model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    provider: str = "default"
+    """`default` (the environment decides), `offline`, `openai` (the AGENTFLOWS_LLM_* endpoint),
+    a registered provider, or the name of a saved model provider Block."""
+    model: str | None = None
+    """Model name; None means the provider's default model."""
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    max_tokens: int = Field(default=2048, ge=1)
+    fallbacks: tuple[str, ...] = ()
+    """Models tried in order when `model` keeps failing; empty means the provider's own fallbacks."""
+
+
+class ProviderSettings(BaseModel):
+    """An OpenAI-compatible chat-completions endpoint: where it is, how to call it, what it costs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    ENV_NAMES: ClassVar[dict[str, str]] = {
+        "price_per_1k_prompt_tokens": "PRICE_PROMPT",
+        "price_per_1k_completion_tokens": "PRICE_COMPLETION",
+    }
+    """Fields whose environment variable is not `AGENTFLOWS_LLM_<FIELD>`."""
+
+    base_url: str = Field(
+        min_length=1, description="Endpoint base up to and including /v1, e.g. https://api.openai.com/v1."
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="API key, sent as a bearer token; never logged or stored."
+    )
+    model: str = Field(default="gpt-4o-mini", min_length=1, description="Model that answers when a step names none.")
+    fallback_models: tuple[str, ...] = Field(
+        default=(), description="Models tried in order when the main one keeps failing."
+    )
+    connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to connect.")
+    read_timeout: float = Field(default=120.0, gt=0, description="Seconds to wait for the answer.")
+    write_timeout: float = Field(default=30.0, gt=0, description="Seconds to send the request.")
+    pool_timeout: float = Field(default=30.0, gt=0, description="Seconds to wait for a free connection.")
+    max_attempts: int = Field(default=4, ge=1, le=20, description="Tries per model for retryable failures.")
+    backoff_seconds: float = Field(
+        default=0.5, ge=0, description="Base of the retry backoff; retry n waits up to base × 2ⁿ (full jitter)."
+    )
+    backoff_cap_seconds: float = Field(default=20.0, ge=0, description="Longest backoff between two tries.")
+    retry_after_cap_seconds: float = Field(
+        default=60.0, ge=0, description="Longest Retry-After honoured; a server asking for more gets this."
+    )
+    breaker_threshold: int = Field(
+        default=5, ge=1, description="Failed calls in a row that open the endpoint's circuit breaker."
+    )
+    breaker_reset_seconds: float = Field(
+        default=30.0, gt=0, description="Seconds an open breaker fails fast before it lets one probe call through."
+    )
+    max_concurrency: int = Field(default=4, ge=1, le=1000, description="Most calls in flight at once.")
+    requests_per_minute: int | None = Field(default=None, ge=1, description="Rate limit; empty for none.")
+    context_window: int = Field(default=128_000, ge=256, description="The model's context window in tokens.")
+    limit_scope: Literal["auto", "server", "process"] = Field(
+        default="auto",
+        description="Where the concurrency and rate limits hold: across the Prefect server (server), in one "
+        "process (process), or auto: server inside runs that use a configured Prefect API.",
+    )
+    json_mode: Literal["json_object", "json_schema", "off"] = Field(
+        default="json_object",
+        description="How to ask for JSON: response_format json_object, json_schema, or the prompt only.",
+    )
+    price_per_1k_prompt_tokens: float = Field(default=0.0, ge=0, description="Price per 1,000 prompt tokens.")
+    price_per_1k_completion_tokens: float = Field(default=0.0, ge=0, description="Price per 1,000 completion tokens.")
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """Cost of one call at the configured prices."""
+        return (
+            prompt_tokens * self.price_per_1k_prompt_tokens + completion_tokens * self.price_per_1k_completion_tokens
+        ) / 1000
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable of `field`, e.g. `AGENTFLOWS_LLM_READ_TIMEOUT`."""
+        return ENV_PREFIX + cls.ENV_NAMES.get(field, field.upper())
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ProviderSettings | None:
+        """The endpoint the `AGENTFLOWS_LLM_*` variables describe, or None when no base URL is set.
+
+        Raises `ConfigurationError` naming the variable when a value does not fit its field.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            raw = env.get(cls.env_name(name), "").strip()
+            if raw:
+                values[name] = _split_list(raw) if field.annotation == tuple[str, ...] else raw
+        if "base_url" not in values:
+            return None
+        return cls.validated(values, where=lambda field: cls.env_name(field))
+
+    @classmethod
+    def from_saved(cls, data: Mapping[str, Any], name: str) -> ProviderSettings:
+        """The settings a saved Block document holds (fields it does not know are left out)."""
+        known = {k: v for k, v in data.items() if k in cls.model_fields and v is not None}
+        return cls.validated(known, where=lambda field: f"model provider block {name!r}: {field}")
+
+    @classmethod
+    def validated(cls, values: Mapping[str, Any], *, where: Callable[[str], str]) -> ProviderSettings:
+        """`values` as settings; a `ConfigurationError` names the first bad field as `where(field)` says."""
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            got = values.get(field)
+            shown = "" if field == "api_key" else f" (got {got!r})"
+            raise ConfigurationError(f"{where(field)} is invalid: {error['msg']}{shown}") from None
+
+
+def _split_list(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
