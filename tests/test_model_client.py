@@ -18,12 +18,14 @@ from email.utils import format_datetime
 import pytest
 from pydantic import SecretStr
 
+from agentflows.blocks.model_provider import ModelProviderBlock
 from agentflows.tasks.errors import ConfigurationError, ModelCallError
 from agentflows.tasks.llm import Message, ModelReply, ModelRequest, ModelSettings
 from agentflows.tasks.llm.endpoint import Endpoint
 from agentflows.tasks.llm.openai import OpenAICompatibleProvider
 from agentflows.tasks.llm.settings import ProviderSettings
 from agentflows.tasks.llm.transport import backoff_delay, retry_after_seconds
+from tests.conftest import REPO
 from tests.fake_llm import FakeLLM, Reply
 
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
@@ -214,3 +216,18 @@ def test_environment_configuration() -> None:
     with pytest.raises(ConfigurationError, match="AGENTFLOWS_LLM_READ_TIMEOUT is invalid"):
         ProviderSettings.from_env({"AGENTFLOWS_LLM_BASE_URL": "http://x/v1", "AGENTFLOWS_LLM_READ_TIMEOUT": "-1"})
     assert ProviderSettings.from_env({}) is None  # no endpoint: the offline provider
+
+
+def test_one_provider_setting_is_one_field_for_the_environment_the_block_and_the_readme() -> None:
+    readme = (REPO / "README.md").read_text()
+
+    assert set(ModelProviderBlock.model_fields) == set(ProviderSettings.model_fields)
+    undocumented = [
+        ProviderSettings.env_name(name)
+        for name in ProviderSettings.model_fields
+        if f"`{ProviderSettings.env_name(name)}`" not in readme
+    ]
+    assert undocumented == []
+    every = {ProviderSettings.env_name(name): "7" for name in ("max_attempts", "breaker_threshold")}
+    read = ProviderSettings.from_env({"AGENTFLOWS_LLM_BASE_URL": "http://x/v1", **every})
+    assert read is not None and (read.max_attempts, read.breaker_threshold) == (7, 7)
