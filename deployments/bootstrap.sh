@@ -6,10 +6,13 @@
 #                                                             (installs PostgreSQL with apt when missing)
 #   deployments/bootstrap.sh bench [benchmark options]        measure overhead against an ideal asyncio script
 #                                                             and write benchmarks/RESULTS.md (~6 min on 2 cores)
+#   deployments/bootstrap.sh lock                             resolve the newest versions pyproject.toml allows
+#                                                             into deployments/constraints.txt (then run `test`)
 #
-# Each creates .venv (Python 3.11) and install agentflows into it when pyproject.toml
-# changed since the last install. Embedded defaults: the offline model provider,
-# SQLite and a local folder under $AGENTFLOWS_HOME (default: the per-user data folder).
+# Each creates .venv (Python 3.11) and installs agentflows into it, at exactly the versions
+# in deployments/constraints.txt (the set the test suite passed with), when pyproject.toml or
+# the constraints changed since the last install. Embedded defaults: the offline model
+# provider, SQLite and a local folder under $AGENTFLOWS_HOME (default: the per-user data folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,11 +30,14 @@ find_python() {
   return 1
 }
 
+CONSTRAINTS=deployments/constraints.txt
+ALL_EXTRAS=test,bench
+
 install() {
   local extras="$1"
   local stamp=".venv/.installed-$extras"
   local wanted
-  wanted="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+  wanted="$(cat pyproject.toml "$CONSTRAINTS" | sha256sum | cut -d' ' -f1)"
   if [ ! -x .venv/bin/python ]; then
     echo "creating .venv" >&2
     "$(find_python)" -m venv .venv
@@ -39,9 +45,26 @@ install() {
   if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     echo "installing agentflows[$extras] into .venv" >&2
     .venv/bin/python -m pip install --quiet --upgrade pip >&2
-    .venv/bin/python -m pip install --quiet -e ".[$extras]" >&2
+    .venv/bin/python -m pip install --quiet -c "$CONSTRAINTS" -e ".[$extras]" >&2
     echo "$wanted" > "$stamp"
   fi
+}
+
+lock() {
+  # A fresh environment with the newest versions pyproject.toml's ranges allow, frozen.
+  local scratch
+  scratch="$(mktemp -d)"
+  echo "resolving agentflows[$ALL_EXTRAS] in a fresh environment" >&2
+  "$(find_python)" -m venv "$scratch/venv"
+  "$scratch/venv/bin/python" -m pip install --quiet --upgrade pip >&2
+  "$scratch/venv/bin/python" -m pip install --quiet -e ".[$ALL_EXTRAS]" >&2
+  {
+    echo "# The exact versions the test suite passed with; every install goes through them."
+    echo "# Refresh: deployments/bootstrap.sh lock, then deployments/bootstrap.sh test."
+    "$scratch/venv/bin/python" -m pip freeze --exclude-editable
+  } > "$CONSTRAINTS"
+  rm -rf "$scratch"
+  echo "wrote $CONSTRAINTS ($(grep -vc '^#' "$CONSTRAINTS") packages)" >&2
 }
 
 typecheck_tree() {
@@ -88,8 +111,11 @@ case "$mode" in
     ensure_postgres
     exec .venv/bin/python -m benchmarks "$@"
     ;;
+  lock)
+    lock
+    ;;
   *)
-    echo "usage: deployments/bootstrap.sh demo|test|bench [options]" >&2
+    echo "usage: deployments/bootstrap.sh demo|test|bench|lock [options]" >&2
     exit 2
     ;;
 esac

@@ -1,38 +1,33 @@
 """`agentflows serve`: every agent and the router as deployments served from this one process.
 
 The quickest way to run agentflows from the Prefect UI without a work pool: each
-flow in `flows/agents.py` becomes a deployment named `serve` (e.g. `ebook/serve`),
-created from its module-level entrypoint, and this process runs the flow runs
-the UI starts until it is stopped. A new YAML agent is served with no code change.
+flow of `agentflows.agents` becomes a deployment named `serve` (e.g. `ebook/serve`),
+created from its module entrypoint (`agentflows.agents:ebook`), and this process
+runs the flow runs the UI starts until it is stopped. A new YAML agent is served
+with no code change.
 """
 
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
+from collections.abc import Iterable
 
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 
-AGENTS_FILE = Path(str(resources.files("agentflows") / "agents.py"))
+FLOWS_MODULE = "agentflows.agents"
 DEPLOYMENT_NAME = "serve"
 
 
-def served_deployments() -> list[RunnerDeployment]:
-    """One deployment per flow of `flows/agents.py`, from its module-level entrypoint."""
-    from agentflows.agents import FLOWS
-
+def served_deployments(flow_names: Iterable[str]) -> list[RunnerDeployment]:
+    """One deployment per named flow of `agentflows.agents`, from its module entrypoint."""
     return [
         RunnerDeployment.from_entrypoint(
-            entrypoint=f"{AGENTS_FILE}:{name}",
-            name=DEPLOYMENT_NAME,
-            description=flow.description,
-            tags=["agentflows", "served"],
+            entrypoint=f"{FLOWS_MODULE}:{name}", name=DEPLOYMENT_NAME, tags=["agentflows", "served"]
         )
-        for name, flow in FLOWS.items()
+        for name in flow_names
     ]
 
 
-def serve_all(limit: int | None = None) -> None:
-    """Serve every agent and the router until interrupted."""
-    serve(*served_deployments(), limit=limit)
+def serve_all(flow_names: Iterable[str], limit: int | None = None) -> None:
+    """Serve the named flows (every agent and the router) until interrupted."""
+    serve(*served_deployments(flow_names), limit=limit)

@@ -78,7 +78,10 @@ def up(host: str = "127.0.0.1", port: int = 4200, worker: bool = True, echo: boo
     worker_pid = None
     if worker:
         _say(echo, f"starting a process worker on the {WORK_POOL!r} pool")
-        worker_process = _spawn([_prefect(), "worker", "start", "--pool", WORK_POOL], env, logs / "worker.log")
+        # The worker starts in the stack's own folder: runs find the package, not this clone.
+        worker_process = _spawn(
+            [_prefect(), "worker", "start", "--pool", WORK_POOL], env, logs / "worker.log", cwd=folder
+        )
         worker_pid = worker_process.pid
     stack = Stack(
         api_url=api_url,
@@ -145,11 +148,9 @@ def _prefect() -> str:
     return found
 
 
-def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def _spawn(command: list[str], env: dict[str, str], log: Path, cwd: Path = PROJECT) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen(
-            command, env=env, cwd=PROJECT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        return subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _run(command: list[str], env: dict[str, str], log: Path) -> None:

@@ -1,6 +1,6 @@
 """Every agent in the definitions folder, and the router, as module-level flows.
 
-Deployments point at these names (`flows/agents.py:ebook`, `flows/agents.py:router`);
+Deployments point at these names (`agentflows.agents:ebook`, `agentflows.agents:router`);
 Prefect imports this module and reads each flow's parameter schema from its
 signature. A new YAML file in the definitions folder adds a name here, and a
 content type to the router, with no code change.

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from agentflows.catalog import check_paths, definitions_root, load_agents
-from agentflows.definition import InputSpec
+from agentflows.definition import ROUTER_NAME, InputSpec
 from agentflows.errors import DefinitionError, InputError
 from agentflows.tasks.artifacts import ContentType
 from agentflows.tasks.errors import AgentflowsError
@@ -328,7 +328,7 @@ def stack_down(args: argparse.Namespace) -> int:
 def serve_flows(args: argparse.Namespace) -> int:
     from agentflows.deployments.serve import serve_all
 
-    serve_all(limit=args.limit)
+    serve_all([*load_agents(), ROUTER_NAME], limit=args.limit)
     return 0
 
 

@@ -120,7 +120,7 @@ def test_each_deployment_has_its_schedule_and_a_typed_parameter_form(stack: tupl
     schedules = [(s["schedule"]["cron"], s["schedule"]["timezone"], s["active"]) for s in found["schedules"]]
     assert schedules == [(s["cron"], s["timezone"], s["active"]) for s in declared["schedules"]]
     assert found["work_pool_name"] == "agentflows-local" and found["enforce_parameter_schema"]
-    assert found["pull_steps"] == [{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}]
+    assert found["entrypoint"] == f"agentflows.agents:{agent}"  # the installed module, found from any folder
     schema = found["parameter_openapi_schema"]
     assert set(schema.get("required", [])) <= set(found["parameters"])  # "Quick run" needs no typing
     properties = schema["properties"]

@@ -234,7 +234,7 @@ def test_a_run_killed_after_generate_repeats_no_finished_step(
 
 @pytest.mark.parametrize("agent", SHIPPED_AGENTS)
 def test_parameter_schema_as_prefect_deploy_reads_it(agent: str) -> None:
-    flow = load_flow_from_entrypoint(f"{REPO}/flows/agents.py:{agent}")
+    flow = load_flow_from_entrypoint(f"agentflows.agents:{agent}")
     schema = parameter_schema(flow).model_dump_for_openapi()
     inputs = load_agents()[agent].definition.inputs
     json_types = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean", "list": "array"}
