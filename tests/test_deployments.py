@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,28 +18,32 @@ import httpx
 import pytest
 import yaml
 from prefect.deployments import run_deployment
+from prefect.deployments.runner import RunnerDeployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from agentflows import load_agents, open_store
-from agentflows.deployments.stack import Stack, down, up
+from agentflows.deployments.stack import WORK_POOL, Stack, down, up
 from agentflows.tasks.artifacts import AgentResult
 from agentflows.tasks.manifest import Manifest
 from tests.conftest import REPO, SHIPPED_AGENTS
 from tests.servers import free_port
 
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+SCHEDULER_LOOP = "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS"
 PROJECT_YAML = yaml.safe_load((REPO / "prefect.yaml").read_text())
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Path]]:
     home = tmp_path_factory.mktemp("stack-home")
-    previous = os.environ.get("AGENTFLOWS_HOME")
+    previous = {name: os.environ.get(name) for name in ("AGENTFLOWS_HOME", SCHEDULER_LOOP)}
     os.environ["AGENTFLOWS_HOME"] = str(home)
+    os.environ[SCHEDULER_LOOP] = "5"  # the scheduler refills every 5 s instead of every minute
     try:
         started = up(port=free_port(), echo=False)
     finally:
-        _restore("AGENTFLOWS_HOME", previous)
+        for name, value in previous.items():
+            _restore(name, value)
     try:
         yield started, home
     finally:
@@ -46,7 +51,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Pat
         try:
             assert down(echo=False)
         finally:
-            _restore("AGENTFLOWS_HOME", previous)
+            _restore("AGENTFLOWS_HOME", previous["AGENTFLOWS_HOME"])
         for pid in (started.server_pid, started.worker_pid):
             assert pid is not None and not _alive(pid), f"process {pid} is still running after `agentflows down`"
 
@@ -206,3 +211,33 @@ def test_agentflows_serve_serves_every_agent_and_the_router(stack: tuple[Stack, 
     finally:
         os.killpg(served.pid, 15)
         served.wait(timeout=30)
+
+
+def _runs(stack: Stack, deployment_id: str, state: str) -> list[dict[str, Any]]:
+    body = {"deployments": {"id": {"any_": [deployment_id]}}, "flow_runs": {"state": {"type": {"any_": [state]}}}}
+    return api(stack, "POST", "/flow_runs/filter", body).json()  # type: ignore[no-any-return]
+
+
+def test_the_scheduler_fills_every_schedule_and_an_interval_deployment_runs(stack: tuple[Stack, Path]) -> None:
+    server, _ = stack
+    scheduled = [d for d in PROJECT_YAML["deployments"] if d.get("schedules")]
+    interval = RunnerDeployment.from_entrypoint(
+        "agentflows.agents:quiz", name="every-20s", interval=timedelta(seconds=20), parameters={"topic": "Comets"}
+    )
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        interval_id = str(interval.apply(work_pool_name=WORK_POOL))
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not _runs(server, interval_id, "COMPLETED"):
+            time.sleep(2)
+        completed = _runs(server, interval_id, "COMPLETED")
+    finally:
+        api(server, "POST", f"/deployments/{interval_id}/pause_deployment")
+
+    assert completed, "the interval deployment's run was never completed by the worker"
+    for declared in scheduled:
+        flow = declared["entrypoint"].rsplit(":", 1)[1]
+        upcoming = _runs(server, deployment(server, flow)["id"], "SCHEDULED")
+        assert upcoming, f"{declared['entrypoint']} has no upcoming run"
+    server_log = (Path(server.logs) / "server.log").read_text(errors="replace")
+    assert "Traceback" not in server_log, server_log[server_log.index("Traceback") - 2000 :][:4000]
