@@ -25,12 +25,12 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 from pydantic import ValidationError
 
 from agentflows.definition import AgentDefinition, FieldSpec
-from agentflows.errors import DefinitionError, Problem
+from agentflows.errors import DefinitionError, Problem, YamlSyntaxError
 from agentflows.inputs import default_problem
 from agentflows.tasks.builders import DEFAULT_BUILDER, layout_variables, required_fields
 from agentflows.tasks.prompts import environment
 from agentflows.validation_messages import problems_from_validation
-from agentflows.yaml_source import LineMap, YamlPath, YamlSyntaxError, load_yaml
+from agentflows.yaml_source import LineMap, YamlPath, load_yaml
 
 SHARED_PARAMETERS = ("audience", "language", "level")
 """Parameters the router passes to every agent that takes them."""

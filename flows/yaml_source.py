@@ -15,15 +15,9 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from agentflows.errors import YamlSyntaxError
+
 YamlPath = tuple[str | int, ...]
-
-
-class YamlSyntaxError(Exception):
-    """The text is not valid YAML, or repeats a key."""
-
-    def __init__(self, message: str, line: int | None) -> None:
-        super().__init__(message)
-        self.line = line
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from agentflows.tasks.artifacts import Usage
-from agentflows.tasks.errors import ModelCallError
+from agentflows.tasks.errors import ModelCallError, ModelUnavailable
 from agentflows.tasks.llm.base import ModelReply, ModelRequest, ModelSettings
 from agentflows.tasks.llm.config import ProviderConfig
 from agentflows.tasks.llm.session import ModelSession, model_session
@@ -28,10 +28,6 @@ from agentflows.tasks.llm.transport import breaker_for, is_retryable_status, wai
 
 _json_mode_refused: set[str] = set()
 """Endpoints that answered 400 to `response_format`; asked through the prompt only from then on."""
-
-
-class ModelUnavailable(ModelCallError):
-    """Every attempt at one model failed with a retryable error; a fallback model may still work."""
 
 
 @dataclass(frozen=True)
