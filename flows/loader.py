@@ -30,7 +30,7 @@ from agentflows.inputs import default_problem
 from agentflows.tasks.builders import DEFAULT_BUILDER, layout_variables, required_fields
 from agentflows.tasks.prompts import environment
 from agentflows.validation_messages import problems_from_validation
-from agentflows.yaml_source import LineMap, YamlPath, load_yaml
+from agentflows.yaml_source import LineMap, YamlPath, dotted, load_yaml
 
 SHARED_PARAMETERS = ("audience", "language", "level")
 """Parameters the router passes to every agent that takes them."""
@@ -135,8 +135,7 @@ class _Checker:
         self.sources: dict[str, str] = {}
 
     def problem(self, path: YamlPath, message: str) -> None:
-        dotted = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path).replace(".[", "[")
-        self.problems.append(Problem(self.file, self.lines.line_of(path), dotted, message))
+        self.problems.append(Problem(self.file, self.lines.line_of(path), dotted(path), message))
 
     def run(self, text: str) -> LoadedAgent | None:
         self.check_inputs()
@@ -374,10 +373,9 @@ class _Checker:
 
     def template_problem(self, path: YamlPath, name: str, line: int | None, message: str) -> None:
         """Report a problem in template `name`, reached from `path`; once, though several roles render it."""
-        dotted = ".".join(str(p) for p in path)
         file = self.root / name
         if not any(p.file == file and p.line == line and p.message == message for p in self.problems):
-            self.problems.append(Problem(file, line, dotted, message))
+            self.problems.append(Problem(file, line, dotted(path), message))
 
     def variable_problems(self, ast: nodes.Template, allowed: set[str]) -> list[str]:
         namespace: dict[str, frozenset[str] | None] = {"inputs": frozenset(self.d.inputs)}
