@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,6 +37,7 @@ from prefect.context import FlowRunContext, TaskRunContext
 from prefect.settings import PREFECT_API_URL
 
 from agentflows.tasks.llm.config import ProviderConfig
+from agentflows.tasks.names import slug
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +52,8 @@ class Limiter(Protocol):
 
 
 def limit_name(provider: str) -> str:
-    """`agentflows-llm-<provider>`, with anything but letters, digits and dashes made a dash."""
-    return "agentflows-llm-" + re.sub(r"[^a-z0-9-]+", "-", provider.lower()).strip("-")
+    """`agentflows-llm-<provider>`, the provider's name as a slug."""
+    return f"agentflows-llm-{slug(provider, 100)}"
 
 
 class PrefectLimiter:
