@@ -33,6 +33,7 @@ from prefect.context import FlowRunContext, SyncClientContext
 from prefect.states import Completed, Failed, State
 from pydantic import Field, JsonValue
 
+from agentflows.api import run_blocking
 from agentflows.catalog import AgentCatalog, load_agents
 from agentflows.compiler import compiled
 from agentflows.definition import ROUTER_NAME
@@ -508,8 +509,4 @@ async def route_async(
 
 def route(request: str, **options: Any) -> Manifest:
     """Route `request` and return the manifest (blocking); see `route_async` for the options."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(route_async(request, **options))
-    raise RuntimeError("route was called inside a running event loop; await route_async(...) instead")
+    return run_blocking(lambda: route_async(request, **options), "route")

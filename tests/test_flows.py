@@ -290,6 +290,31 @@ def test_bad_inputs_are_rejected_before_any_model_call(model_calls: CallLog) -> 
     assert len(model_calls) == 0
 
 
+def test_a_failed_run_shows_its_own_error_not_the_event_loop_check() -> None:
+    with pytest.raises(InputError) as caught:
+        run_agent("ebook", topic="x")
+
+    assert not any(isinstance(e, RuntimeError) for e in error_chain(caught.value))
+
+
+def test_run_agent_inside_an_event_loop_says_to_await_run_agent_async() -> None:
+    async def inside_a_loop() -> None:
+        run_agent("ebook", topic="Tides")
+
+    with pytest.raises(RuntimeError, match=r"^run_agent was called inside a running event loop; await run_agent_async"):
+        asyncio.run(inside_a_loop())
+
+
+def error_chain(error: BaseException) -> list[BaseException]:
+    """`error` and every error it was raised from or while handling."""
+    chain = []
+    current: BaseException | None = error
+    while current is not None:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
 def test_an_unknown_provider_fails_before_any_model_call(definitions: Path, model_calls: CallLog) -> None:
     text = (definitions / "quiz.yaml").read_text()
     (definitions / "quiz.yaml").write_text(text.replace("model:\n", "model:\n  provider: nowhere\n", 1))

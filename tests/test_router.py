@@ -23,6 +23,7 @@ from agentflows.tasks.llm import ModelReply, ModelRequest, OfflineProvider, regi
 from agentflows.tasks.llm.transport import reset_breakers
 from agentflows.tasks.storage import open_store
 from tests.fake_llm import FakeLLM, Received, Reply
+from tests.test_flows import error_chain
 
 LESSON_REQUEST = "a lesson on photosynthesis for 8th grade, with a quiz and a short e-book chapter for home reading"
 
@@ -124,8 +125,12 @@ def test_explicit_types_override_the_rules() -> None:
 
 @on_server
 def test_an_unmatched_request_fails_with_the_list_of_agents() -> None:
-    with pytest.raises(RoutingError, match="the agents are: api_scaffold, data_report, ebook, lesson_plan, quiz"):
+    with pytest.raises(
+        RoutingError, match="the agents are: api_scaffold, data_report, ebook, lesson_plan, quiz"
+    ) as caught:
         route("make me a sandwich")
+
+    assert not any(isinstance(e, RuntimeError) for e in error_chain(caught.value))  # its own traceback, no loop check
 
 
 class BrokenProvider:
