@@ -83,14 +83,14 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
             on_invalid=d.steps.generate.on_invalid,
             degrade_field=degrade_field(d),
             draft_schema=object_schema(d.steps.generate.returns),
-            builder=agent.builder,
+            builder=d.builder,
         ),
         build=BuildSpec(
             agent=about,
             step="build",
             templates=agent.templates_for("build"),
-            builder=agent.builder,
-            layout=agent.layout,
+            builder=d.builder,
+            layout=d.layout,
             content_type=d.content_type,
         ),
         concurrency=d.steps.generate.concurrency,
@@ -193,7 +193,8 @@ def flow_docstring(d: AgentDefinition) -> str:
 
 
 def _run_namer(d: AgentDefinition) -> Any:
-    template = d.run_name or _default_run_name(d)
+    first = d.first_text_input
+    template = d.run_name or (f"{d.name}: {{{first}}}" if first else d.name)
 
     def run_name() -> str:
         from prefect.runtime import flow_run
@@ -206,11 +207,6 @@ def _run_namer(d: AgentDefinition) -> Any:
         return " ".join(name.split())[:80] or d.name
 
     return run_name
-
-
-def _default_run_name(d: AgentDefinition) -> str:
-    first = next((n for n, s in d.inputs.items() if s.type == "string" and s.is_required), None)
-    return f"{d.name}: {{{first}}}" if first else d.name
 
 
 __all__ = ["StepSpecs", "StepTasks", "compile_agent", "step_specs", "step_tasks"]

@@ -38,7 +38,7 @@ from pydantic import (
 )
 
 from agentflows.tasks.artifacts import ContentType
-from agentflows.tasks.builders import BuilderName
+from agentflows.tasks.builders import DEFAULT_BUILDER, BuilderName
 from agentflows.tasks.llm.base import ModelSettings
 
 IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
@@ -437,6 +437,22 @@ class AgentDefinition(Spec):
     routing: RoutingHints = RoutingHints()
     run_name: str | None = None
     """Flow run name, with input names in braces, e.g. "ebook: {topic}"."""
+
+    @property
+    def first_text_input(self) -> str | None:
+        """The first required string input, if any: what runs are named after by default, and
+        where a routed request's subject goes unless `routing.subject_input` names another."""
+        return next((n for n, s in self.inputs.items() if s.type == "string" and s.is_required), None)
+
+    @property
+    def builder(self) -> str:
+        """The builder that assembles the drafts: `steps.build.builder`, else the content type's default."""
+        return self.steps.build.builder or DEFAULT_BUILDER[self.content_type]
+
+    @property
+    def layout(self) -> str:
+        """The layout template of the build step: `steps.build.layout`, else `layouts/<builder>.html`."""
+        return self.steps.build.layout or f"layouts/{self.builder}.html"
 
     def model_settings(self, step: ModelStep) -> ModelSettings:
         """The model settings `step` runs with."""

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from agentflows.definition import AgentDefinition, FieldSpec
 from agentflows.errors import DefinitionError, Problem, YamlSyntaxError
 from agentflows.inputs import default_problem
-from agentflows.tasks.builders import DEFAULT_BUILDER, layout_variables, required_fields
+from agentflows.tasks.builders import layout_variables, required_fields
 from agentflows.tasks.prompts import environment
 from agentflows.validation_messages import problems_from_validation
 from agentflows.yaml_source import LineMap, YamlPath, dotted, load_yaml
@@ -56,14 +56,6 @@ class LoadedAgent:
     @property
     def name(self) -> str:
         return self.definition.name
-
-    @property
-    def builder(self) -> str:
-        return self.definition.steps.build.builder or DEFAULT_BUILDER[self.definition.content_type]
-
-    @property
-    def layout(self) -> str:
-        return self.definition.steps.build.layout or f"layouts/{self.builder}.html"
 
     @cached_property
     def flow_version(self) -> str:
@@ -193,22 +185,18 @@ class _Checker:
     def check_builder_fields(self) -> None:
         declared: dict[str, FieldSpec] = {**self.d.steps.decide.returns.items.fields, **self.d.steps.generate.returns}
         path: YamlPath = ("steps", "generate", "returns")
-        for name, (kind, fmt) in required_fields(self.builder).items():
+        for name, (kind, fmt) in required_fields(self.d.builder).items():
             spec = declared.get(name)
             need = f"{kind}" + (f" with format {fmt}" if fmt else "")
             if spec is None:
                 self.problem(
                     path,
-                    f"builder {self.builder!r} needs a draft field {name!r} ({need}); "
+                    f"builder {self.d.builder!r} needs a draft field {name!r} ({need}); "
                     "declare it here or in the plan items",
                 )
             elif spec.type != kind or (fmt and spec.format != fmt):
                 got = spec.type + (f" with format {spec.format}" if spec.format else "")
-                self.problem((*path, name), f"builder {self.builder!r} needs {name!r} to be {need}, not {got}")
-
-    @property
-    def builder(self) -> str:
-        return self.d.steps.build.builder or DEFAULT_BUILDER[self.d.content_type]
+                self.problem((*path, name), f"builder {self.d.builder!r} needs {name!r} to be {need}, not {got}")
 
     def check_count(self) -> None:
         count = self.d.steps.decide.returns.items.count
@@ -267,7 +255,7 @@ class _Checker:
             "system": [(("prompts", "base"), self.d.prompts.base), (("prompts", "domain"), self.d.prompts.domain)],
             "decide": [(("steps", "decide", "prompt"), self.d.steps.decide.prompt)],
             "generate": [(("steps", "generate", "prompt"), self.d.steps.generate.prompt)],
-            "build": [(("steps", "build", "layout") if build.layout else ("steps", "build"), self.layout)],
+            "build": [(("steps", "build", "layout") if build.layout else ("steps", "build"), self.d.layout)],
         }
         renders = {}
         for role, entries in roles.items():
@@ -276,10 +264,6 @@ class _Checker:
                 names += self.closure(path, name, self.namespace(role))
             renders[role] = tuple(dict.fromkeys(names))
         return renders
-
-    @property
-    def layout(self) -> str:
-        return self.d.steps.build.layout or f"layouts/{self.builder}.html"
 
     def namespace(self, role: str) -> dict[str, frozenset[str] | None]:
         """Variables a role's templates may use; a set lists the keys a variable has."""
@@ -294,7 +278,7 @@ class _Checker:
         if role == "generate":
             return {**base, "plan": plan_keys, "item": item_keys}
         if role == "build":
-            extra = {name: None for name in layout_variables(self.builder)}
+            extra = {name: None for name in layout_variables(self.d.builder)}
             return {**extra, "agent": AGENT_ATTRIBUTES, "inputs": frozenset(self.d.inputs), "plan": plan_keys}
         return base
 
@@ -470,7 +454,6 @@ def degrade_field(d: AgentDefinition) -> str | None:
     required = [name for name, spec in returns.items() if spec.required]
     if len(text_fields) != 1 or required != text_fields:
         return None
-    builder = d.steps.build.builder or DEFAULT_BUILDER[d.content_type]
     from_items = d.steps.decide.returns.items.fields.keys()
-    needs = set(required_fields(builder)) - {text_fields[0]} - from_items
+    needs = set(required_fields(d.builder)) - {text_fields[0]} - from_items
     return None if needs else text_fields[0]

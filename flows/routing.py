@@ -79,7 +79,7 @@ def request_subject(request: str) -> str | None:
 def request_inputs(request: str, definition: AgentDefinition, shared: Mapping[str, Any]) -> dict[str, Any]:
     """The inputs of `definition` that the request and the shared parameters give."""
     values: dict[str, Any] = {}
-    subject_input = subject_input_of(definition)
+    subject_input = definition.routing.subject_input or definition.first_text_input
     subject = request_subject(request)
     if subject_input is not None and subject:
         values[subject_input] = subject
@@ -93,13 +93,6 @@ def request_inputs(request: str, definition: AgentDefinition, shared: Mapping[st
         if value not in (None, "") and target in definition.inputs:
             values[target] = _as_declared(str(value), definition.inputs[target])
     return values
-
-
-def subject_input_of(definition: AgentDefinition) -> str | None:
-    """The input that receives a request's subject: declared, or the first required string input."""
-    if definition.routing.subject_input:
-        return definition.routing.subject_input
-    return next((n for n, s in definition.inputs.items() if s.type == "string" and s.is_required), None)
 
 
 def _has_phrase(text: str, phrase: str) -> bool:
