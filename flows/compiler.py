@@ -11,7 +11,6 @@ and help text.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -22,23 +21,13 @@ from prefect.tasks import exponential_backoff
 from agentflows.definition import AgentDefinition, StepSettings, object_schema
 from agentflows.inputs import input_parameters
 from agentflows.loader import LoadedAgent, degrade_field
-from agentflows.pipeline import run_pipeline
+from agentflows.pipeline import StepSpecs, StepTasks, run_pipeline
 from agentflows.tasks import steps
 from agentflows.tasks.settings import current_settings
 from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
 
 REFRESH_HELP = "Ignore cached step results and call the model again."
 CONTEXT_HELP = "The free-text request this run serves (the router sets it); prompts see it as context.request."
-
-
-@dataclass(frozen=True)
-class StepSpecs:
-    """The spec of every step of one agent."""
-
-    decide: DecideSpec
-    generate: GenerateSpec
-    build: BuildSpec
-    concurrency: int
 
 
 def step_specs(agent: LoadedAgent) -> StepSpecs:
@@ -95,26 +84,6 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
         ),
         concurrency=d.steps.generate.concurrency,
     )
-
-
-@dataclass(frozen=True)
-class StepTasks:
-    """The step tasks of one agent, with its retries, timeouts and cache settings."""
-
-    decide: Task[..., Any]
-    generate: Task[..., Any]
-    build: Task[..., Any]
-    save: Task[..., Any]
-
-    def for_run(self, *, refresh: bool) -> StepTasks:
-        """The tasks with this run's result storage and cache refresh."""
-        storage = current_settings().result_storage
-        return StepTasks(
-            *(
-                t.with_options(result_storage=storage, refresh_cache=refresh)
-                for t in (self.decide, self.generate, self.build, self.save)
-            )
-        )
 
 
 def step_tasks(definition: AgentDefinition) -> StepTasks:
@@ -209,7 +178,7 @@ def _run_namer(d: AgentDefinition) -> Any:
     return run_name
 
 
-__all__ = ["StepSpecs", "StepTasks", "compile_agent", "step_specs", "step_tasks"]
+__all__ = ["compile_agent", "step_specs", "step_tasks"]
 
 
 _compiled: dict[tuple[str, str, str], Flow[..., Any]] = {}
