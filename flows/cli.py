@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from agentflows.catalog import DEFINITIONS_VARIABLE, check_paths, definitions_root, load_agents
-from agentflows.definition import InputSpec
 from agentflows.errors import DefinitionError, InputError
+from agentflows.fields import InputSpec
 from agentflows.tasks.artifacts import ContentType
 from agentflows.tasks.errors import AgentflowsError
 

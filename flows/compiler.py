@@ -18,7 +18,8 @@ from prefect import Flow, Task, flow
 from prefect.cache_policies import INPUTS, NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from agentflows.definition import AgentDefinition, StepSettings, object_schema
+from agentflows.definition import AgentDefinition, StepSettings
+from agentflows.fields import object_schema
 from agentflows.inputs import input_parameters
 from agentflows.loader import LoadedAgent, degrade_field
 from agentflows.pipeline import StepSpecs, StepTasks, run_pipeline

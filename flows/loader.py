@@ -24,8 +24,9 @@ from pathlib import Path
 from jinja2 import TemplateSyntaxError, meta, nodes
 from pydantic import ValidationError
 
-from agentflows.definition import AgentDefinition, FieldSpec
+from agentflows.definition import AgentDefinition
 from agentflows.errors import DefinitionError, Problem, YamlSyntaxError
+from agentflows.fields import FieldSpec
 from agentflows.inputs import default_problem
 from agentflows.tasks.builders import layout_variables, required_fields
 from agentflows.tasks.prompts import environment

@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agentflows.definition import AgentDefinition, InputSpec
+from agentflows.definition import AgentDefinition
+from agentflows.fields import InputSpec
 
 _STOP = r"(?=\s+(?:for|with|and|in|to|that|which|using|including)(?=\s)|[,.;:!?]|$)"
 SUBJECT_PATTERNS = (
