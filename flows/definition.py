@@ -34,6 +34,7 @@ from agentflows.fields import IDENTIFIER_PATTERN, FieldSpec, Identifier, InputSp
 from agentflows.tasks.artifacts import ContentType
 from agentflows.tasks.builders import DEFAULT_BUILDER, BuilderName
 from agentflows.tasks.llm.base import ModelSettings
+from agentflows.tasks.manifest import ROUTER_NAME
 
 TEMPLATE_PATH_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$"
 VERSION_PATTERN = r"^\d+(\.\d+){0,2}([-+][0-9A-Za-z.\-]+)?$"
@@ -47,8 +48,6 @@ PATTERN_MEANINGS = {
 """What each pattern of the schema allows, in words (for error messages)."""
 
 TemplatePath = Annotated[str, StringConstraints(pattern=TEMPLATE_PATH_PATTERN)]
-ROUTER_NAME = "router"
-"""The router flow's name, which no agent may take."""
 RESERVED_INPUTS = frozenset({"refresh", "context"})
 """Names the compiled flow uses for its own parameters."""
 

@@ -10,7 +10,7 @@ Everything here is pure and reads only the agents' YAML `routing` hints:
   into its input, and the shared parameters (audience, language, level).
 
 The model classifier, for requests these rules cannot settle, lives in
-`flows.router`.
+`agentflows.classifier`.
 """
 
 from __future__ import annotations
