@@ -4,14 +4,15 @@
 description, inputs, example requests) and asks for an answer that fits
 `classifier_schema`: the content types, and for each chosen agent the inputs
 the request states. With only the offline provider configured, which cannot
-read a request, it is not asked.
+read a request, it is not asked. Its prompt is the one the catalog loaded and
+checked (`AgentCatalog.classifier_templates`), never read from disk at run time.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from agentflows.catalog import AgentCatalog
+from agentflows.catalog import CLASSIFIER_PROMPT, AgentCatalog
 from agentflows.definition import ROUTER_NAME
 from agentflows.errors import RoutingError
 from agentflows.tasks.llm.base import ModelSettings, resolve_provider
@@ -19,7 +20,6 @@ from agentflows.tasks.modelcall import ask_model
 from agentflows.tasks.prompts import as_user_text
 from agentflows.tasks.specs import ModelStepSpec
 
-CLASSIFIER_PROMPT = "prompts/router/classify.md"
 CLASSIFIER_SETTINGS = ModelSettings(provider="default", temperature=0.0, max_tokens=1200)
 
 
@@ -46,13 +46,9 @@ async def classify(request: str, catalog: AgentCatalog) -> tuple[tuple[str, ...]
 
 
 def _classifier_spec(catalog: AgentCatalog) -> ModelStepSpec:
+    if catalog.classifier_templates is None:
+        raise RoutingError(f"the classifier needs the template {CLASSIFIER_PROMPT!r} in {catalog.root}")
     base = next(iter(catalog.values())).definition.prompts.base
-    templates = {}
-    for name in (base, CLASSIFIER_PROMPT):
-        path = catalog.root / name
-        if not path.is_file():
-            raise RoutingError(f"the classifier needs the template {name!r} in {catalog.root}")
-        templates[name] = path.read_text(encoding="utf-8")
     about = {
         "name": ROUTER_NAME,
         "version": "1",
@@ -62,7 +58,7 @@ def _classifier_spec(catalog: AgentCatalog) -> ModelStepSpec:
     return ModelStepSpec(
         agent=about,
         step="decide",
-        templates=templates,
+        templates=dict(catalog.classifier_templates),
         system=(base,),
         prompt=CLASSIFIER_PROMPT,
         model=CLASSIFIER_SETTINGS,

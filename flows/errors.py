@@ -51,6 +51,10 @@ class Problem:
     """YAML path of the offending value, e.g. `steps.decide.prompt`; empty for the whole file."""
     message: str
 
+    def repeats(self, problems: Iterable[Problem]) -> bool:
+        """Whether one of `problems` says the same at the same file and line (whatever its YAML path)."""
+        return any((p.file, p.line, p.message) == (self.file, self.line, self.message) for p in problems)
+
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else str(self.file)
         at = f" {self.path}:" if self.path else ""

@@ -120,9 +120,9 @@ class TemplateChecker:
 
     def template_problem(self, path: YamlPath, name: str, line: int | None, message: str) -> None:
         """Report a problem in template `name`, reached from `path`; once, though several roles render it."""
-        file = self.root / name
-        if not any(p.file == file and p.line == line and p.message == message for p in self.problems):
-            self.problems.append(Problem(file, line, dotted(path), message))
+        problem = Problem(self.root / name, line, dotted(path), message)
+        if not problem.repeats(self.problems):
+            self.problems.append(problem)
 
 
 def variable_problems(ast: nodes.Template, namespace: Namespace) -> list[tuple[str, int | None]]:

@@ -24,6 +24,11 @@ GENERATE = "prompts/demo/generate.md"
 DOMAIN = "prompts/demo/domain.md"
 LAYOUT = "layouts/document.html"
 STYLE = "prompts/modules/style.md"
+SYSTEM = "prompts/base/system.md"
+CLASSIFIER = "prompts/router/classify.md"
+CLASSIFIER_PROMPT = (
+    "Which of these does «{{ inputs.request }}» ask for?\n{% for a in agents %}- {{ a.name }}\n{% endfor %}"
+)
 
 BASE_YAML = """\
 name: demo
@@ -79,7 +84,7 @@ routing:
 
 BASE_FILES: dict[str, str] = {
     AGENT: BASE_YAML,
-    "prompts/base/system.md": (
+    SYSTEM: (
         "You are {{ agent.name }}: {{ agent.description }}\n"
         "{% if context.request %}The request: {{ context.request }}{% endif %}\n"
     ),
@@ -762,6 +767,47 @@ CASES = [
         2,
         "name",
         "agent name 'demo' is already used by agent.yaml; names must be unique",
+    ),
+    # -- the router's classifier prompt (optional; checked against what the classifier renders it with) -----
+    Case(
+        "classifier-syntax-error",
+        {CLASSIFIER: CLASSIFIER_PROMPT.replace("{{ a.name }}", "{{ a.name }")},
+        CLASSIFIER,
+        "{% for a in agents %}",
+        "",
+        "template syntax error: unexpected '}'",
+    ),
+    Case(
+        "classifier-unknown-variable",
+        {CLASSIFIER: CLASSIFIER_PROMPT + "\nMake it fit {{ plan.title }}.\n"},
+        CLASSIFIER,
+        "Make it fit",
+        "",
+        "uses variable 'plan', which this step does not provide; available: agent, agents, context, inputs",
+    ),
+    Case(
+        "classifier-input-it-does-not-get",
+        {CLASSIFIER: CLASSIFIER_PROMPT.replace("inputs.request", "inputs.topic")},
+        CLASSIFIER,
+        1,
+        "",
+        "uses inputs.topic, but 'inputs' has no 'topic'; it has: request",
+    ),
+    Case(
+        "classifier-includes-a-missing-template",
+        {CLASSIFIER: CLASSIFIER_PROMPT + '\n{% include "prompts/router/cards.md" %}\n'},
+        CLASSIFIER,
+        "{% include",
+        "",
+        "includes 'prompts/router/cards.md', which does not exist under",
+    ),
+    Case(
+        "classifier-system-prompt-uses-an-agent-input",
+        {CLASSIFIER: CLASSIFIER_PROMPT, SYSTEM: BASE_FILES[SYSTEM] + "Stay on {{ inputs.topic }}.\n"},
+        SYSTEM,
+        "Stay on",
+        "",
+        "uses inputs.topic, but 'inputs' has no 'topic'; it has: request",
     ),
 ]
 
