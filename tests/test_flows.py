@@ -202,7 +202,7 @@ def hang_in_save(built, run):
     marker.write_text("saving")
     time.sleep(600)
 
-tasks.steps.save_content = hang_in_save
+agentflows.tasks.steps.save_content = hang_in_save
 from agentflows import run_agent
 run_agent("ebook", topic="Interrupted tides", chapters=2)
 """
