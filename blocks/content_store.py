@@ -1,7 +1,7 @@
 """The content store Block: where agentflows stores outputs, saved on the Prefect server.
 
 Register the type with `agentflows blocks register` (or `prefect block register -m
-blocks.content_store`; saving one from Python registers it too), create one in the
+agentflows.blocks.content_store`; saving one from Python registers it too), create one in the
 UI or in Python, and point runs at it with `AGENTFLOWS_CONTENT_STORE=<block name>`:
 
     from pydantic import SecretStr

@@ -1,6 +1,6 @@
 """The model provider Block: settings of an OpenAI-compatible endpoint, saved on the Prefect server.
 
-Register the type with `prefect block register -m blocks.model_provider`, create
+Register the type with `prefect block register -m agentflows.blocks.model_provider`, create
 one in the UI (or in Python, below), and name it in a definition's
 `model.provider`:
 

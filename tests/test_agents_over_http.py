@@ -38,7 +38,7 @@ def fake_llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLM]:
         monkeypatch.setenv("AGENTFLOWS_LLM_BASE_URL", fake.base_url)
         monkeypatch.setenv("AGENTFLOWS_LLM_MODEL", "fake-model")
         monkeypatch.setenv("AGENTFLOWS_LLM_API_KEY", "sk-fake-key-for-tests")
-        # The test server is SQLite-backed: server-scoped slots wait on its database (see tasks.llm.limits).
+        # The test server is SQLite-backed: server-scoped slots wait on its database (see agentflows.tasks.llm.limits).
         monkeypatch.setenv("AGENTFLOWS_LLM_LIMIT_SCOPE", "process")
         for name, value in PRICES.items():
             monkeypatch.setenv(name, value)

@@ -1,7 +1,7 @@
 """Settings of an OpenAI-compatible model provider, from a Block or the environment.
 
 `ProviderConfig` is what the HTTP client reads. It comes from a saved
-`blocks.ModelProviderBlock` (loadable by name) or, for users without a Prefect
+`agentflows.blocks.ModelProviderBlock` (loadable by name) or, for users without a Prefect
 server, from environment variables:
 
     AGENTFLOWS_LLM_BASE_URL        e.g. http://localhost:8000/v1 (required)
@@ -76,7 +76,7 @@ class ProviderConfig(BaseModel):
     context_window: int = Field(default=128_000, ge=256)
     limit_scope: Literal["auto", "server", "process"] = "auto"
     """Where `max_concurrency` and `requests_per_minute` hold: across the Prefect server's flows and
-    workers, in this process, or `auto` (see `tasks.llm.limits`)."""
+    workers, in this process, or `auto` (see `agentflows.tasks.llm.limits`)."""
     json_mode: Literal["json_object", "json_schema", "off"] = "json_object"
     """How to ask for JSON: OpenAI's `response_format` in either form, or only the prompt's instruction."""
     price_per_1k_prompt_tokens: float = Field(default=0.0, ge=0)

@@ -2,7 +2,7 @@
 
 Works with OpenAI, Moonshot/Kimi, vLLM, Ollama, llama.cpp's server and any
 endpoint that speaks the chat-completions protocol. Transport failures are
-retried here and only here (see `tasks.llm.transport` for the policy); when a
+retried here and only here (see `agentflows.tasks.llm.transport` for the policy); when a
 model's attempts are spent, the fallback models are tried in order. A call that
 fails for good raises a `ModelCallError` that is not retryable, so Prefect's
 task retries do not repeat what the client already repeated. Error messages

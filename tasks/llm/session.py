@@ -44,7 +44,7 @@ class ModelSession:
         return self.clients[key]
 
     def limiter(self, config: ProviderConfig) -> Limiter:
-        """The limiter of `config` in its scope (`tasks.llm.limits`)."""
+        """The limiter of `config` in its scope (`agentflows.tasks.llm.limits`)."""
         key = _key(config)
         if key not in self.limiters:
             self.limiters[key] = limiter_for(config)

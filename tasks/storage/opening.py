@@ -1,7 +1,7 @@
 """Opening the configured content store, and keeping its database on the newest schema.
 
 Which store: a saved content store Block named by `AGENTFLOWS_CONTENT_STORE`, else
-the environment (`tasks.storage.config`), else the embedded default.
+the environment (`agentflows.tasks.storage.config`), else the embedded default.
 
 Schema policy: the embedded SQLite database is migrated when a store opens it
 (nobody else manages it). Any other database belongs to an operator: a store

@@ -2,14 +2,14 @@
 
 Write once, never half:
 
-1. normalize the content (`tasks.normalize`): content-addressed keys, format, metadata;
+1. normalize the content (`agentflows.tasks.normalize`): content-addressed keys, format, metadata;
 2. write every object (repeats are harmless: same key, same bytes);
 3. one database transaction: the generation, the content (upserted on its
    content hash) and the lineage of its artifacts.
 
 A failure in 2 or 3 leaves no row pointing at a missing object; objects written
 before a failed commit are orphans that `sweep` removes once they are older than
-a cutoff. `tasks.storage.opening.open_store()` gives the configured store.
+a cutoff. `agentflows.tasks.storage.opening.open_store()` gives the configured store.
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ class ContentStore:
         return pd.DataFrame(rows, columns=list(DATAFRAME_COLUMNS))
 
     def sweep(self, older_than: timedelta, *, dry_run: bool = False) -> SweepReport:
-        """Remove objects no content row refers to, once they are older than `older_than` (`tasks.storage.sweep`)."""
+        """Remove objects no content row refers to, once older than `older_than` (`agentflows.tasks.storage.sweep`)."""
         return sweep(self.objects, self.records, older_than, dry_run)
 
     def _stored(
