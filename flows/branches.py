@@ -17,6 +17,7 @@ from prefect import Flow
 from agentflows.definition import ROUTER_NAME
 from agentflows.progress import ProgressEvent, emit
 from agentflows.tasks.artifacts import AgentResult, ContentType
+from agentflows.tasks.errors import one_line
 from agentflows.tasks.manifest import Component, RunStatus
 
 
@@ -35,7 +36,8 @@ async def run_branch(
     try:
         result = await agent_flow(**inputs, refresh=refresh, context=request)
     except Exception as exc:  # a branch may fail for any reason; the others must still finish
-        emit(ProgressEvent(ROUTER_NAME, agent, "failed", _one_line(exc)))
+        error = one_line(exc)[:500]
+        emit(ProgressEvent(ROUTER_NAME, agent, "failed", error))
         return Component(
             agent=agent,
             content_type=content_type,
@@ -43,7 +45,7 @@ async def run_branch(
             name=agent,
             started_at=started_at,
             seconds=time.monotonic() - started,
-            error=_one_line(exc),
+            error=error,
         )
     assert isinstance(result, AgentResult)
     emit(ProgressEvent(ROUTER_NAME, agent, "done", result.location))
@@ -84,8 +86,3 @@ def run_status(components: list[Component]) -> RunStatus:
     """`completed` when no branch failed, `failed` when every one did, else `partly failed`."""
     failed = sum(1 for c in components if c.status == "failed")
     return "completed" if not failed else "failed" if failed == len(components) else "partly failed"
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]

@@ -20,7 +20,8 @@ run; `agentflows.errors` draws the whole tree, definition errors included::
             └── ContentNotFound           no stored content has the requested id
 
 `retryable` says whether repeating the same step may succeed; the step tasks
-retry only errors that say so.
+retry only errors that say so. `one_line` tells any error, ours or a library's,
+in one line.
 """
 
 from __future__ import annotations
@@ -86,3 +87,9 @@ class StorageError(RunError):
 
 class ContentNotFound(StorageError):
     """No stored content has the requested id."""
+
+
+def one_line(error: BaseException) -> str:
+    """`Type: the first line of its message`: an error told in one line (a manifest entry, a wrapped cause)."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"

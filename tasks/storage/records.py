@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from agentflows.tasks.errors import StorageError
+from agentflows.tasks.errors import StorageError, one_line
 from agentflows.tasks.storage.migrate import revision_of
 from agentflows.tasks.storage.retries import retrying
 from agentflows.tasks.storage.schema import ArtifactVersion, GeneratedContent, Generation
@@ -189,6 +189,4 @@ def now() -> datetime:
 
 def error_reason(exc: BaseException) -> str:
     """The first line of what the database driver said, with its type (no SQL, no parameters)."""
-    original = getattr(exc, "orig", None) or exc
-    text = str(original).strip().splitlines()
-    return f"{type(original).__name__}: {text[0] if text else ''}"
+    return one_line(getattr(exc, "orig", None) or exc)
