@@ -24,7 +24,7 @@ from agentflows.tasks.llm.transport import reset_breakers
 from agentflows.tasks.storage import open_store
 from tests.conftest import SHIPPED_AGENTS
 from tests.fake_llm import FakeLLM, Reply
-from tests.test_flows import INPUTS
+from tests.offline_steps import INPUTS
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 PRICES = {"AGENTFLOWS_LLM_PRICE_PROMPT": "0.5", "AGENTFLOWS_LLM_PRICE_COMPLETION": "1.5"}

@@ -33,17 +33,10 @@ from agentflows.tasks.errors import ModelCallError, ProviderNotFound
 from agentflows.tasks.llm import OfflineProvider, register_provider
 from agentflows.tasks.storage import open_store
 from tests.conftest import REPO, SHIPPED_AGENTS
+from tests.offline_steps import INPUTS
 from tests.providers import CallLog, FlakyProvider
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
-
-INPUTS: dict[str, dict[str, Any]] = {
-    "ebook": {"topic": "How tides work", "chapters": 3},
-    "lesson_plan": {"topic": "Photosynthesis", "stages": 4},
-    "quiz": {"topic": "The water cycle", "questions": 3},
-    "api_scaffold": {"service": "a to-do list with due dates"},
-    "data_report": {"subject": "monthly sales of a small bakery", "sections": 2},
-}
 
 
 def file_text(uri: str) -> str:
