@@ -126,9 +126,7 @@ def _load(folder: Path) -> AgentCatalog:
             continue
         agents[agent.name] = agent
     templates, found = classifier_templates(folder, agents)
-    problems += [
-        p for p in found if not any((p.file, p.line, p.message) == (q.file, q.line, q.message) for q in problems)
-    ]
+    problems += [p for p in found if not p.repeats(problems)]  # the agents' checks may have found it already
     if problems:
         raise DefinitionError(problems)
     return AgentCatalog(folder, agents, templates)

@@ -961,3 +961,15 @@ def test_validating_one_file_reports_its_problem(capsys: pytest.CaptureFixture[s
         + "Valid keys here: cache, content_type, description, inputs, model, name, prompts, retries, routing, "
         + "run_name, steps, timeout_seconds, version"
     ]
+
+
+def test_a_template_problem_the_classifier_shares_with_an_agent_is_reported_once(
+    capsys: pytest.CaptureFixture[str], base: Path
+) -> None:
+    shared = f'{CLASSIFIER_PROMPT}\n{{% include "{STYLE}" %}}\n'
+    write_files(base, {CLASSIFIER: shared, **edit("Keep sentences short.", "Keep sentences short. {% if %}", STYLE)})
+
+    code, problems = validate(capsys, base)
+
+    assert code == 1
+    assert [p.removeprefix(f"{base}/").split(": ")[0] for p in problems] == ["prompts/modules/style.md:1"]
