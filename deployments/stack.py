@@ -28,16 +28,12 @@ from pathlib import Path
 import httpx
 
 from agentflows.deployments.blocks import register_blocks
-from agentflows.tasks.errors import AgentflowsError
+from agentflows.deployments.errors import StackError
 from agentflows.tasks.runtime import current_runtime
 
 PROJECT = Path(__file__).resolve().parent.parent
 WORK_POOL = "agentflows-local"
 START_TIMEOUT = 90.0
-
-
-class StackError(AgentflowsError):
-    """The local stack could not be started or stopped."""
 
 
 @dataclass(frozen=True)

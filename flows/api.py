@@ -12,8 +12,9 @@ for code that already runs an event loop.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import Flow
 from prefect.context import SyncClientContext
@@ -22,6 +23,8 @@ from agentflows.catalog import load_agents
 from agentflows.compiler import compiled
 from agentflows.inputs import validate_inputs
 from agentflows.tasks.artifacts import AgentResult
+
+T = TypeVar("T")
 
 
 def agent_flow(name: str, *, definitions: Path | str | None = None) -> Flow[..., Any]:
@@ -48,8 +51,23 @@ def run_agent(
 
     Inside a running event loop, await `run_agent_async` instead.
     """
+    return run_blocking(lambda: run_agent_async(name, refresh=refresh, definitions=definitions, **inputs), "run_agent")
+
+
+def run_blocking(start: Callable[[], Coroutine[Any, Any, T]], caller: str) -> T:
+    """Run the coroutine `start()` makes to its end: `caller`, the blocking twin of `<caller>_async`.
+
+    The event loop starts outside any `except` block, so a run's failure shows its
+    own traceback, not one raised "during handling" of "no running event loop".
+    """
+    if _in_event_loop():
+        raise RuntimeError(f"{caller} was called inside a running event loop; await {caller}_async(...) instead")
+    return asyncio.run(start())
+
+
+def _in_event_loop() -> bool:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(run_agent_async(name, refresh=refresh, definitions=definitions, **inputs))
-    raise RuntimeError("run_agent was called inside a running event loop; await run_agent_async(...) instead")
+        return False
+    return True

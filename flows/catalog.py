@@ -5,7 +5,9 @@ The folder is `AGENTFLOWS_DEFINITIONS` when set, otherwise the
 `importlib.resources` (the same from a wheel, an editable install or a worker's
 clone), never from the working directory (Prefect workers start flows in a
 temporary directory). Every `*.yaml` file directly inside it is one agent; templates live
-anywhere below it.
+anywhere below it. The router classifier's prompt, `prompts/router/classify.md`, is
+optional; when the folder has it, it is loaded and checked with the agents, against the
+variables the classifier renders it with, and so is the system prompt it uses.
 """
 
 from __future__ import annotations
@@ -18,9 +20,19 @@ from pathlib import Path
 from agentflows.errors import AgentNotFound, DefinitionError, Problem
 from agentflows.loader import LoadedAgent, load_definition
 from agentflows.tasks.runtime import current_runtime
+from agentflows.templates import AGENT_ATTRIBUTES, CONTEXT_ATTRIBUTES, Namespace, TemplateChecker
 from agentflows.yaml_source import load_yaml
 
 PACKAGED_DEFINITIONS = Path(str(resources.files("agentflows.agent_definitions")))
+CLASSIFIER_PROMPT = "prompts/router/classify.md"
+"""The router classifier's prompt, relative to the definitions folder."""
+CLASSIFIER_VARIABLES: Namespace = {
+    "agent": AGENT_ATTRIBUTES,
+    "inputs": frozenset({"request"}),
+    "context": CONTEXT_ATTRIBUTES,
+    "agents": None,
+}
+"""What `agentflows.classifier.classify` renders the classifier's prompt and system prompt with."""
 
 
 def definitions_root() -> Path:
@@ -34,6 +46,9 @@ class AgentCatalog(Mapping[str, LoadedAgent]):
 
     root: Path
     agents: Mapping[str, LoadedAgent]
+    classifier_templates: Mapping[str, str] | None = None
+    """Source of the classifier's prompt, its system prompt and all they include, by name;
+    None when the folder has no classifier prompt."""
 
     def __getitem__(self, name: str) -> LoadedAgent:
         try:
@@ -99,9 +114,30 @@ def _load(folder: Path) -> AgentCatalog:
             )
             continue
         agents[agent.name] = agent
+    templates, found = classifier_templates(folder, agents)
+    problems += [p for p in found if not p.repeats(problems)]  # the agents' checks may have found it already
     if problems:
         raise DefinitionError(problems)
-    return AgentCatalog(folder, agents)
+    return AgentCatalog(folder, agents, templates)
+
+
+def classifier_templates(
+    folder: Path, agents: Mapping[str, LoadedAgent]
+) -> tuple[dict[str, str] | None, list[Problem]]:
+    """The classifier's templates, checked against `CLASSIFIER_VARIABLES`, and their problems.
+
+    Its system prompt is the first agent's base prompt (which that agent's own
+    checks found); without a classifier prompt there is nothing to load.
+    """
+    prompt = folder / CLASSIFIER_PROMPT
+    if not prompt.is_file():
+        return None, []
+    problems: list[Problem] = []
+    checker = TemplateChecker(folder, problems, lambda _, message: problems.append(Problem(prompt, None, "", message)))
+    system = [next(iter(agents.values())).definition.prompts.base] if agents else []
+    for name in (*system, CLASSIFIER_PROMPT):
+        checker.closure((), name, CLASSIFIER_VARIABLES)
+    return (None if problems else checker.sources), problems
 
 
 def check_paths(paths: list[Path]) -> list[Problem]:

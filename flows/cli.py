@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from agentflows.catalog import check_paths, definitions_root, load_agents
-from agentflows.definition import ROUTER_NAME, InputSpec
 from agentflows.errors import DefinitionError, InputError
+from agentflows.fields import InputSpec
 from agentflows.tasks.artifacts import ContentType
 from agentflows.tasks.errors import AgentflowsError
+from agentflows.tasks.manifest import ROUTER_NAME
 from agentflows.tasks.settings import DEFINITIONS_VARIABLE
 
 TRUE_WORDS = {"true", "yes", "on", "1"}

@@ -11,7 +11,6 @@ and help text.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -19,26 +18,17 @@ from prefect import Flow, Task, flow
 from prefect.cache_policies import INPUTS, NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from agentflows.definition import AgentDefinition, StepSettings, object_schema
+from agentflows.definition import AgentDefinition, StepSettings
+from agentflows.fields import object_schema
 from agentflows.inputs import input_parameters
 from agentflows.loader import LoadedAgent, degrade_field
-from agentflows.pipeline import run_pipeline
+from agentflows.pipeline import StepSpecs, StepTasks, run_pipeline
 from agentflows.tasks import steps
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
 
 REFRESH_HELP = "Ignore cached step results and call the model again."
 CONTEXT_HELP = "The free-text request this run serves (the router sets it); prompts see it as context.request."
-
-
-@dataclass(frozen=True)
-class StepSpecs:
-    """The spec of every step of one agent."""
-
-    decide: DecideSpec
-    generate: GenerateSpec
-    build: BuildSpec
-    concurrency: int
 
 
 def step_specs(agent: LoadedAgent) -> StepSpecs:
@@ -83,38 +73,18 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
             on_invalid=d.steps.generate.on_invalid,
             degrade_field=degrade_field(d),
             draft_schema=object_schema(d.steps.generate.returns),
-            builder=agent.builder,
+            builder=d.builder,
         ),
         build=BuildSpec(
             agent=about,
             step="build",
             templates=agent.templates_for("build"),
-            builder=agent.builder,
-            layout=agent.layout,
+            builder=d.builder,
+            layout=d.layout,
             content_type=d.content_type,
         ),
         concurrency=d.steps.generate.concurrency,
     )
-
-
-@dataclass(frozen=True)
-class StepTasks:
-    """The step tasks of one agent, with its retries, timeouts and cache settings."""
-
-    decide: Task[..., Any]
-    generate: Task[..., Any]
-    build: Task[..., Any]
-    save: Task[..., Any]
-
-    def for_run(self, *, refresh: bool) -> StepTasks:
-        """The tasks with this run's result storage and cache refresh."""
-        storage = current_runtime().settings.result_storage
-        return StepTasks(
-            *(
-                t.with_options(result_storage=storage, refresh_cache=refresh)
-                for t in (self.decide, self.generate, self.build, self.save)
-            )
-        )
 
 
 def step_tasks(definition: AgentDefinition) -> StepTasks:
@@ -193,7 +163,8 @@ def flow_docstring(d: AgentDefinition) -> str:
 
 
 def _run_namer(d: AgentDefinition) -> Any:
-    template = d.run_name or _default_run_name(d)
+    first = d.first_text_input
+    template = d.run_name or (f"{d.name}: {{{first}}}" if first else d.name)
 
     def run_name() -> str:
         from prefect.runtime import flow_run
@@ -208,12 +179,7 @@ def _run_namer(d: AgentDefinition) -> Any:
     return run_name
 
 
-def _default_run_name(d: AgentDefinition) -> str:
-    first = next((n for n, s in d.inputs.items() if s.type == "string" and s.is_required), None)
-    return f"{d.name}: {{{first}}}" if first else d.name
-
-
-__all__ = ["StepSpecs", "StepTasks", "compile_agent", "step_specs", "step_tasks"]
+__all__ = ["compile_agent", "step_specs", "step_tasks"]
 
 
 def compiled(agent: LoadedAgent) -> Flow[..., Any]:

@@ -13,8 +13,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
-from agentflows.definition import AgentDefinition, InputSpec
+from agentflows.definition import AgentDefinition
 from agentflows.errors import InputError
+from agentflows.fields import InputSpec
 
 _BASE_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool}
 

@@ -3,15 +3,20 @@
 It reads like the diagram. Each step runs as a Prefect task so its result is
 persisted and cached; a step served from the cache is reported as such, which
 is how a run counts the model calls it really made.
+
+The compiler makes what a run is given: `StepSpecs`, the immutable spec of each
+step, and `StepTasks`, the step tasks with the agent's retries, timeouts and
+cache settings.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from prefect import Task
 from prefect.context import FlowRunContext
 from prefect.states import State
 from pydantic import JsonValue
@@ -22,11 +27,38 @@ from agentflows.tasks.llm.session import model_session
 from agentflows.tasks.llm.settings import ModelSettings
 from agentflows.tasks.prompts import clean_user_text, clean_user_values
 from agentflows.tasks.runtime import current_runtime
-from agentflows.tasks.specs import RunContext
+from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
 from agentflows.tasks.storage import LineageEntry, RunInfo
 
-if TYPE_CHECKING:
-    from agentflows.compiler import StepSpecs, StepTasks
+
+@dataclass(frozen=True)
+class StepSpecs:
+    """The spec of every step of one agent."""
+
+    decide: DecideSpec
+    generate: GenerateSpec
+    build: BuildSpec
+    concurrency: int
+
+
+@dataclass(frozen=True)
+class StepTasks:
+    """The step tasks of one agent, with its retries, timeouts and cache settings."""
+
+    decide: Task[..., Any]
+    generate: Task[..., Any]
+    build: Task[..., Any]
+    save: Task[..., Any]
+
+    def for_run(self, *, refresh: bool) -> StepTasks:
+        """The tasks with this run's result storage and cache refresh."""
+        storage = current_runtime().settings.result_storage
+        return StepTasks(
+            *(
+                t.with_options(result_storage=storage, refresh_cache=refresh)
+                for t in (self.decide, self.generate, self.build, self.save)
+            )
+        )
 
 
 async def run_pipeline(

@@ -3,27 +3,24 @@
     request ──► decide the route ──► agent sub-flows (concurrently) ──► manifest ──► saved + table artifact
 
 Deciding the route, in order: explicit content types (the caller names the
-agents); else the agents' YAML routing hints (`flows.routing`, free and
+agents); else the agents' YAML routing hints (`agentflows.routing`, free and
 deterministic); else, when those find nothing or are ambiguous and a real model
-is configured, a model classifier that returns the content types and the inputs
-it reads from the request. Every agent's inputs are validated against its
-declared inputs before any branch starts.
+is configured, the model classifier (`agentflows.classifier`), which returns the
+content types and the inputs it reads from the request. Every agent's inputs are
+validated against its declared inputs before any branch starts.
 
-A failing branch does not stop the others: the manifest lists it with its
-error, and the run ends `Completed` named "Partly failed" (or `Failed` when
-every branch failed).
+A failing branch (`agentflows.branches`) does not stop the others: the manifest
+lists it with its error, and the run ends `Completed` named "Partly failed" (or
+`Failed` when every branch failed).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,9 +28,12 @@ from prefect import Flow, flow, task
 from prefect.artifacts import acreate_table_artifact
 from prefect.context import FlowRunContext, SyncClientContext
 from prefect.states import Completed, Failed, State
-from pydantic import Field, JsonValue
+from pydantic import Field
 
+from agentflows.api import run_blocking
+from agentflows.branches import run_branch, run_status, unique_names
 from agentflows.catalog import AgentCatalog, load_agents
+from agentflows.classifier import classify
 from agentflows.compiler import compiled
 from agentflows.definition import ROUTER_NAME
 from agentflows.errors import InputError, RoutingError
@@ -41,19 +41,11 @@ from agentflows.inputs import validate_inputs
 from agentflows.loader import SHARED_PARAMETERS
 from agentflows.progress import ProgressEvent, emit
 from agentflows.routing import ambiguous_terms, match_rules, request_inputs
-from agentflows.tasks.artifacts import AgentResult, BuiltContent, BuiltFile, ContentType, Provenance
 from agentflows.tasks.errors import AgentflowsError
-from agentflows.tasks.llm.settings import ModelSettings
-from agentflows.tasks.manifest import Component, Manifest, RunStatus
-from agentflows.tasks.modelcall import ask_model
-from agentflows.tasks.prompts import as_user_text
+from agentflows.tasks.manifest import Manifest, manifest_content, table_row
 from agentflows.tasks.runtime import current_runtime
-from agentflows.tasks.specs import ModelStepSpec
 from agentflows.tasks.steps import save_content
 from agentflows.tasks.storage import RunInfo
-
-CLASSIFIER_PROMPT = "prompts/router/classify.md"
-CLASSIFIER_SETTINGS = ModelSettings(provider="default", temperature=0.0, max_tokens=1200)
 
 
 @dataclass(frozen=True)
@@ -135,164 +127,7 @@ def _missing_inputs(catalog: AgentCatalog, found: Mapping[str, Mapping[str, Any]
     )
 
 
-async def classify(request: str, catalog: AgentCatalog) -> tuple[tuple[str, ...], dict[str, dict[str, Any]]] | None:
-    """Content types and inputs a model reads from `request`; None when only the offline provider is configured."""
-    if current_runtime().provider_name(CLASSIFIER_SETTINGS.provider) == "offline":
-        return None  # the offline provider cannot read a request; the rules decide alone
-    spec = _classifier_spec(catalog)
-    answer = await ask_model(
-        spec,
-        label="router/classify",
-        variables={
-            "agent": spec.agent,
-            "inputs": as_user_text({"request": request}),
-            "context": {"request": ""},
-            "agents": [_agent_card(a.definition) for a in catalog.values()],
-        },
-        context={"request": request},
-        schema=classifier_schema(catalog),
-    )
-    agents = tuple(dict.fromkeys(answer.payload.get("content_types", [])))
-    return agents, dict(answer.payload.get("parameters", {}))
-
-
-def _classifier_spec(catalog: AgentCatalog) -> ModelStepSpec:
-    base = next(iter(catalog.values())).definition.prompts.base
-    templates = {}
-    for name in (base, CLASSIFIER_PROMPT):
-        path = catalog.root / name
-        if not path.is_file():
-            raise RoutingError(f"the classifier needs the template {name!r} in {catalog.root}")
-        templates[name] = path.read_text(encoding="utf-8")
-    about = {
-        "name": ROUTER_NAME,
-        "version": "1",
-        "description": "decide which content agents a request asks for",
-        "content_type": "mixed",
-    }
-    return ModelStepSpec(
-        agent=about,
-        step="decide",
-        templates=templates,
-        system=(base,),
-        prompt=CLASSIFIER_PROMPT,
-        model=CLASSIFIER_SETTINGS,
-    )
-
-
-def _agent_card(definition: Any) -> dict[str, Any]:
-    inputs = [
-        (name, {"type": s.type, "required": s.is_required, "enum": s.enum or [], "description": s.description})
-        for name, s in definition.inputs.items()
-    ]
-    return {
-        "name": definition.name,
-        "content_type": definition.content_type.value,
-        "description": definition.description,
-        "inputs": inputs,
-        "examples": definition.routing.examples,
-    }
-
-
-def classifier_schema(catalog: AgentCatalog) -> dict[str, Any]:
-    """JSON Schema of the classifier's answer: content types, and the inputs per chosen agent."""
-    json_types = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean", "list": "array"}
-    per_agent = {}
-    for name, agent in catalog.items():
-        properties = {}
-        for input_name, spec in agent.definition.inputs.items():
-            prop: dict[str, Any] = {"type": json_types[spec.type], "description": spec.description}
-            if spec.type == "list":
-                prop["items"] = {"type": "string", **({"enum": spec.enum} if spec.enum else {})}
-            elif spec.enum:
-                prop["enum"] = spec.enum
-            properties[input_name] = prop
-        per_agent[name] = {"type": "object", "properties": properties, "additionalProperties": False}
-    return {
-        "type": "object",
-        "properties": {
-            "content_types": {"type": "array", "items": {"enum": list(catalog)}, "uniqueItems": True},
-            "parameters": {"type": "object", "properties": per_agent, "additionalProperties": False},
-        },
-        "required": ["content_types"],
-        "additionalProperties": False,
-    }
-
-
-# -- running the branches --------------------------------------------------------------------
-
-
-async def run_branch(
-    agent_flow: Flow[..., Any],
-    agent: str,
-    content_type: ContentType,
-    inputs: dict[str, Any],
-    request: str,
-    refresh: bool,
-) -> Component:
-    """One agent as a sub-flow; its failure becomes a failed component, never the router's."""
-    started_at = datetime.now(UTC)
-    started = time.monotonic()
-    emit(ProgressEvent(ROUTER_NAME, agent, "started"))
-    try:
-        result = await agent_flow(**inputs, refresh=refresh, context=request)
-    except Exception as exc:  # a branch may fail for any reason; the others must still finish
-        emit(ProgressEvent(ROUTER_NAME, agent, "failed", _one_line(exc)))
-        return Component(
-            agent=agent,
-            content_type=content_type,
-            status="failed",
-            name=agent,
-            started_at=started_at,
-            seconds=time.monotonic() - started,
-            error=_one_line(exc),
-        )
-    assert isinstance(result, AgentResult)
-    emit(ProgressEvent(ROUTER_NAME, agent, "done", result.location))
-    usage = [s.usage for s in result.steps if not s.cached]
-    return Component(
-        agent=agent,
-        content_type=result.content_type,
-        status="completed",
-        name=result.title,
-        flow_run_id=result.flow_run_id,
-        content_id=result.content_id,
-        title=result.title,
-        location=result.location,
-        files=result.files,
-        started_at=started_at,
-        seconds=time.monotonic() - started,
-        model_calls=result.model_calls,
-        tokens=sum(u.total_tokens for u in usage),
-        cost=sum(u.cost for u in usage),
-    )
-
-
-def unique_names(components: list[Component]) -> list[Component]:
-    """Components whose display names clash get a deterministic content-hash suffix."""
-    counts: dict[str, int] = {}
-    for c in components:
-        counts[c.name] = counts.get(c.name, 0) + 1
-    return [
-        c.model_copy(update={"name": f"{c.name} ({_short_hash(c)})"}) if counts[c.name] > 1 else c for c in components
-    ]
-
-
-def _short_hash(component: Component) -> str:
-    return (component.content_id or hashlib.sha256(component.agent.encode()).hexdigest())[:6]
-
-
-def _status(components: list[Component]) -> RunStatus:
-    failed = sum(1 for c in components if c.status == "failed")
-    return "completed" if not failed else "failed" if failed == len(components) else "partly failed"
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
-
-
-# -- the manifest ---------------------------------------------------------------------------
+# -- saving the manifest ----------------------------------------------------------------------
 
 
 @task(name="save-manifest", persist_result=True, result_serializer="json")
@@ -302,57 +137,11 @@ async def save_manifest(manifest: Manifest) -> Manifest:
     run = RunInfo(flow_run_id=manifest.router_run_id, inputs={"request": manifest.request}, lineage=[])
     saved = await asyncio.to_thread(save_content, built, run)
     await acreate_table_artifact(
-        table=[_table_row(c) for c in manifest.components],
+        table=[table_row(c) for c in manifest.components],
         key=f"router-{saved.content_id}",
         description=f"{len(manifest.components)} components for: {manifest.request[:200]}",
     )
     return manifest.model_copy(update={"content_id": saved.content_id, "location": saved.location})
-
-
-def manifest_content(manifest: Manifest) -> BuiltContent:
-    """The manifest as storable content: `manifest.json` and a Markdown summary."""
-    data = manifest.model_dump(mode="json", exclude={"content_id", "location"})
-    rows = "\n".join(
-        f"| {c.name.replace('|', '/')} | {c.agent} | {c.status} | {c.seconds:.1f} s | "
-        f"{c.model_calls} | {f'[open]({c.location})' if c.location else (c.error or '').replace('|', '/')} |"
-        for c in manifest.components
-    )
-    summary = (
-        f"# {manifest.request}\n\nRouted by {manifest.route}; {manifest.status}.\n\n"
-        "| component | agent | status | time | model calls | output |\n|---|---|---|---|---|---|\n"
-        f"{rows}\n"
-    )
-    return BuiltContent(
-        content_type=ContentType.mixed,
-        title=f"Manifest: {manifest.request[:120]}",
-        primary="index.md",
-        files=(
-            BuiltFile(path="index.md", media_type="text/markdown", text=summary),
-            BuiltFile(path="manifest.json", media_type="application/json", text=json.dumps(data, indent=2)),
-        ),
-        metadata={
-            "manifest_version": manifest.version,
-            "components": len(manifest.components),
-            "status": manifest.status,
-        },
-        provenance=Provenance(agent=ROUTER_NAME, agent_version=str(manifest.version), step="build"),
-    ).sealed()
-
-
-def _table_row(c: Component) -> dict[str, JsonValue]:
-    return {
-        "component": c.name,
-        "agent": c.agent,
-        "type": c.content_type.value,
-        "status": c.status,
-        "id": c.content_id,
-        "uri": c.location,
-        "seconds": round(c.seconds, 2),
-        "model calls": c.model_calls,
-        "tokens": c.tokens,
-        "cost": round(c.cost, 6),
-        "error": c.error,
-    }
 
 
 # -- the flow ---------------------------------------------------------------------------------
@@ -401,7 +190,7 @@ def compile_router(catalog: AgentCatalog) -> Flow[..., Any]:
             evidence=route.evidence,
             parameters=route.parameters,
             components=tuple(named),
-            status=_status(named),
+            status=run_status(named),
             router_run_id=str(context.flow_run.id) if context and context.flow_run else None,
             seconds=time.monotonic() - started,
         )
@@ -462,10 +251,11 @@ def _router_run_name() -> str:
 
 
 def compiled_router(catalog: AgentCatalog) -> Flow[..., Any]:
-    """The router over `catalog`, compiled once per set of agent versions and result storage."""
+    """The router over `catalog`, compiled once per set of agent versions, classifier prompt and result storage."""
     runtime = current_runtime()
     version = (
         tuple(f"{agent.file}@{agent.flow_version}" for agent in catalog.values()),
+        tuple(sorted((catalog.classifier_templates or {}).items())),
         str(runtime.settings.result_storage),
     )
     return runtime.remembered(("router", str(catalog.root)), version, lambda: compile_router(catalog))
@@ -503,8 +293,4 @@ async def route_async(
 
 def route(request: str, **options: Any) -> Manifest:
     """Route `request` and return the manifest (blocking); see `route_async` for the options."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(route_async(request, **options))
-    raise RuntimeError("route was called inside a running event loop; await route_async(...) instead")
+    return run_blocking(lambda: route_async(request, **options), "route")

@@ -10,7 +10,7 @@ Everything here is pure and reads only the agents' YAML `routing` hints:
   into its input, and the shared parameters (audience, language, level).
 
 The model classifier, for requests these rules cannot settle, lives in
-`flows.router`.
+`agentflows.classifier`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agentflows.definition import AgentDefinition, InputSpec
+from agentflows.definition import AgentDefinition
+from agentflows.fields import InputSpec
 
 _STOP = r"(?=\s+(?:for|with|and|in|to|that|which|using|including)(?=\s)|[,.;:!?]|$)"
 SUBJECT_PATTERNS = (
@@ -79,7 +80,7 @@ def request_subject(request: str) -> str | None:
 def request_inputs(request: str, definition: AgentDefinition, shared: Mapping[str, Any]) -> dict[str, Any]:
     """The inputs of `definition` that the request and the shared parameters give."""
     values: dict[str, Any] = {}
-    subject_input = subject_input_of(definition)
+    subject_input = definition.routing.subject_input or definition.first_text_input
     subject = request_subject(request)
     if subject_input is not None and subject:
         values[subject_input] = subject
@@ -93,13 +94,6 @@ def request_inputs(request: str, definition: AgentDefinition, shared: Mapping[st
         if value not in (None, "") and target in definition.inputs:
             values[target] = _as_declared(str(value), definition.inputs[target])
     return values
-
-
-def subject_input_of(definition: AgentDefinition) -> str | None:
-    """The input that receives a request's subject: declared, or the first required string input."""
-    if definition.routing.subject_input:
-        return definition.routing.subject_input
-    return next((n for n, s in definition.inputs.items() if s.type == "string" and s.is_required), None)
 
 
 def _has_phrase(text: str, phrase: str) -> bool:

@@ -20,7 +20,7 @@ from pydantic_core import ErrorDetails
 
 from agentflows.definition import PATTERN_MEANINGS, AgentDefinition
 from agentflows.errors import Problem
-from agentflows.yaml_source import LineMap, YamlPath
+from agentflows.yaml_source import LineMap, YamlPath, dotted
 
 
 def problems_from_validation(exc: ValidationError, file: Path, data: Any, lines: LineMap) -> list[Problem]:
@@ -42,14 +42,6 @@ def problems_from_validation(exc: ValidationError, file: Path, data: Any, lines:
         if not (errors[0]["type"] == "missing" and path in misspelt)
     ]
     return sorted(problems, key=lambda p: (p.line or 0, p.path))
-
-
-def dotted(path: YamlPath) -> str:
-    """`("inputs", "tone", "enum", 2)` → `inputs.tone.enum[2]`."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 def _data_path(loc: Sequence[int | str], data: Any, kind: str) -> YamlPath:

@@ -2,9 +2,10 @@
 
 `load_yaml` returns plain Python data plus a `LineMap` from YAML paths
 (`("steps", "decide", "prompt")`, list positions as ints) to 1-based line
-numbers. Duplicate keys, which PyYAML would silently overwrite, are reported,
-and so are keys YAML reads as something other than text (`on:` is a boolean,
-`1:` a number) and aliases that contain themselves.
+numbers; `dotted` writes such a path as an author reads it
+(`steps.decide.prompt`). Duplicate keys, which PyYAML would silently overwrite,
+are reported, and so are keys YAML reads as something other than text (`on:` is
+a boolean, `1:` a number) and aliases that contain themselves.
 """
 
 from __future__ import annotations
@@ -15,15 +16,9 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from agentflows.errors import YamlSyntaxError
+
 YamlPath = tuple[str | int, ...]
-
-
-class YamlSyntaxError(Exception):
-    """The text is not valid YAML, or repeats a key."""
-
-    def __init__(self, message: str, line: int | None) -> None:
-        super().__init__(message)
-        self.line = line
 
 
 @dataclass
@@ -39,6 +34,14 @@ class LineMap:
             if line is not None:
                 return line
         return None
+
+
+def dotted(path: YamlPath) -> str:
+    """`("inputs", "tone", "enum", 2)` → `inputs.tone.enum[2]`."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
 
 
 def load_yaml(text: str) -> tuple[Any, LineMap]:

@@ -1,26 +1,27 @@
-"""Errors raised while an agent runs.
+"""Errors raised while an agent runs: the base class and the run errors.
 
-Every error agentflows raises derives from `AgentflowsError`; its message is one
-sentence that names the offending value and what would be valid. Definition
-errors (the user's YAML and templates) live in `flows.errors`; this module holds
-the base class and the errors of a run::
+Every error agentflows raises on purpose derives from `AgentflowsError`; its
+message is one sentence that names the offending value and what would be valid.
+This module holds the base class, the configuration error and the errors of a
+run; `agentflows.errors` draws the whole tree, definition errors included::
 
-    AgentflowsError
+    AgentflowsError                       base of every error agentflows raises on purpose
     ├── ConfigurationError                an environment variable or setting is invalid
-    ├── flows.errors.DefinitionError      a definition is invalid (file, line, YAML path)
-    ├── flows.errors.AgentNotFound        no definition has that name
     └── RunError                          something failed while a flow ran
         ├── TemplateRenderError           a template failed or grew too large at render time
         ├── ModelError                    the model provider could not be used
         │   ├── ProviderNotFound          the step names an unknown provider
         │   ├── PromptTooLarge            the prompt would not fit the model's context window
         │   └── ModelCallError            the provider failed or answered with an error
+        │       └── ModelUnavailable      every attempt at one model failed; a fallback may work
         ├── ModelOutputError              the model answered, but not what the schema asks for
         ├── BuildError                    drafts cannot be assembled into content
         └── StorageError                  the content store could not read or write
+            └── ContentNotFound           no stored content has the requested id
 
 `retryable` says whether repeating the same step may succeed; the step tasks
-retry only errors that say so.
+retry only errors that say so. `one_line` tells any error, ours or a library's,
+in one line.
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ class ModelCallError(ModelError):
         self.retryable = retryable
 
 
+class ModelUnavailable(ModelCallError):
+    """Every attempt at one model failed with a retryable error; a fallback model may still work."""
+
+
 class ModelOutputError(RunError):
     """The model answered, but its output does not satisfy the step's schema."""
 
@@ -82,3 +87,9 @@ class StorageError(RunError):
 
 class ContentNotFound(StorageError):
     """No stored content has the requested id."""
+
+
+def one_line(error: BaseException) -> str:
+    """`Type: the first line of its message`: an error told in one line (a manifest entry, a wrapped cause)."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"

@@ -1,18 +1,23 @@
 """The router's result: one manifest of the components a request produced.
 
 `Manifest` is fixed and versioned (`MANIFEST_VERSION`) like the step artifacts:
-it is persisted as a Prefect result and stored as content (`manifest.json`).
+it is persisted as a Prefect result and stored as content (`manifest_content`:
+`manifest.json` and a Markdown summary); `table_row` is one line of the table
+shown on the router's run page. Pure: no I/O.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Literal
 
 from pydantic import Field, JsonValue
 
-from agentflows.tasks.artifacts import ContentType, Frozen
+from agentflows.tasks.artifacts import BuiltContent, BuiltFile, ContentType, Frozen, Provenance
 
+ROUTER_NAME = "router"
+"""The router flow's name: the agent its manifests are made by, which no agent definition may take."""
 MANIFEST_VERSION = 1
 RunStatus = Literal["completed", "partly failed", "failed"]
 
@@ -72,3 +77,50 @@ class Manifest(Frozen):
 
     def failed(self) -> list[Component]:
         return [c for c in self.components if c.status == "failed"]
+
+
+def manifest_content(manifest: Manifest) -> BuiltContent:
+    """The manifest as storable content: `manifest.json` and a Markdown summary."""
+    data = manifest.model_dump(mode="json", exclude={"content_id", "location"})
+    rows = "\n".join(
+        f"| {c.name.replace('|', '/')} | {c.agent} | {c.status} | {c.seconds:.1f} s | "
+        f"{c.model_calls} | {f'[open]({c.location})' if c.location else (c.error or '').replace('|', '/')} |"
+        for c in manifest.components
+    )
+    summary = (
+        f"# {manifest.request}\n\nRouted by {manifest.route}; {manifest.status}.\n\n"
+        "| component | agent | status | time | model calls | output |\n|---|---|---|---|---|---|\n"
+        f"{rows}\n"
+    )
+    return BuiltContent(
+        content_type=ContentType.mixed,
+        title=f"Manifest: {manifest.request[:120]}",
+        primary="index.md",
+        files=(
+            BuiltFile(path="index.md", media_type="text/markdown", text=summary),
+            BuiltFile(path="manifest.json", media_type="application/json", text=json.dumps(data, indent=2)),
+        ),
+        metadata={
+            "manifest_version": manifest.version,
+            "components": len(manifest.components),
+            "status": manifest.status,
+        },
+        provenance=Provenance(agent=ROUTER_NAME, agent_version=str(manifest.version), step="build"),
+    ).sealed()
+
+
+def table_row(c: Component) -> dict[str, JsonValue]:
+    """One row of the components table on the router's run page."""
+    return {
+        "component": c.name,
+        "agent": c.agent,
+        "type": c.content_type.value,
+        "status": c.status,
+        "id": c.content_id,
+        "uri": c.location,
+        "seconds": round(c.seconds, 2),
+        "model calls": c.model_calls,
+        "tokens": c.tokens,
+        "cost": round(c.cost, 6),
+        "error": c.error,
+    }

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 from typing import Any
 
 import anyio
@@ -39,6 +38,7 @@ from agentflows.tasks.artifacts import (
 from agentflows.tasks.builders import BuildJob, build_content, check_draft
 from agentflows.tasks.errors import TemplateRenderError
 from agentflows.tasks.modelcall import ModelAnswer, ask_model
+from agentflows.tasks.names import slug
 from agentflows.tasks.prompts import as_user_text, evaluate, template_hashes
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
@@ -188,8 +188,7 @@ def plan_schema(spec: DecideSpec, low: int, high: int) -> dict[str, Any]:
 
 def item_key(index: int, title: str) -> str:
     """`03-how-it-works`: position plus a slug of the title; unique within a plan."""
-    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:32].strip("-") or "item"
-    return f"{index + 1:02d}-{slug}"
+    return f"{index + 1:02d}-{slug(title, 32)}"
 
 
 def _model_provenance(agent: dict[str, str], step: Any, answer: ModelAnswer, parent: str) -> Provenance:
@@ -258,7 +257,7 @@ async def save(built: BuiltContent, run: RunInfo) -> SavedContent:
 
 async def publish(built: BuiltContent, saved: SavedContent) -> None:
     """Attach a preview and a link to the run, for users who started it from the UI."""
-    key = re.sub(r"[^a-z0-9-]+", "-", f"{built.provenance.agent}-{saved.content_id}".lower())[:100]
+    key = slug(f"{built.provenance.agent}-{saved.content_id}", 100)
     await asyncio.gather(
         acreate_markdown_artifact(
             markdown=preview_markdown(built, saved), key=key, description=f"Preview of {built.title!r}"

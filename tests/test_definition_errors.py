@@ -24,6 +24,11 @@ GENERATE = "prompts/demo/generate.md"
 DOMAIN = "prompts/demo/domain.md"
 LAYOUT = "layouts/document.html"
 STYLE = "prompts/modules/style.md"
+SYSTEM = "prompts/base/system.md"
+CLASSIFIER = "prompts/router/classify.md"
+CLASSIFIER_PROMPT = (
+    "Which of these does «{{ inputs.request }}» ask for?\n{% for a in agents %}- {{ a.name }}\n{% endfor %}"
+)
 
 BASE_YAML = """\
 name: demo
@@ -79,7 +84,7 @@ routing:
 
 BASE_FILES: dict[str, str] = {
     AGENT: BASE_YAML,
-    "prompts/base/system.md": (
+    SYSTEM: (
         "You are {{ agent.name }}: {{ agent.description }}\n"
         "{% if context.request %}The request: {{ context.request }}{% endif %}\n"
     ),
@@ -763,6 +768,47 @@ CASES = [
         "name",
         "agent name 'demo' is already used by agent.yaml; names must be unique",
     ),
+    # -- the router's classifier prompt (optional; checked against what the classifier renders it with) -----
+    Case(
+        "classifier-syntax-error",
+        {CLASSIFIER: CLASSIFIER_PROMPT.replace("{{ a.name }}", "{{ a.name }")},
+        CLASSIFIER,
+        "{% for a in agents %}",
+        "",
+        "template syntax error: unexpected '}'",
+    ),
+    Case(
+        "classifier-unknown-variable",
+        {CLASSIFIER: CLASSIFIER_PROMPT + "\nMake it fit {{ plan.title }}.\n"},
+        CLASSIFIER,
+        "Make it fit",
+        "",
+        "uses variable 'plan', which this step does not provide; available: agent, agents, context, inputs",
+    ),
+    Case(
+        "classifier-input-it-does-not-get",
+        {CLASSIFIER: CLASSIFIER_PROMPT.replace("inputs.request", "inputs.topic")},
+        CLASSIFIER,
+        1,
+        "",
+        "uses inputs.topic, but 'inputs' has no 'topic'; it has: request",
+    ),
+    Case(
+        "classifier-includes-a-missing-template",
+        {CLASSIFIER: CLASSIFIER_PROMPT + '\n{% include "prompts/router/cards.md" %}\n'},
+        CLASSIFIER,
+        "{% include",
+        "",
+        "includes 'prompts/router/cards.md', which does not exist under",
+    ),
+    Case(
+        "classifier-system-prompt-uses-an-agent-input",
+        {CLASSIFIER: CLASSIFIER_PROMPT, SYSTEM: BASE_FILES[SYSTEM] + "Stay on {{ inputs.topic }}.\n"},
+        SYSTEM,
+        "Stay on",
+        "",
+        "uses inputs.topic, but 'inputs' has no 'topic'; it has: request",
+    ),
 ]
 
 
@@ -915,3 +961,15 @@ def test_validating_one_file_reports_its_problem(capsys: pytest.CaptureFixture[s
         + "Valid keys here: cache, content_type, description, inputs, model, name, prompts, retries, routing, "
         + "run_name, steps, timeout_seconds, version"
     ]
+
+
+def test_a_template_problem_the_classifier_shares_with_an_agent_is_reported_once(
+    capsys: pytest.CaptureFixture[str], base: Path
+) -> None:
+    shared = f'{CLASSIFIER_PROMPT}\n{{% include "{STYLE}" %}}\n'
+    write_files(base, {CLASSIFIER: shared, **edit("Keep sentences short.", "Keep sentences short. {% if %}", STYLE)})
+
+    code, problems = validate(capsys, base)
+
+    assert code == 1
+    assert [p.removeprefix(f"{base}/").split(": ")[0] for p in problems] == ["prompts/modules/style.md:1"]

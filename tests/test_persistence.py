@@ -24,9 +24,8 @@ from agentflows.tasks.storage.config import StoreSettings
 from agentflows.tasks.storage.migrate import current_revision, downgrade, head_revision, upgrade
 from agentflows.tasks.storage.records import open_engine
 from tests.conftest import SHIPPED_AGENTS
-from tests.offline_steps import OfflineRun, offline_run
+from tests.offline_steps import INPUTS, OfflineRun, offline_run
 from tests.servers import PostgresCluster, S3Server, free_port
-from tests.test_flows import INPUTS
 from tests.test_storage import run_info
 
 EXPECTED = {

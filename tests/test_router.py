@@ -22,6 +22,7 @@ from agentflows.tasks.errors import ModelCallError
 from agentflows.tasks.llm import ModelReply, ModelRequest
 from tests.fake_llm import FakeLLM, Received, Reply
 from tests.providers import using
+from tests.test_flows import error_chain
 
 LESSON_REQUEST = "a lesson on photosynthesis for 8th grade, with a quiz and a short e-book chapter for home reading"
 
@@ -123,8 +124,12 @@ def test_explicit_types_override_the_rules() -> None:
 
 @on_server
 def test_an_unmatched_request_fails_with_the_list_of_agents() -> None:
-    with pytest.raises(RoutingError, match="the agents are: api_scaffold, data_report, ebook, lesson_plan, quiz"):
+    with pytest.raises(
+        RoutingError, match="the agents are: api_scaffold, data_report, ebook, lesson_plan, quiz"
+    ) as caught:
         route("make me a sandwich")
+
+    assert not any(isinstance(e, RuntimeError) for e in error_chain(caught.value))  # its own traceback, no loop check
 
 
 class BrokenProvider:
@@ -227,6 +232,34 @@ def test_the_classifier_decides_when_the_rules_find_nothing(fake_llm: FakeLLM) -
     assert manifest.parameters["quiz"]["questions"] == 2
     first = fake_llm.received[0].body["messages"][1]["content"]
     assert "«help my students check what they know about volcanoes»" in first
+
+
+VOLCANO_REQUEST = "help my students check what they know about volcanoes"
+
+
+def test_the_classifier_renders_the_prompt_loaded_with_the_definitions(fake_llm: FakeLLM, definitions: Path) -> None:
+    prompt = definitions / "prompts/router/classify.md"
+    (definitions / "prompts/router/hint.md").write_text("When in doubt, prefer the quiz.\n")
+    prompt.write_text(prompt.read_text() + '{% include "prompts/router/hint.md" %}\n')
+    catalog = load_agents(definitions)
+    prompt.write_text("Edited after loading: {{ inputs.request }}\n")
+    fake_llm.script(Reply(content=json.dumps({"content_types": ["quiz"], "parameters": {"quiz": {"topic": "lava"}}})))
+
+    chosen = asyncio.run(decide_route(VOLCANO_REQUEST, catalog, None, {}))
+
+    sent = fake_llm.received[0].body["messages"][1]["content"]
+    assert "When in doubt, prefer the quiz." in sent and "Edited after loading" not in sent
+    assert (chosen.method, chosen.agents) == ("classifier", ("quiz",))
+
+
+def test_without_a_classifier_prompt_only_the_classifier_fails(fake_llm: FakeLLM, definitions: Path) -> None:
+    (definitions / "prompts/router/classify.md").unlink()
+    catalog = load_agents(definitions)  # the prompt is optional: the rules route without it
+
+    assert asyncio.run(decide_route("a quiz on tides", catalog, None, {})).agents == ("quiz",)
+    with pytest.raises(RoutingError, match=r"^the classifier needs the template 'prompts/router/classify.md' in /"):
+        asyncio.run(decide_route(VOLCANO_REQUEST, catalog, None, {}))
+    assert fake_llm.received == []
 
 
 @on_server

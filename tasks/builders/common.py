@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,11 +66,6 @@ def render_layout(job: BuildJob, **variables: Any) -> str:
         "notice": OFFLINE_NOTICE if job.offline else "",
     }
     return render(job.templates, job.layout, {**common, **variables}, html=True)
-
-
-def slug(text: str, limit: int = 48) -> str:
-    """Lower-case, hyphenated, file-name-safe version of `text`."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit].strip("-") or "item"
 
 
 def html_file(path: str, text: str) -> BuiltFile:

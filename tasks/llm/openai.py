@@ -2,7 +2,7 @@
 
 Works with OpenAI, Moonshot/Kimi, vLLM, Ollama, llama.cpp's server and any
 endpoint that speaks the chat-completions protocol. Transport failures are
-retried here and only here (see `tasks.llm.transport` for the policy); when a
+retried here and only here (see `agentflows.tasks.llm.transport` for the policy); when a
 model's attempts are spent, the fallback models are tried in order. A call that
 fails for good raises a `ModelCallError` that is not retryable, so Prefect's
 task retries do not repeat what the client already repeated. Error messages
@@ -20,16 +20,12 @@ from typing import Any
 import httpx
 
 from agentflows.tasks.artifacts import Usage
-from agentflows.tasks.errors import ModelCallError
+from agentflows.tasks.errors import ModelCallError, ModelUnavailable
 from agentflows.tasks.llm.base import ModelReply, ModelRequest
 from agentflows.tasks.llm.endpoint import Endpoint
 from agentflows.tasks.llm.session import ModelSession, model_session
 from agentflows.tasks.llm.settings import ProviderSettings
 from agentflows.tasks.llm.transport import is_retryable_status, wait_before_retry
-
-
-class ModelUnavailable(ModelCallError):
-    """Every attempt at one model failed with a retryable error; a fallback model may still work."""
 
 
 @dataclass(frozen=True)

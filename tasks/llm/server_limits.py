@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from uuid import UUID
@@ -35,13 +34,14 @@ from prefect.settings import PREFECT_API_URL
 from agentflows.tasks.llm.endpoint import Endpoint
 from agentflows.tasks.llm.limits import Limiter, ProcessLimiter
 from agentflows.tasks.llm.settings import ProviderSettings
+from agentflows.tasks.names import slug
 
 logger = logging.getLogger(__name__)
 
 
 def limit_name(provider: str) -> str:
-    """`agentflows-llm-<provider>`, with anything but letters, digits and dashes made a dash."""
-    return "agentflows-llm-" + re.sub(r"[^a-z0-9-]+", "-", provider.lower()).strip("-")
+    """`agentflows-llm-<provider>`, the provider's name as a slug."""
+    return f"agentflows-llm-{slug(provider, 100)}"
 
 
 class PrefectLimiter:

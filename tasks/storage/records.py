@@ -4,14 +4,13 @@
 in a single transaction (`record_many` a whole batch of them, a statement per
 table): the generation and the lineage upsert on their keys, the content
 upserts on its content hash, so repeating a save adds nothing.
-Database outages are retried with backoff; the final error names the database
+Database outages are retried with backoff (`retries.retrying`); the final error names the database
 with its password masked.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -23,13 +22,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from agentflows.tasks.errors import StorageError
+from agentflows.tasks.errors import StorageError, one_line
 from agentflows.tasks.storage.migrate import revision_of
+from agentflows.tasks.storage.retries import retrying
 from agentflows.tasks.storage.schema import ArtifactVersion, GeneratedContent, Generation
 
 MIN_PREFIX = 6
 """Fewest characters of an id that `get` accepts as a prefix."""
-RETRY_DELAYS = (0.2, 0.5, 1.0)
 T = TypeVar("T")
 
 
@@ -103,15 +102,12 @@ class ContentRepository:
 
     def _in_session(self, work: Callable[[Session], T]) -> T:
         """Run `work` in one transaction, again after a pause when the database could not be reached."""
-        for delay in (*RETRY_DELAYS, None):
-            try:
-                with self.session() as session:
-                    return work(session)
-            except StorageError as exc:
-                if delay is None or not _transient(exc.__context__):
-                    raise
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+
+        def attempt() -> T:
+            with self.session() as session:
+                return work(session)
+
+        return retrying(attempt, lambda exc: isinstance(exc, StorageError) and _transient(exc.__context__))
 
     def schema_revision(self) -> str | None:
         """The schema revision the database is at (None before the first migration)."""
@@ -193,6 +189,4 @@ def now() -> datetime:
 
 def error_reason(exc: BaseException) -> str:
     """The first line of what the database driver said, with its type (no SQL, no parameters)."""
-    original = getattr(exc, "orig", None) or exc
-    text = str(original).strip().splitlines()
-    return f"{type(original).__name__}: {text[0] if text else ''}"
+    return one_line(getattr(exc, "orig", None) or exc)

@@ -2,7 +2,7 @@
 
 Write once, never half:
 
-1. normalize the content (`tasks.normalize`): content-addressed keys, format, metadata;
+1. normalize the content (`agentflows.tasks.normalize`): content-addressed keys, format, metadata;
 2. write every object (repeats are harmless: same key, same bytes);
 3. one database transaction: the generation, the content (upserted on its
    content hash) and the lineage of its artifacts.
@@ -208,7 +208,7 @@ class ContentStore:
         return pd.DataFrame(rows, columns=list(DATAFRAME_COLUMNS))
 
     def sweep(self, older_than: timedelta, *, dry_run: bool = False) -> SweepReport:
-        """Remove objects no content row refers to, once they are older than `older_than` (`tasks.storage.sweep`)."""
+        """Remove objects no content row refers to, once older than `older_than` (`agentflows.tasks.storage.sweep`)."""
         return sweep(self.objects, self.records, older_than, dry_run)
 
     def _stored(
