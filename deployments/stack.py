@@ -182,7 +182,9 @@ def stop_group(pid: int, grace: float = 10.0) -> None:
         time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    _reap(pid)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _alive(pid):  # a killed process is gone once reaped
+        time.sleep(0.1)
 
 
 def _alive(pid: int) -> bool:
