@@ -18,6 +18,8 @@ the base class and the errors of a run::
         ├── ModelOutputError              the model answered, but not what the schema asks for
         ├── BuildError                    drafts cannot be assembled into content
         └── StorageError                  the content store could not read or write
+            ├── ContentNotFound           no stored content has the requested id
+            └── ObjectMissing             a content's file is missing, or is not a plain file of the store
 
 `retryable` says whether repeating the same step may succeed; the step tasks
 retry only errors that say so.
@@ -82,3 +84,7 @@ class StorageError(RunError):
 
 class ContentNotFound(StorageError):
     """No stored content has the requested id."""
+
+
+class ObjectMissing(StorageError):
+    """A stored object is missing, or is a link rather than a plain file inside the store."""
