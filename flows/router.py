@@ -46,6 +46,7 @@ from agentflows.tasks.errors import AgentflowsError
 from agentflows.tasks.llm.settings import ModelSettings
 from agentflows.tasks.manifest import Component, Manifest, RunStatus
 from agentflows.tasks.modelcall import ask_model
+from agentflows.tasks.previews import viewer_link
 from agentflows.tasks.prompts import as_user_text
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import ModelStepSpec
@@ -346,7 +347,7 @@ def _table_row(c: Component) -> dict[str, JsonValue]:
         "type": c.content_type.value,
         "status": c.status,
         "id": c.content_id,
-        "uri": c.location,
+        "uri": viewer_link(c.content_id, c.location),
         "seconds": round(c.seconds, 2),
         "model calls": c.model_calls,
         "tokens": c.tokens,
