@@ -1,10 +1,11 @@
-"""Errors in agent definitions: the user's YAML and templates.
+"""Errors in agent definitions (the user's YAML and templates), in requests, and in starting the viewer.
 
     tasks.errors.AgentflowsError
     ├── DefinitionError     one or more problems in definition files
     ├── AgentNotFound       no loaded definition has the requested name
     ├── InputError          values given to an agent do not fit its declared inputs
-    └── RoutingError        the router cannot tell which agents a request asks for
+    ├── RoutingError        the router cannot tell which agents a request asks for
+    └── ViewerError         the content viewer cannot start (port in use, no token for a public address)
 
 A `DefinitionError` carries every `Problem` found in the files it covers, so a
 content author sees all of them at once. Each problem names the file, the line,
@@ -58,3 +59,7 @@ class InputError(AgentflowsError):
 
 class RoutingError(AgentflowsError):
     """The router cannot tell which agents a request asks for (no match, or an ambiguous one)."""
+
+
+class ViewerError(AgentflowsError):
+    """The content viewer cannot start: its address is taken or refused, or it would listen unprotected."""
