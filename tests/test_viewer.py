@@ -138,7 +138,9 @@ def test_every_file_is_served_with_its_media_type_and_text_is_shown_in_a_page(si
     assert all(r.content == site.store.read(report, p) for p, r in raw.items())
     assert all("sandbox" in r.headers["content-security-policy"] for r in raw.values())
     csv_page = site.get(f"/contents/{report.id}/{table}")
-    assert csv_page.headers["content-type"].startswith("text/html") and '<table class="dataframe table">' in csv_page.text
+    assert (
+        csv_page.headers["content-type"].startswith("text/html") and '<table class="dataframe table">' in csv_page.text
+    )
     assert "<svg" in site.get(f"/contents/{report.id}/{spec}").text
     code_page = site.get(f"/contents/{code.id}/{source}")
     assert 'class="highlight' in code_page.text and code_page.headers["content-security-policy"] == VIEWER_POLICY

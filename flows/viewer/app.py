@@ -21,10 +21,12 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException
 
+import agentflows.viewer.pages as pages
 from agentflows.tasks.errors import ContentNotFound, ObjectMissing, StorageError
 from agentflows.tasks.runtime import open_store
 from agentflows.tasks.storage import ContentStore, StoredContent
-from agentflows.viewer import api, pages
+from agentflows.viewer.api import TYPES
+from agentflows.viewer.api import router as api_router
 from agentflows.viewer.files import file_view, highlight_css, media_type, shown_in_page
 from agentflows.viewer.safety import (
     SECURITY_HEADERS,
@@ -48,7 +50,7 @@ def create_app(
     app.state.prefect_ui = prefect_ui
     _guard(app, token)
     _handle_errors(app)
-    app.include_router(api.router)
+    app.include_router(api_router)
     _page_routes(app)
     return app
 
@@ -80,7 +82,7 @@ def index(request: Request, type: str = "", agent: str = "", q: str = "", page: 
         found = store.search(type or None, agent, query.text, limit=pages.PAGE_SIZE, offset=query.offset)
     except ValueError as exc:
         return html(pages.render("error.html", status=400, message=str(exc)), 400)
-    return html(pages.render("index.html", found=found, query=query, agents=store.agents(), types=api.TYPES))
+    return html(pages.render("index.html", found=found, query=query, agents=store.agents(), types=TYPES))
 
 
 def stylesheet() -> Response:
