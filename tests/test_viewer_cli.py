@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from agentflows import open_store
+from agentflows.viewer.server import prefect_ui_url
 from tests.offline_steps import offline_run
 from tests.servers import free_port
 from tests.test_storage import run_info
@@ -116,3 +117,8 @@ def test_on_a_public_address_every_request_needs_the_token() -> None:
     assert entered.status_code == 303 and entered.headers["location"].endswith(f"/contents/{content_id}/")
     assert "httponly" in entered.headers["set-cookie"].lower() and followed.status_code == 200
     assert token not in followed.text
+
+
+def test_flow_runs_link_to_the_prefect_ui_the_environment_names() -> None:
+    assert prefect_ui_url({"PREFECT_UI_URL": "http://ui:4200/"}) == "http://ui:4200"
+    assert prefect_ui_url({"PREFECT_API_URL": "http://prefect:4200/api"}) == "http://prefect:4200"

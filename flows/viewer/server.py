@@ -9,8 +9,10 @@ server log. Ctrl-C stops it.
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import sys
+from collections.abc import Mapping
 
 import uvicorn
 
@@ -73,9 +75,17 @@ def url_of(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def prefect_ui_url() -> str | None:
-    """The Prefect UI that flow runs link to, when one is configured (`PREFECT_UI_URL` or `PREFECT_API_URL`)."""
+def prefect_ui_url(environ: Mapping[str, str] | None = None) -> str | None:
+    """The Prefect UI that flow runs link to: `PREFECT_UI_URL`, else beside `PREFECT_API_URL`, else the profile's.
+
+    The variables are read first because importing Prefect's settings costs seconds of start-up.
+    """
+    env = os.environ if environ is None else environ
+    if ui := env.get("PREFECT_UI_URL", "").strip():
+        return ui.rstrip("/")
+    if api := env.get("PREFECT_API_URL", "").strip():
+        return api.rstrip("/").removesuffix("/api")
     from prefect.settings import get_current_settings
 
-    ui: str | None = get_current_settings().ui_url
-    return ui
+    found: str | None = get_current_settings().ui_url
+    return found
