@@ -101,7 +101,7 @@ def content_page(request: Request, content_id: str) -> Response:
     primary = content.render.get("open", "")
     manifest = None
     if content.content_type.value == "mixed" and pages.MANIFEST_FILE in content.keys:
-        manifest = pages.manifest_of(content, store_of(request).read(content, pages.MANIFEST_FILE))
+        manifest = pages.manifest_of(store_of(request).read(content, pages.MANIFEST_FILE))
     body = _primary_body(request, content, primary) if manifest is None else None
     values = {"header": _header(request, content), "manifest": manifest, "primary": primary, **(body or {})}
     return html(pages.render("content.html", **values))

@@ -94,10 +94,8 @@ def header(content: StoredContent, prefect_ui: str | None, current: str = "page"
     return Header(content=content, flow_run_url=url, offline=bool(content.metadata.get("offline")), current=current)
 
 
-def manifest_of(content: StoredContent, data: bytes | None) -> Manifest | None:
-    """The router manifest a mixed content holds in `manifest.json`, or None when it holds none."""
-    if data is None:
-        return None
+def manifest_of(data: bytes) -> Manifest | None:
+    """The router manifest in the bytes of a `manifest.json`, or None when they hold none."""
     try:
         return Manifest.model_validate(json.loads(data))
     except (ValueError, ValidationError):
