@@ -86,7 +86,7 @@ def test_the_index_lists_every_content_newest_first_and_filters_searches_and_pag
     assert everything["total"] == 5 and set(ids) == {*site.seeded.ids.values(), site.seeded.manifest}
     created = [item["created_at"] for item in everything["items"]]
     assert created == sorted(created, reverse=True)
-    assert [i["id"] for i in quizzes["items"]] == [site.seeded.ids["quiz"]]
+    assert [(i["id"], i["flow_run_id"]) for i in quizzes["items"]] == [(site.seeded.ids["quiz"], "run-quiz")]
     assert [i["agent"] for i in by_agent["items"]] == ["data_report"]
     assert site.seeded.ids["ebook"] in [i["id"] for i in searched["items"]]
     assert first["total"] == 5 and [i["id"] for i in first["items"] + second["items"]] == ids[:4]

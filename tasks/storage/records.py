@@ -156,8 +156,9 @@ class ContentRepository:
 
     def search(
         self, content_type: str | None, agent: str | None, text: str | None, limit: int, offset: int
-    ) -> tuple[list[GeneratedContent], int]:
-        """One page of the newest contents that match every filter given, and how many match in all."""
+    ) -> tuple[list[tuple[GeneratedContent, Generation]], int]:
+        """One page of the newest contents that match every filter given (each with the generation
+        that made it), and how many match in all."""
         query = select(GeneratedContent)
         if content_type:
             query = query.where(GeneratedContent.content_type == content_type)
@@ -166,8 +167,13 @@ class ContentRepository:
         if text:
             query = query.where(GeneratedContent.title.icontains(text, autoescape=True))
         counted = select(func.count()).select_from(query.subquery())
-        ordered = query.order_by(GeneratedContent.created_at.desc(), GeneratedContent.id).limit(limit).offset(offset)
-        return self._in_session(lambda session: (list(session.scalars(ordered)), int(session.scalar(counted) or 0)))
+        joined = query.add_columns(Generation).join(Generation, GeneratedContent.generation_id == Generation.id)
+        ordered = joined.order_by(GeneratedContent.created_at.desc(), GeneratedContent.id).limit(limit).offset(offset)
+
+        def page(session: Session) -> tuple[list[tuple[GeneratedContent, Generation]], int]:
+            return [(c, g) for c, g in session.execute(ordered).all()], int(session.scalar(counted) or 0)
+
+        return self._in_session(page)
 
     def agents(self) -> list[str]:
         """The agents that made stored contents, by name."""

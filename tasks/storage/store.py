@@ -211,8 +211,9 @@ class ContentStore:
     ) -> ContentPage:
         """One page of the newest contents of a type, by an agent, with `text` in the title (each filter optional)."""
         kind = _content_type(content_type).value if content_type else None
-        records, total = self.records.search(kind, agent or None, text or None, limit, offset)
-        return ContentPage(items=[self._stored(r, None, []) for r in records], total=total, limit=limit, offset=offset)
+        found, total = self.records.search(kind, agent or None, text or None, limit, offset)
+        items = [self._stored(c, g, []) for c, g in found]
+        return ContentPage(items=items, total=total, limit=limit, offset=offset)
 
     def agents(self) -> list[str]:
         """The agents that made stored contents."""
