@@ -3,11 +3,13 @@
 `up` starts, each in its own process group and with its own state under
 `$AGENTFLOWS_HOME/stack/`:
 
-1. a Prefect server on loopback (UI included, analytics off, its own PREFECT_HOME);
-2. registers the Block types of `blocks/` so they appear in the UI catalogue;
-3. creates the `agentflows-local` process work pool and runs
+1. the content viewer (`agentflows view`, default port 4300), so Prefect artifacts can link to it;
+2. a Prefect server on loopback (UI included, analytics off, its own PREFECT_HOME);
+3. registers the Block types of `blocks/` so they appear in the UI catalogue;
+4. creates the `agentflows-local` process work pool and runs
    `prefect --no-prompt deploy --all` on this project's `prefect.yaml`;
-4. starts a process worker on that pool.
+5. starts a process worker on that pool, with `AGENTFLOWS_VIEWER_URL` set: the
+   artifacts of its runs link to the viewer's content pages.
 
 It records what it started in `stack.json`; `down` stops exactly those processes.
 """
@@ -30,6 +32,7 @@ import httpx
 from agentflows.deployments.blocks import register_blocks
 from agentflows.deployments.errors import StackError
 from agentflows.tasks.runtime import current_runtime
+from agentflows.tasks.settings import VIEWER_URL_VARIABLE
 
 PROJECT = Path(__file__).resolve().parent.parent
 WORK_POOL = "agentflows-local"
@@ -46,13 +49,17 @@ class Stack:
     worker_pid: int | None
     prefect_home: str
     logs: str
+    viewer_pid: int | None = None
+    viewer_url: str | None = None
 
 
 def stack_dir() -> Path:
     return current_runtime().settings.home / "stack"
 
 
-def up(host: str = "127.0.0.1", port: int = 4200, worker: bool = True, echo: bool = True) -> Stack:
+def up(
+    host: str = "127.0.0.1", port: int = 4200, worker: bool = True, echo: bool = True, viewer_port: int = 4300
+) -> Stack:
     """Start the stack (or report the one already running)."""
     running = read_stack()
     if running is not None and _alive(running.server_pid):
@@ -64,6 +71,24 @@ def up(host: str = "127.0.0.1", port: int = 4200, worker: bool = True, echo: boo
     logs = folder / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = stack_environment(host, port, folder)
+    viewer_url = f"http://{host}:{viewer_port}"
+    env[VIEWER_URL_VARIABLE] = viewer_url
+    _say(echo, f"starting the content viewer on {host}:{viewer_port}")
+    viewer = start_viewer(host, viewer_port, env, logs / "viewer.log")
+    try:
+        stack = _start_prefect(host, port, env, logs, worker, echo)
+    except BaseException:
+        stop_group(viewer.pid)
+        raise
+    stack = Stack(**{**asdict(stack), "viewer_pid": viewer.pid, "viewer_url": viewer_url})
+    (folder / "stack.json").write_text(json.dumps(asdict(stack), indent=2))
+    _say(echo, f"ready: open {stack.ui_url}; contents at {viewer_url}")
+    _say(echo, f"use this server from a shell with PREFECT_API_URL={stack.api_url}")
+    return stack
+
+
+def _start_prefect(host: str, port: int, env: dict[str, str], logs: Path, worker: bool, echo: bool) -> Stack:
+    """The Prefect server, Blocks, work pool, deployments and worker of `up`."""
     api_url = env["PREFECT_API_URL"]
     _say(echo, f"starting the Prefect server on {host}:{port} (logs in {logs})")
     server = start_server(host, port, env, logs / "server.log")
@@ -76,10 +101,10 @@ def up(host: str = "127.0.0.1", port: int = 4200, worker: bool = True, echo: boo
         _say(echo, f"starting a process worker on the {WORK_POOL!r} pool")
         # The worker starts in the stack's own folder: runs find the package, not this clone.
         worker_process = _spawn(
-            [_prefect(), "worker", "start", "--pool", WORK_POOL], env, logs / "worker.log", cwd=folder
+            [_prefect(), "worker", "start", "--pool", WORK_POOL], env, logs / "worker.log", cwd=logs.parent
         )
         worker_pid = worker_process.pid
-    stack = Stack(
+    return Stack(
         api_url=api_url,
         ui_url=f"http://{host}:{port}",
         server_pid=server.pid,
@@ -87,9 +112,6 @@ def up(host: str = "127.0.0.1", port: int = 4200, worker: bool = True, echo: boo
         prefect_home=env["PREFECT_HOME"],
         logs=str(logs),
     )
-    (folder / "stack.json").write_text(json.dumps(asdict(stack), indent=2))
-    _say(echo, f"ready: open {stack.ui_url}; use this server from a shell with PREFECT_API_URL={api_url}")
-    return stack
 
 
 def down(echo: bool = True) -> bool:
@@ -98,7 +120,7 @@ def down(echo: bool = True) -> bool:
     if stack is None:
         _say(echo, "nothing to stop: no stack was started with `agentflows up`")
         return False
-    for name, pid in (("worker", stack.worker_pid), ("server", stack.server_pid)):
+    for name, pid in (("worker", stack.worker_pid), ("server", stack.server_pid), ("viewer", stack.viewer_pid)):
         if pid is not None and _alive(pid):
             _say(echo, f"stopping the {name} (process group {pid})")
             stop_group(pid)
@@ -135,6 +157,14 @@ def start_server(host: str, port: int, env: dict[str, str], log: Path) -> subpro
     return server
 
 
+def start_viewer(host: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`agentflows view` on `host:port` in a process group of its own, once it answers."""
+    command = [sys.executable, "-m", "agentflows.cli", "view", "--host", host, "--port", str(port)]
+    viewer = _spawn(command, env, log)
+    _wait_healthy(f"http://{host}:{port}/api", viewer, log, "the content viewer")
+    return viewer
+
+
 def _prefect() -> str:
     """The `prefect` command of this environment."""
     beside = Path(sys.executable).with_name("prefect")
@@ -156,11 +186,11 @@ def _run(command: list[str], env: dict[str, str], log: Path) -> None:
         raise StackError(f"`{' '.join(command[1:])}` failed (exit {done.returncode}); see {log}:\n{_tail(log)}")
 
 
-def _wait_healthy(api_url: str, server: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_healthy(api_url: str, server: subprocess.Popen[bytes], log: Path, name: str = "the Prefect server") -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise StackError(f"the Prefect server exited with status {server.returncode}; see {log}:\n{_tail(log)}")
+            raise StackError(f"{name} exited with status {server.returncode}; see {log}:\n{_tail(log)}")
         try:
             if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
                 return
@@ -168,7 +198,7 @@ def _wait_healthy(api_url: str, server: subprocess.Popen[bytes], log: Path) -> N
             pass
         time.sleep(0.5)
     stop_group(server.pid)
-    raise StackError(f"the Prefect server did not answer within {START_TIMEOUT:.0f} s; see {log}:\n{_tail(log)}")
+    raise StackError(f"{name} did not answer within {START_TIMEOUT:.0f} s; see {log}:\n{_tail(log)}")
 
 
 def stop_group(pid: int, grace: float = 10.0) -> None:

@@ -8,7 +8,8 @@
     agentflows contents [--type T]           the newest stored contents
     agentflows db upgrade                    migrate the content database to the newest schema
     agentflows storage sweep [--older-than]  remove objects that failed saves left behind
-    agentflows up | down                     a local Prefect server, deployments and worker, for the UI
+    agentflows view [--host H] [--port P]    a web viewer of every stored content (default 127.0.0.1:4300)
+    agentflows up | down                     a local Prefect server, deployments, worker and viewer, for the UI
     agentflows serve                         serve every agent and the router from this process
     agentflows blocks register               put the Block types in the Prefect UI catalogue
 
@@ -32,7 +33,7 @@ from agentflows.fields import InputSpec
 from agentflows.tasks.artifacts import ContentType
 from agentflows.tasks.errors import AgentflowsError
 from agentflows.tasks.manifest import ROUTER_NAME
-from agentflows.tasks.settings import DEFINITIONS_VARIABLE
+from agentflows.tasks.settings import DEFINITIONS_VARIABLE, VIEWER_TOKEN_VARIABLE
 
 TRUE_WORDS = {"true", "yes", "on", "1"}
 FALSE_WORDS = {"false", "no", "off", "0"}
@@ -136,10 +137,21 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _add_stack_commands(sub: Any) -> None:
-    """`up`, `down`, `serve` and `blocks register`: running agentflows from the Prefect UI."""
-    cmd = sub.add_parser("up", help="start a local Prefect server, deploy every agent and start a worker")
+    """`view`, `up`, `down`, `serve` and `blocks register`: seeing content and running agentflows from the UI."""
+    cmd = sub.add_parser(
+        "view",
+        help="serve a web viewer of the stored contents",
+        description="Serve a read-only web viewer of the configured content store: every content, its page, "
+        f"its files and lineage, and the same as JSON under /api. Listening beyond loopback needs "
+        f"{VIEWER_TOKEN_VARIABLE}; Ctrl-C stops it.",
+    )
+    cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    cmd.add_argument("--port", type=int, default=4300, help="port to listen on (default 4300)")
+    cmd.set_defaults(command=view)
+    cmd = sub.add_parser("up", help="start a local Prefect server, deploy every agent, start a worker and the viewer")
     cmd.add_argument("--host", default="127.0.0.1", help="address the server listens on (default 127.0.0.1)")
     cmd.add_argument("--port", type=int, default=4200, help="port of the server and its UI (default 4200)")
+    cmd.add_argument("--viewer-port", type=int, default=4300, help="port of the content viewer (default 4300)")
     cmd.add_argument("--no-worker", dest="worker", action="store_false", help="deploy, but start no worker")
     cmd.set_defaults(command=stack_up)
     cmd = sub.add_parser("down", help="stop what `agentflows up` started")
@@ -315,7 +327,14 @@ def storage_sweep(args: argparse.Namespace) -> int:
 def stack_up(args: argparse.Namespace) -> int:
     from agentflows.deployments.stack import up
 
-    up(host=args.host, port=args.port, worker=args.worker)
+    up(host=args.host, port=args.port, worker=args.worker, viewer_port=args.viewer_port)
+    return 0
+
+
+def view(args: argparse.Namespace) -> int:
+    from agentflows.viewer.server import serve
+
+    serve(args.host, args.port)
     return 0
 
 

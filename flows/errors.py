@@ -11,6 +11,7 @@ The whole tree, each class with the module that defines it::
     ├── AgentNotFound                     no loaded definition has the requested name       [here]
     ├── InputError                        values given to an agent do not fit its inputs    [here]
     ├── RoutingError                      the router cannot tell what a request asks for    [here]
+    ├── ViewerError                       the content viewer cannot start (port, token)     [here]
     ├── StackError                        the local stack could not be started or stopped   [deployments]
     └── RunError                          something failed while a flow ran                 [tasks]
         ├── TemplateRenderError           a template failed or grew too large at render time
@@ -22,7 +23,8 @@ The whole tree, each class with the module that defines it::
         ├── ModelOutputError              the model answered, but not what the schema asks for
         ├── BuildError                    drafts cannot be assembled into content
         └── StorageError                  the content store could not read or write
-            └── ContentNotFound           no stored content has the requested id
+            ├── ContentNotFound           no stored content has the requested id
+            └── ObjectMissing             a content's file is missing, or not a plain file of the store
 
 `[here]` is this module, `agentflows.errors`; `[tasks]` is `agentflows.tasks.errors`
 (every `RunError` lives there too); `[deployments]` is `agentflows.deployments.errors`.
@@ -91,3 +93,7 @@ class InputError(AgentflowsError):
 
 class RoutingError(AgentflowsError):
     """The router cannot tell which agents a request asks for (no match, or an ambiguous one)."""
+
+
+class ViewerError(AgentflowsError):
+    """The content viewer cannot start: its address is taken or refused, or it would listen unprotected."""

@@ -43,6 +43,7 @@ from agentflows.progress import ProgressEvent, emit
 from agentflows.routing import ambiguous_terms, match_rules, request_inputs
 from agentflows.tasks.errors import AgentflowsError
 from agentflows.tasks.manifest import Manifest, manifest_content, table_row
+from agentflows.tasks.previews import viewer_link
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.steps import save_content
 from agentflows.tasks.storage import RunInfo
@@ -137,7 +138,7 @@ async def save_manifest(manifest: Manifest) -> Manifest:
     run = RunInfo(flow_run_id=manifest.router_run_id, inputs={"request": manifest.request}, lineage=[])
     saved = await asyncio.to_thread(save_content, built, run)
     await acreate_table_artifact(
-        table=[table_row(c) for c in manifest.components],
+        table=[table_row(c, viewer_link(c.content_id, c.location)) for c in manifest.components],
         key=f"router-{saved.content_id}",
         description=f"{len(manifest.components)} components for: {manifest.request[:200]}",
     )

@@ -17,7 +17,8 @@ run; `agentflows.errors` draws the whole tree, definition errors included::
         ├── ModelOutputError              the model answered, but not what the schema asks for
         ├── BuildError                    drafts cannot be assembled into content
         └── StorageError                  the content store could not read or write
-            └── ContentNotFound           no stored content has the requested id
+            ├── ContentNotFound           no stored content has the requested id
+            └── ObjectMissing             a content's file is missing, or is not a plain file of the store
 
 `retryable` says whether repeating the same step may succeed; the step tasks
 retry only errors that say so. `one_line` tells any error, ours or a library's,
@@ -93,3 +94,7 @@ def one_line(error: BaseException) -> str:
     """`Type: the first line of its message`: an error told in one line (a manifest entry, a wrapped cause)."""
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}"
+
+
+class ObjectMissing(StorageError):
+    """A stored object is missing, or is a link rather than a plain file inside the store."""

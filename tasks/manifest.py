@@ -109,15 +109,15 @@ def manifest_content(manifest: Manifest) -> BuiltContent:
     ).sealed()
 
 
-def table_row(c: Component) -> dict[str, JsonValue]:
-    """One row of the components table on the router's run page."""
+def table_row(c: Component, uri: str | None) -> dict[str, JsonValue]:
+    """One row of the components table on the router's run page; `uri` is where a person opens it."""
     return {
         "component": c.name,
         "agent": c.agent,
         "type": c.content_type.value,
         "status": c.status,
         "id": c.content_id,
-        "uri": c.location,
+        "uri": uri,
         "seconds": round(c.seconds, 2),
         "model calls": c.model_calls,
         "tokens": c.tokens,

@@ -39,6 +39,7 @@ from agentflows.tasks.builders import BuildJob, build_content, check_draft
 from agentflows.tasks.errors import TemplateRenderError
 from agentflows.tasks.modelcall import ModelAnswer, ask_model
 from agentflows.tasks.names import slug
+from agentflows.tasks.previews import preview_markdown, viewer_link
 from agentflows.tasks.prompts import as_user_text, evaluate, template_hashes
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
@@ -256,27 +257,18 @@ async def save(built: BuiltContent, run: RunInfo) -> SavedContent:
 
 
 async def publish(built: BuiltContent, saved: SavedContent) -> None:
-    """Attach a preview and a link to the run, for users who started it from the UI."""
+    """Attach a preview and a link to the run, for users who started it from the UI.
+
+    Both point at the content's viewer page when `AGENTFLOWS_VIEWER_URL` is set, else at the stored file.
+    """
     key = slug(f"{built.provenance.agent}-{saved.content_id}", 100)
+    link = viewer_link(saved.content_id, saved.location) or saved.location
     await asyncio.gather(
         acreate_markdown_artifact(
-            markdown=preview_markdown(built, saved), key=key, description=f"Preview of {built.title!r}"
+            markdown=preview_markdown(built, saved.content_id, link), key=key, description=f"Preview of {built.title!r}"
         ),
-        acreate_link_artifact(
-            link=saved.location, link_text=built.title, description="Where the full output is stored"
-        ),
+        acreate_link_artifact(link=link, link_text=built.title, description="Open the content"),
     )
-
-
-def preview_markdown(built: BuiltContent, saved: SavedContent, limit: int = 4000) -> str:
-    """A Markdown preview of the content for the Prefect UI."""
-    head = f"# {built.title}\n\n**{built.content_type.value}** · id `{saved.content_id}` · [open]({saved.location})\n\n"
-    markdown = next((f for f in built.files if f.media_type == "text/markdown"), None)
-    if markdown is not None:
-        body = markdown.text[:limit] + ("\n\n…" if len(markdown.text) > limit else "")
-    else:
-        body = "\n".join(f"- `{f.path}` ({len(f.text):,} characters)" for f in built.files)
-    return head + body
 
 
 def usage_of(*artifacts: Plan | Draft) -> Usage:

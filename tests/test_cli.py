@@ -92,3 +92,11 @@ def test_the_installed_command_has_help() -> None:
     )
 
     assert "--refresh" in done.stdout and "--json" in done.stdout and "NAME=VALUE" in done.stdout
+
+
+def test_view_has_help_with_its_address_options() -> None:
+    done = subprocess.run(
+        [Path(sys.executable).with_name("agentflows"), "view", "--help"], capture_output=True, text=True, check=True
+    )
+
+    assert "--host" in done.stdout and "--port" in done.stdout and "AGENTFLOWS_VIEWER_TOKEN" in done.stdout

@@ -1,11 +1,13 @@
 """Deployments end to end, the way a user runs them: `agentflows up` starts a real
 `prefect server start` on a free loopback port (its own PREFECT_HOME), deploys
-`prefect.yaml` and starts a process worker; flow runs are created through the
-REST endpoint the UI's Run button calls; `agentflows down` stops it all."""
+`prefect.yaml`, starts a process worker and the content viewer; flow runs are created through the
+REST endpoint the UI's Run button calls, and a browser follows a run's artifact from the Prefect UI
+to the content's page in the viewer; `agentflows down` stops it all."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -17,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from playwright.sync_api import expect
 from prefect.deployments import run_deployment
 from prefect.deployments.runner import RunnerDeployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -27,6 +30,7 @@ from agentflows.tasks.artifacts import AgentResult
 from agentflows.tasks.manifest import Manifest
 from tests.conftest import REPO, SHIPPED_AGENTS
 from tests.servers import free_port
+from tests.viewing import chromium
 
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 SCHEDULER_LOOP = "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS"
@@ -42,7 +46,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Pat
     os.environ[SCHEDULER_LOOP] = "5"  # the scheduler refills every 5 s instead of every minute
     os.environ[SCHEDULER_MAX_RUNS] = "3"  # not 100 runs ahead of a 20-second interval
     try:
-        started = up(port=free_port(), echo=False)
+        started = up(port=free_port(), viewer_port=free_port(), echo=False)
     finally:
         for name, value in previous.items():
             _restore(name, value)
@@ -54,7 +58,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Pat
             assert down(echo=False)
         finally:
             _restore("AGENTFLOWS_HOME", previous["AGENTFLOWS_HOME"])
-        for pid in (started.server_pid, started.worker_pid):
+        for pid in (started.server_pid, started.worker_pid, started.viewer_pid):
             assert pid is not None and not _alive(pid), f"process {pid} is still running after `agentflows down`"
 
 
@@ -115,7 +119,33 @@ def test_a_run_started_like_the_ui_run_button_ends_with_output_and_artifacts(
     monkeypatch.setenv("AGENTFLOWS_HOME", str(home))
     stored = [c for c in open_store().list() if c.agent == "quiz"]
     assert len(stored) == 1 and open_store().get(stored[0].id).flow_run_id == run["id"]
-    assert links and stored[0].location in links[0]["data"]
+    assert links and f"({server.viewer_url}/contents/{stored[0].id}/)" in links[0]["data"]
+
+
+def test_from_the_prefect_run_page_a_person_clicks_through_to_the_content(stack: tuple[Stack, Path]) -> None:
+    server, _ = stack
+    quiz = deployment(server, "quiz")
+    created = api(server, "POST", f"/deployments/{quiz['id']}/create_flow_run", {"parameters": {"topic": "Glaciers"}})
+    run = wait_for(server, created.json()["id"])
+    artifacts = api(server, "POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}}).json()
+    link = next(a for a in artifacts if a["type"] == "markdown" and not a["key"])
+    content_page = re.search(r"\((http://[^)]+/contents/[0-9a-f]+/)\)", link["data"])
+    assert run["state"]["type"] == "COMPLETED" and content_page is not None
+
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{server.ui_url}/v2/runs/flow-run/{run['id']}")
+        page.get_by_role("tab", name="Artifacts").click(timeout=60_000)
+        page.locator(f'a[href="/v2/artifacts/artifact/{link["id"]}"]').first.click(timeout=60_000)
+        page.locator(f'a[href="{content_page.group(1)}"]').click(timeout=60_000)
+
+        expect(page.get_by_role("heading", level=1, name="Glaciers", exact=True)).to_be_visible(timeout=30_000)
+        assert page.url == content_page.group(1)
+        frame = page.frame_locator("iframe.content-frame")
+        expect(frame.get_by_role("button", name="Check my answers")).to_be_visible()
+        expect(page.get_by_role("link", name="Prefect flow run")).to_have_attribute(
+            "href", f"{server.ui_url}/runs/flow-run/{run['id']}"
+        )
 
 
 @pytest.mark.parametrize("agent", [*SHIPPED_AGENTS, "router"])

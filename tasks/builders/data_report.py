@@ -3,7 +3,8 @@
 Each draft is one section: `narrative` (Markdown), a table (`columns` and
 `rows`) and a `chart` (`kind`: bar or line, `x` and `y`: column names). Tables go
 through pandas; every section yields `tables/<key>.csv` and a Vega-Lite spec
-`charts/<key>.vl.json`. The layout receives `sections`: mappings with `key`,
+`charts/<key>.vl.json`; `report.md` opens with the plan's text fields (the key
+finding). The layout receives `sections`: mappings with `key`,
 `title`, `narrative` (HTML), `table` (HTML), `chart_svg` (an inline SVG drawing
 of the chart, so the page needs no script or network) and `chart_spec` (path).
 """
@@ -71,7 +72,7 @@ def check(fields: Mapping[str, Any]) -> list[str]:
 def assemble(job: BuildJob) -> Assembly:
     files: list[BuiltFile] = []
     sections = []
-    markdown = [f"# {job.plan.title}\n\n{offline_banner(job)}"]
+    markdown = [f"# {job.plan.title}\n\n{offline_banner(job)}{plan_summary(job.plan.fields)}"]
     for draft in job.drafts:
         fields = section_fields(job, draft)
         if problems := check(fields):
@@ -106,6 +107,16 @@ def assemble(job: BuildJob) -> Assembly:
         primary="index.html",
         metadata={"tables": len(sections), "charts": [s["chart_spec"] for s in sections]},
     )
+
+
+def plan_summary(fields: Mapping[str, Any]) -> str:
+    """The plan's own text fields (such as the key finding) as bold-labelled Markdown lines."""
+    lines = [
+        f"**{name.replace('_', ' ').capitalize()}:** {' '.join(value.split())}\n"
+        for name, value in fields.items()
+        if isinstance(value, str) and value.strip()
+    ]
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 def chart_spec(title: str, frame: pd.DataFrame, chart: Mapping[str, Any]) -> dict[str, Any]:

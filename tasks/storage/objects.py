@@ -22,7 +22,7 @@ import fsspec
 from botocore.exceptions import BotoCoreError
 from fsspec.implementations.local import LocalFileSystem
 
-from agentflows.tasks.errors import StorageError
+from agentflows.tasks.errors import ObjectMissing, StorageError
 from agentflows.tasks.normalize import safe_key
 from agentflows.tasks.storage.retries import RETRY_DELAYS, retrying
 
@@ -93,11 +93,19 @@ class ObjectStore:
             raise StorageError(f"cannot {action} {self.name}: {_reason(exc)}") from None
 
     def get(self, key: str) -> bytes:
+        """The bytes at `key`; `ObjectMissing` when there are none, or (in a folder) when a link stands there."""
         path = self.path(key)
+        if self.local and not self._plain_file(path):
+            raise ObjectMissing(f"object {key!r} in {self.name} is a link, not a file the store wrote")
         try:
             return self._retrying(f"read {key!r} from", lambda: bytes(self.fs.cat_file(path)))
         except FileNotFoundError:
-            raise StorageError(f"object {key!r} does not exist in {self.name}") from None
+            raise ObjectMissing(f"object {key!r} does not exist in {self.name}") from None
+
+    def _plain_file(self, path: str) -> bool:
+        """Whether `path` resolves to itself under the base: no link on the way, so no read leaves the key."""
+        base = os.path.realpath(self.root)
+        return os.path.realpath(path) == os.path.join(base, os.path.relpath(path, self.root))
 
     def exists(self, key: str) -> bool:
         path = self.path(key)

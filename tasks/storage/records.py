@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, make_url, select
+from sqlalchemy import Engine, create_engine, event, func, make_url, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -149,6 +149,39 @@ class ContentRepository:
         if limit is not None:
             query = query.limit(limit)
         return self._in_session(lambda session: list(session.scalars(query)))
+
+    def search(
+        self, content_type: str | None, agent: str | None, text: str | None, limit: int, offset: int
+    ) -> tuple[list[tuple[GeneratedContent, Generation]], int]:
+        """One page of the newest contents that match every filter given (each with the generation
+        that made it), and how many match in all."""
+        query = select(GeneratedContent)
+        if content_type:
+            query = query.where(GeneratedContent.content_type == content_type)
+        if agent:
+            query = query.where(GeneratedContent.agent == agent)
+        if text:
+            query = query.where(GeneratedContent.title.icontains(text, autoescape=True))
+        counted = select(func.count()).select_from(query.subquery())
+        joined = query.add_columns(Generation).join(Generation, GeneratedContent.generation_id == Generation.id)
+        ordered = joined.order_by(GeneratedContent.created_at.desc(), GeneratedContent.id).limit(limit).offset(offset)
+
+        def page(session: Session) -> tuple[list[tuple[GeneratedContent, Generation]], int]:
+            return [(c, g) for c, g in session.execute(ordered).all()], int(session.scalar(counted) or 0)
+
+        return self._in_session(page)
+
+    def agents(self) -> list[str]:
+        """The agents that made stored contents, by name."""
+        query = select(GeneratedContent.agent).distinct().order_by(GeneratedContent.agent)
+        return self._in_session(lambda session: list(session.scalars(query)))
+
+    def made_by(self, agent: str, limit: int) -> list[tuple[GeneratedContent, Generation]]:
+        """The newest contents of `agent`, each with the generation that made it."""
+        query = select(GeneratedContent, Generation).join(Generation, GeneratedContent.generation_id == Generation.id)
+        query = query.where(GeneratedContent.agent == agent)
+        query = query.order_by(GeneratedContent.created_at.desc(), GeneratedContent.id).limit(limit)
+        return self._in_session(lambda session: [(c, g) for c, g in session.execute(query).all()])
 
     def rows_with_generations(self) -> list[tuple[GeneratedContent, Generation]]:
         """Every content with the generation that made it."""

@@ -102,6 +102,17 @@ class StoredContent(BaseModel):
     """The step artifacts of the generation that made it: step, checksum, parent, templates, model, usage."""
 
 
+class ContentPage(BaseModel):
+    """One page of a search of the store: its contents (without lineage) and how many matched in all."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: list[StoredContent]
+    total: int
+    limit: int
+    offset: int
+
+
 class ContentStore:
     """Content files in an `ObjectStore`, their records in a `ContentRepository`."""
 
@@ -188,6 +199,30 @@ class ContentStore:
             )
         short = f" (a prefix needs at least {MIN_PREFIX} characters)" if len(content_id) < MIN_PREFIX else ""
         return f"no stored content has id {content_id!r}{short}; `agentflows contents` lists them"
+
+    def search(
+        self,
+        content_type: ContentType | str | None = None,
+        agent: str | None = None,
+        text: str | None = None,
+        *,
+        limit: int = 25,
+        offset: int = 0,
+    ) -> ContentPage:
+        """One page of the newest contents of a type, by an agent, with `text` in the title (each filter optional)."""
+        kind = _content_type(content_type).value if content_type else None
+        found, total = self.records.search(kind, agent or None, text or None, limit, offset)
+        items = [self._stored(c, g, []) for c, g in found]
+        return ContentPage(items=items, total=total, limit=limit, offset=offset)
+
+    def agents(self) -> list[str]:
+        """The agents that made stored contents."""
+        return self.records.agents()
+
+    def versions(self, content: StoredContent, limit: int = 200) -> list[StoredContent]:
+        """Contents the same agent made from the same inputs (`content` among them), newest first."""
+        found = self.records.made_by(content.agent, limit)
+        return [self._stored(c, g, []) for c, g in found if g.parameters == content.parameters]
 
     def list(self, content_type: ContentType | str | None = None, limit: int = 50) -> list[StoredContent]:
         """The newest contents, optionally of one type (without lineage; `get` has it)."""
