@@ -13,8 +13,7 @@
     agentflows serve                         serve every agent and the router from this process
     agentflows blocks register               put the Block types in the Prefect UI catalogue
 
-Errors agentflows raises on purpose print as one line per problem and exit 1;
-only a bug shows a traceback.
+Errors agentflows raises on purpose print as one line per problem and exit 1; only a bug shows a traceback.
 """
 
 from __future__ import annotations

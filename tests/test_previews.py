@@ -10,9 +10,8 @@ from prefect import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from agentflows import run_agent
-from agentflows.tasks.manifest import table_row
 from agentflows.tasks.errors import ConfigurationError
-from agentflows.tasks.manifest import Component
+from agentflows.tasks.manifest import Component, table_row
 from agentflows.tasks.previews import preview_markdown, viewer_link
 from agentflows.tasks.settings import Settings
 from tests.offline_steps import offline_run
