@@ -20,6 +20,7 @@ import s3fs
 from agentflows import open_store, run_agent
 from agentflows.cli import main
 from agentflows.tasks.errors import KnowledgeError
+from agentflows.tasks.knowledge.passages import split_text
 from agentflows.tasks.llm import ModelReply, ModelRequest
 from agentflows.tasks.runtime import Runtime
 from agentflows.tasks.storage.config import StoreSettings
@@ -320,3 +321,43 @@ def test_a_run_adds_the_s3_prefix_its_knowledge_input_names(
 
     lineage = open_store().get(result.content_id).lineage
     assert f"s3://{bucket}/notes/pelicans.md" in used(lineage, "decide")
+
+
+# -- splitting ---------------------------------------------------------------------------------------
+
+
+def test_markdown_splits_at_headings_with_the_heading_path_and_line() -> None:
+    text = (
+        "---\ntitle: Guide\n---\nIntro line.\n\n# Tides\n\nThe moon pulls.\n\nSpring\n------\n\nBig ones.\n\n"
+        "```\n# not a heading\n```\n\n### Deep\nDetail.\n\n# Waves\n"
+    )
+
+    chunks = split_text(text, markdown=True, max_chars=500)
+
+    assert [(c.heading, c.line) for c in chunks] == [
+        ("", 4),
+        ("Tides", 8),
+        ("Tides › Spring", 13),
+        ("Tides › Spring › Deep", 20),
+    ]
+    assert chunks[2].text == "Big ones.\n\n```\n# not a heading\n```"
+    assert "title: Guide" not in " ".join(c.text for c in chunks)  # front matter is no knowledge
+
+
+def test_a_long_section_is_cut_below_the_cap_at_paragraphs_then_sentences() -> None:
+    sentence = "Tides rise and fall twice a day. "
+    text = "# Long\n\n" + sentence * 20 + "\n\nA short paragraph.\n\n" + "x" * 450
+
+    chunks = split_text(text, markdown=True, max_chars=200)
+
+    assert all(len(c.text) <= 200 for c in chunks) and {c.heading for c in chunks} == {"Long"}
+    assert all(c.text.endswith(".") for c in chunks[:3])
+    assert "".join(c.text for c in chunks).replace(" ", "").count("x") == 450
+
+
+def test_plain_text_packs_paragraphs_and_an_edit_changes_only_its_passage() -> None:
+    before = split_text("One.\n\nTwo.\n\nThree.", markdown=False, max_chars=10)
+    after = split_text("One.\n\nTwo!\n\nThree.", markdown=False, max_chars=10)
+
+    assert [c.text for c in before] == ["One.\n\nTwo.", "Three."]
+    assert [c.hash == d.hash for c, d in zip(before, after, strict=True)] == [False, True]
