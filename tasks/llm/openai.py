@@ -1,7 +1,9 @@
 """The OpenAI-compatible provider: `/v1/chat/completions` over httpx.
 
 Works with OpenAI, Moonshot/Kimi, vLLM, Ollama, llama.cpp's server and any
-endpoint that speaks the chat-completions protocol. Transport failures are
+endpoint that speaks the chat-completions protocol. With an embeddings model it
+also embeds texts through the same endpoint's `/v1/embeddings`
+(`agentflows.tasks.llm.embeddings`), for hybrid knowledge retrieval. Transport failures are
 retried here and only here (see `agentflows.tasks.llm.transport` for the policy); when a
 model's attempts are spent, the fallback models are tried in order. A call that
 fails for good raises a `ModelCallError` that is not retryable, so Prefect's
