@@ -1,10 +1,10 @@
 """The body of every agent flow: decide → generate (fan-out) → build → save.
 
 It reads like the diagram. Each step runs as a Prefect task so its result is
-persisted and cached; an agent with knowledge retrieves in the flow, before
-decide and each generate task, so what a step retrieved is one of its task's
-arguments (and part of its cache key); a step served from the cache is reported as such, which
-is how a run counts the model calls it really made.
+persisted and cached; a step served from the cache is reported as such, which
+is how a run counts the model calls it really made. An agent with knowledge
+retrieves in the flow, before decide and before each generate task, so what a
+step retrieved is one of its task's arguments, and so part of its cache key.
 
 The compiler makes what a run is given: `StepSpecs`, the immutable spec of each
 step, and `StepTasks`, the step tasks with the agent's retries, timeouts and
