@@ -218,6 +218,14 @@ def kept_rows(previous: str, measured: set[str]) -> tuple[list[str], str]:
     return kept, when
 
 
+TABLE_GROUPS = {"agent": 0, "router": 0, "concurrent": 0, "persistence": 1, "knowledge": 2, "startup": 3}
+"""Where a scenario's rows stand in the table: the model-latency scenarios first (by latency), then the rest."""
+
+
+def _table_group(row: str) -> int:
+    return TABLE_GROUPS.get(scenario_of(row) or "startup", 3)
+
+
 NOTES_MARKER = "<!-- notes: written by hand, kept when the table is measured again -->"
 
 
@@ -269,7 +277,7 @@ def markdown(results: Results, notes: str = "", previous: str = "") -> str:
     measured = {key.partition("@")[0].partition(":")[0] for key in results.runs}
     kept, when = kept_rows(previous, measured) if previous else ([], "")
     new = ["| " + " | ".join(row.cells()) + " |" for row in rows(results)]
-    lines += new + kept
+    lines += sorted(new + kept, key=_table_group)  # stable: each group keeps its own order
     if kept:
         order = [name for _, name in SCENARIO_OF_ROW]
         names = ", ".join(sorted({scenario_of(line) or "startup" for line in kept}, key=order.index))
