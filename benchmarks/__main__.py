@@ -25,10 +25,15 @@ def main(argv: list[str] | None = None) -> int:
         "--contents", type=int, default=1000, help="contents in the persistence scenario (default 1000)"
     )
     parser.add_argument(
+        "--passages", type=int, default=1000, help="knowledge passages in the knowledge scenario (default 1000)"
+    )
+    parser.add_argument(
         "--limit", type=int, default=8, help="model concurrency limit in the 20-request scenario (default 8)"
     )
     parser.add_argument(
-        "--scenario", action="append", choices=["agent", "router", "concurrent", "persistence", "startup"]
+        "--scenario",
+        action="append",
+        choices=["agent", "router", "concurrent", "persistence", "knowledge", "startup"],
     )
     parser.add_argument(
         "--profile",
@@ -44,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke pass: one repetition, 0.05 s latency, 50 contents, agent and persistence scenarios only",
+        help="smoke pass: one repetition, 0.05 s latency, 50 contents, 100 passages; agent, persistence and "
+        "knowledge scenarios only",
     )
     args = parser.parse_args(argv)
     options = Options(
@@ -52,13 +58,17 @@ def main(argv: list[str] | None = None) -> int:
         repeats=1 if args.quick else args.repeats,
         contents=min(args.contents, 50) if args.quick else args.contents,
         concurrency_limit=args.limit,
-        scenarios=tuple(args.scenario or (("agent", "persistence") if args.quick else Options().scenarios)),
+        scenarios=tuple(
+            args.scenario or (("agent", "persistence", "knowledge") if args.quick else Options().scenarios)
+        ),
+        passages=min(args.passages, 100) if args.quick else args.passages,
         profile=tuple(args.profile),
         output=args.output,
         quick=args.quick,
     )
     results = run(options)
-    table = markdown(results, kept_notes(options.output))
+    previous = options.output.read_text() if options.output.exists() else ""
+    table = markdown(results, kept_notes(options.output), previous)
     options.output.write_text(table)
     print(table)
     print(f"written to {options.output}", file=sys.stderr)

@@ -6,6 +6,7 @@ The harness starts what the scenarios need, each on loopback:
 - a Prefect server backed by that PostgreSQL, as in production (a SQLite-backed
   server slows concurrent runs several times; see README);
 - moto's S3 endpoint, for the persistence scenario;
+- a fake model server that answers embeddings at once, for the knowledge scenario;
 - a fake OpenAI-compatible model server per latency.
 
 Each scenario runs in a subprocess (`benchmarks.scenarios`) so its peak memory is
@@ -40,7 +41,9 @@ class Options:
     repeats: int = 3
     contents: int = 1000
     concurrency_limit: int = 8
-    scenarios: tuple[str, ...] = ("agent", "router", "concurrent", "persistence", "startup")
+    scenarios: tuple[str, ...] = ("agent", "router", "concurrent", "persistence", "knowledge", "startup")
+    passages: int = 1000
+    """Knowledge passages indexed in the knowledge scenario."""
     profile: tuple[str, ...] = ()
     output: Path = ROOT / "benchmarks" / "RESULTS.md"
     quick: bool = False
@@ -83,6 +86,8 @@ def run(options: Options) -> Results:
                         results.runs[f"{name}@{latency}"] = scenario(name, env, options)
         if "persistence" in options.scenarios:
             results.runs.update(persistence(postgres, s3, base_env, options))
+        if "knowledge" in options.scenarios:
+            results.runs.update(knowledge(postgres, base_env, options))
         if "startup" in options.scenarios:
             results.runs["startup"] = startup(base_env)
     finally:
@@ -151,6 +156,30 @@ def persistence(postgres: PostgresCluster, s3: S3Server, env: dict[str, str], op
         measured[f"persistence:{backend}"] = scenario(
             "persistence", {**env, **extra, "BENCH_CONTENTS": str(options.contents)}, options
         )
+    return measured
+
+
+def knowledge(postgres: PostgresCluster, env: dict[str, str], options: Options) -> dict[str, Any]:
+    """Index 1,000 passages and query them, on SQLite and on PostgreSQL; embeddings from a fake server
+    that answers at once, so the hybrid rows show agentflows' own cost."""
+    measured = {}
+    for repeat in range(options.repeats):
+        postgres.create_database(f"knowledge{repeat}")
+    backends = {
+        "sqlite": "sqlite:///{home}/agentflows.db",
+        "postgres": postgres.url("knowledge{repeat}"),
+    }
+    with FakeLLM() as fake:
+        extra = {
+            "AGENTFLOWS_LLM_BASE_URL": fake.base_url,
+            "AGENTFLOWS_LLM_EMBEDDINGS_MODEL": "bench-embeddings",
+            "AGENTFLOWS_LLM_LIMIT_SCOPE": "process",
+            "BENCH_PASSAGES": str(options.passages),
+        }
+        for backend, url in backends.items():
+            measured[f"knowledge:{backend}"] = scenario(
+                "knowledge", {**env, **extra, "BENCH_DATABASE_URL": url}, options
+            )
     return measured
 
 

@@ -24,14 +24,16 @@ class Row:
     met: bool | None
     calls: str
     peak_mb: float | None
+    unit: str = "s"
+    """How the times print: seconds, or milliseconds (`ms`) for the fast knowledge queries."""
 
     def cells(self) -> list[str]:
         verdict = "" if self.met is None else ("✅ met" if self.met else "❌ missed")
         return [
             self.scenario,
             self.latency,
-            spread(self.agentflows),
-            spread(self.ideal) if self.ideal else "—",
+            spread(self.agentflows, self.unit),
+            spread(self.ideal, self.unit) if self.ideal else "—",
             f"{self.ratio:.2f}" if self.ratio is not None else "—",
             f"{self.target} {verdict}".strip(),
             self.calls,
@@ -39,9 +41,11 @@ class Row:
         ]
 
 
-def spread(values: list[float]) -> str:
-    """`median [min–max]`, in seconds."""
-    return f"{statistics.median(values):.2f} s [{min(values):.2f}–{max(values):.2f}]"
+def spread(values: list[float], unit: str = "s") -> str:
+    """`median [min–max]`, in seconds (or milliseconds, `unit="ms"`)."""
+    scale = 1000 if unit == "ms" else 1
+    low, middle, high = (v * scale for v in (min(values), statistics.median(values), max(values)))
+    return f"{middle:.2f} {unit} [{low:.2f}–{high:.2f}]"
 
 
 def median(values: list[float]) -> float:
@@ -143,6 +147,8 @@ def _rows_for(name: str, latency: str, data: dict[str, Any]) -> list[Row]:
                 peak,
             )
         ]
+    if name.startswith("knowledge:"):
+        return _knowledge_rows(name.split(":", 1)[1], runs, peak)
     if name == "startup":
         return [
             Row(
@@ -163,6 +169,63 @@ def _rows_for(name: str, latency: str, data: dict[str, Any]) -> list[Row]:
     return []
 
 
+def _knowledge_rows(backend: str, runs: list[dict[str, Any]], peak: float | None) -> list[Row]:
+    """Indexing, re-syncing and querying the knowledge passages; hybrid rows when embeddings were measured."""
+    n, files = runs[0]["passages"], runs[0]["files"]
+    found = f"{runs[0]['found']}/20 queries found"
+
+    def row(label: str, key: str, unit: str = "s", calls: str = "—") -> Row:
+        return Row(
+            f"knowledge: {label}, {backend}", "—", [r[key] for r in runs], None, None, "noted", None, calls, peak, unit
+        )
+
+    table = [
+        row(f"index {n:,} passages ({files} files)", "index"),
+        row("sync again, nothing changed", "resync", "ms"),
+        row(f"keyword query, top 4 of {n:,}", "query", "ms", found),
+    ]
+    if "embed" in runs[0]:
+        table += [
+            row(f"embed {n:,} passages (fake /v1/embeddings, instant)", "embed"),
+            row(f"hybrid query, top 4 of {n:,}", "hybrid_query", "ms"),
+        ]
+    return table
+
+
+SCENARIO_OF_ROW = (
+    ("one agent run", "agent"),
+    ("identical run again", "agent"),
+    ("router,", "router"),
+    ("20 concurrent", "concurrent"),
+    ("persist ", "persistence"),
+    ("knowledge:", "knowledge"),
+    ("CLI run", "startup"),
+)
+"""Which scenario made a row of the table, by the start of its label."""
+
+
+def scenario_of(row: str) -> str | None:
+    """The scenario a table line (`| label | …`) belongs to."""
+    label = row.removeprefix("| ")
+    return next((name for prefix, name in SCENARIO_OF_ROW if label.startswith(prefix)), None)
+
+
+def kept_rows(previous: str, measured: set[str]) -> tuple[list[str], str]:
+    """The rows of an earlier table whose scenarios were not measured now, and when they were measured."""
+    lines = [line for line in previous.split(NOTES_MARKER)[0].splitlines() if line.startswith("| ")]
+    kept = [line for line in lines[1:] if scenario_of(line) not in measured]
+    when = previous.split("Measured ", 1)[1].split(" UTC", 1)[0] if "Measured " in previous else "earlier"
+    return kept, when
+
+
+TABLE_GROUPS = {"agent": 0, "router": 0, "concurrent": 0, "persistence": 1, "knowledge": 2, "startup": 3}
+"""Where a scenario's rows stand in the table: the model-latency scenarios first (by latency), then the rest."""
+
+
+def _table_group(row: str) -> int:
+    return TABLE_GROUPS.get(scenario_of(row) or "startup", 3)
+
+
 NOTES_MARKER = "<!-- notes: written by hand, kept when the table is measured again -->"
 
 
@@ -172,8 +235,9 @@ def kept_notes(path: Path) -> str:
     return text[text.index(NOTES_MARKER) :] if NOTES_MARKER in text else ""
 
 
-def markdown(results: Results, notes: str = "") -> str:
-    """The whole RESULTS.md: the measured table, then the kept notes."""
+def markdown(results: Results, notes: str = "", previous: str = "") -> str:
+    """The whole RESULTS.md: the measured table (with the rows of `previous`, an earlier RESULTS.md, for
+    scenarios not measured now), then the kept notes."""
     m = results.machine
     header = [
         "scenario",
@@ -210,5 +274,15 @@ def markdown(results: Results, notes: str = "") -> str:
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
-    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows(results)]
+    measured = {key.partition("@")[0].partition(":")[0] for key in results.runs}
+    kept, when = kept_rows(previous, measured) if previous else ([], "")
+    new = ["| " + " | ".join(row.cells()) + " |" for row in rows(results)]
+    lines += sorted(new + kept, key=_table_group)  # stable: each group keeps its own order
+    if kept:
+        order = [name for _, name in SCENARIO_OF_ROW]
+        names = ", ".join(sorted({scenario_of(line) or "startup" for line in kept}, key=order.index))
+        lines += [
+            "",
+            f"Rows of the scenarios not measured this time ({names}) are kept from the table measured {when} UTC.",
+        ]
     return "\n".join(lines) + "\n" + (f"\n{notes.rstrip()}\n" if notes else "")

@@ -4,7 +4,8 @@ so its peak memory is its own, and prints one JSON line of measurements.
 The environment says where things are: `PREFECT_API_URL` (the running Prefect
 server), `AGENTFLOWS_LLM_BASE_URL` (the fake model server, which has a fixed
 latency), `BENCH_FAKE_CONTROL` (to read what the fake server received), and for
-persistence `BENCH_DATABASE_URL`, `BENCH_STORAGE_URL`, `AGENTFLOWS_S3_ENDPOINT_URL`.
+persistence `BENCH_DATABASE_URL`, `BENCH_STORAGE_URL`, `AGENTFLOWS_S3_ENDPOINT_URL` (the knowledge
+scenario reads `BENCH_DATABASE_URL` and `BENCH_PASSAGES`).
 """
 
 from __future__ import annotations
@@ -224,11 +225,19 @@ def _prepare_store() -> None:
         engine.dispose()
 
 
+def knowledge_index_and_query(repeats: int) -> dict[str, Any]:
+    """Index 1,000 knowledge passages and query them (`benchmarks.knowledge`)."""
+    from benchmarks.knowledge import knowledge
+
+    return knowledge(repeats)
+
+
 SCENARIOS: dict[str, Callable[[int], dict[str, Any]]] = {
     "agent": agent_cold_and_cached,
     "router": router_four_types,
     "concurrent": concurrent_requests,
     "persistence": persistence,
+    "knowledge": knowledge_index_and_query,
 }
 
 

@@ -4,7 +4,8 @@
     agentflows validate [PATH ...]           check definitions; exit 1 on any problem
     agentflows run AGENT -p k=v … [--refresh] [--json]
     agentflows route "REQUEST" [--type AGENT …] [--json]   several agents from one request
-    agentflows show CONTENT_ID [--json]      a stored content, its files and lineage
+    agentflows show CONTENT_ID [--json]      a stored content, its files, lineage and knowledge used
+    agentflows knowledge search AGENT "Q"    the knowledge passages a step would retrieve; `index` rebuilds
     agentflows contents [--type T]           the newest stored contents
     agentflows db upgrade                    migrate the content database to the newest schema
     agentflows storage sweep [--older-than]  remove objects that failed saves left behind
@@ -29,6 +30,7 @@ from typing import Any
 from agentflows.catalog import check_paths, definitions_root, load_agents
 from agentflows.errors import DefinitionError, InputError
 from agentflows.fields import InputSpec
+from agentflows.knowledge_cli import add_knowledge_commands, knowledge_lines
 from agentflows.tasks.artifacts import ContentType
 from agentflows.tasks.errors import AgentflowsError
 from agentflows.tasks.manifest import ROUTER_NAME
@@ -131,6 +133,7 @@ def parser() -> argparse.ArgumentParser:
     )
     action.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     action.set_defaults(command=storage_sweep)
+    add_knowledge_commands(sub)
     _add_stack_commands(sub)
     return top
 
@@ -271,6 +274,8 @@ def show(args: argparse.Namespace) -> int:
             f"checksum {step['checksum'][:12]} ← {(step['parent_checksum'] or 'request')[:12]}  "
             f"templates {len(step['template_hashes'])}{warnings}"
         )
+    for line in knowledge_lines(content.lineage):
+        print(line)
     return 0
 
 

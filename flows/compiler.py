@@ -21,6 +21,7 @@ from prefect.tasks import exponential_backoff
 from agentflows.definition import AgentDefinition, StepSettings
 from agentflows.fields import object_schema
 from agentflows.inputs import input_parameters
+from agentflows.knowledge import appends_knowledge, knowledge_setup
 from agentflows.loader import LoadedAgent, degrade_field
 from agentflows.pipeline import StepSpecs, StepTasks, run_pipeline
 from agentflows.tasks import steps
@@ -55,6 +56,7 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
             prompt=d.steps.decide.prompt,
             model=d.model_settings(d.steps.decide),
             reasks=d.steps.decide.reasks,
+            append_knowledge=appends_knowledge(d, agent.templates_for("system", "decide")),
             plan_fields=plan_fields["properties"],
             plan_required=tuple(plan_fields["required"]),
             item_schema=object_schema(item_fields, fixed={"title": title_schema}),
@@ -72,6 +74,7 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
             reasks=d.steps.generate.reasks,
             on_invalid=d.steps.generate.on_invalid,
             degrade_field=degrade_field(d),
+            append_knowledge=appends_knowledge(d, agent.templates_for("system", "generate")),
             draft_schema=object_schema(d.steps.generate.returns),
             builder=d.builder,
         ),
@@ -84,6 +87,7 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
             content_type=d.content_type,
         ),
         concurrency=d.steps.generate.concurrency,
+        knowledge=knowledge_setup(d, agent.root),
     )
 
 

@@ -20,6 +20,7 @@ step provides. The inputs and the fields the model returns are described in
       decide:   {prompt: prompts/ebook/decide.md, returns: {items: {count: "{{ inputs.chapters }}"}}}
       generate: {prompt: prompts/ebook/generate.md, returns: {body: {type: string, format: markdown}}}
       build:    {layout: layouts/ebook.html}
+    knowledge: {sources: [knowledge/ebook/], top_k: 4}   # optional: files retrieved into prompts
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 
 from agentflows.fields import IDENTIFIER_PATTERN, FieldSpec, Identifier, InputSpec, Spec
+from agentflows.knowledge_spec import SOURCE_PATH_MEANING, SOURCE_PATH_PATTERN, KnowledgeSpec
 from agentflows.tasks.artifacts import ContentType
 from agentflows.tasks.builders import DEFAULT_BUILDER, BuilderName
 from agentflows.tasks.llm.settings import ModelSettings
@@ -44,6 +46,7 @@ PATTERN_MEANINGS = {
     TEMPLATE_PATH_PATTERN: "a path relative to the definitions folder, such as prompts/ebook/decide.md "
     "(no '..', no leading '/')",
     VERSION_PATTERN: 'a version such as "1.0.0"',
+    SOURCE_PATH_PATTERN: SOURCE_PATH_MEANING,
 }
 """What each pattern of the schema allows, in words (for error messages)."""
 
@@ -288,6 +291,8 @@ class AgentDefinition(Spec):
     steps: Steps
     """The steps `decide` and `generate` (required), `build` and `save`."""
     routing: RoutingHints = RoutingHints()
+    knowledge: KnowledgeSpec | None = None
+    """Markdown and text files the agent draws on (`agentflows.knowledge_spec`); none by default."""
     run_name: str | None = None
     """Flow run name, with input names in braces, e.g. "ebook: {topic}"."""
 

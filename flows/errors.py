@@ -22,6 +22,7 @@ The whole tree, each class with the module that defines it::
         │       └── ModelUnavailable      every attempt at one model failed; a fallback may work
         ├── ModelOutputError              the model answered, but not what the schema asks for
         ├── BuildError                    drafts cannot be assembled into content
+        ├── KnowledgeError                a knowledge source cannot be read, or retrieval cannot run
         └── StorageError                  the content store could not read or write
             ├── ContentNotFound           no stored content has the requested id
             └── ObjectMissing             a content's file is missing, or not a plain file of the store

@@ -5,7 +5,8 @@ with pydantic, then checks what the schema alone cannot: that every template
 exists inside the definitions folder, parses, includes only literal paths inside
 that folder, and uses only variables its step provides (`agentflows.templates`
 checks them against the namespace of each role); that the builder finds the
-draft fields it needs; that expressions and run names refer to real inputs.
+draft fields it needs; that expressions and run names refer to real inputs; that
+knowledge sources exist inside the folder (`agentflows.knowledge`).
 All problems of a file are collected and raised together as one
 `DefinitionError`; a valid file gives a `LoadedAgent` holding the definition and
 the source of every template it renders.
@@ -28,6 +29,7 @@ from agentflows.definition import AgentDefinition
 from agentflows.errors import DefinitionError, Problem, YamlSyntaxError
 from agentflows.fields import FieldSpec
 from agentflows.inputs import default_problem
+from agentflows.knowledge import knowledge_problems, query_problems
 from agentflows.tasks.builders import layout_variables, required_fields
 from agentflows.tasks.prompts import environment
 from agentflows.templates import AGENT_ATTRIBUTES, CONTEXT_ATTRIBUTES, Namespace, TemplateChecker, variable_problems
@@ -137,6 +139,8 @@ class _Checker:
         self.check_count()
         self.check_run_name()
         self.check_routing()
+        knowledge_problems(self.d, self.root, self.problem)
+        query_problems(self.d, self.namespace, self.problem)
         renders = self.check_templates()
         if self.problems:
             return None
@@ -272,6 +276,7 @@ class _Checker:
             "agent": AGENT_ATTRIBUTES,
             "inputs": frozenset(self.d.inputs),
             "context": CONTEXT_ATTRIBUTES,
+            "knowledge": None,
         }
         plan_keys = RESERVED_PLAN_FIELDS | plan.fields.keys()
         item_keys = RESERVED_ITEM_FIELDS | {"title"} | plan.items.fields.keys()

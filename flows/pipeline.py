@@ -2,7 +2,9 @@
 
 It reads like the diagram. Each step runs as a Prefect task so its result is
 persisted and cached; a step served from the cache is reported as such, which
-is how a run counts the model calls it really made.
+is how a run counts the model calls it really made. An agent with knowledge
+retrieves in the flow, before decide and before each generate task, so what a
+step retrieved is one of its task's arguments, and so part of its cache key.
 
 The compiler makes what a run is given: `StepSpecs`, the immutable spec of each
 step, and `StepTasks`, the step tasks with the agent's retries, timeouts and
@@ -14,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import Task
 from prefect.context import FlowRunContext
@@ -23,12 +25,17 @@ from pydantic import JsonValue
 
 from agentflows.progress import ProgressEvent, emit
 from agentflows.tasks.artifacts import AgentResult, Draft, Plan, Step, StepReport
+from agentflows.tasks.knowledge.retrieved import NOTHING
+from agentflows.tasks.knowledge.setup import KnowledgeSetup
 from agentflows.tasks.llm.session import model_session
 from agentflows.tasks.llm.settings import ModelSettings
 from agentflows.tasks.prompts import clean_user_text, clean_user_values
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
 from agentflows.tasks.storage import LineageEntry, RunInfo
+
+if TYPE_CHECKING:
+    from agentflows.tasks.knowledge.retrieval import RunKnowledge
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,8 @@ class StepSpecs:
     generate: GenerateSpec
     build: BuildSpec
     concurrency: int
+    knowledge: KnowledgeSetup | None = None
+    """What decide and generate retrieve from (None: the agent has no knowledge)."""
 
 
 @dataclass(frozen=True)
@@ -100,19 +109,23 @@ async def _run_steps(
     agent = specs.decide.agent_name
     reports: list[StepReport] = []
     started_at = datetime.now(UTC)
+    knowledge = await open_knowledge(specs, inputs)
 
     emit(ProgressEvent(agent, "decide", "started"))
+    found = await knowledge.for_decide(specs.decide.agent, inputs, context) if knowledge else NOTHING
     plan: Plan = await _finish(
-        agent, "decide", "decide", await run.decide(specs.decide, inputs, context, return_state=True), reports
+        agent, "decide", "decide", await run.decide(specs.decide, inputs, context, found, return_state=True), reports
     )
     emit(ProgressEvent(agent, "decide", _status(reports[-1]), f"{plan.title!r}, {len(plan.items)} items"))
 
     emit(ProgressEvent(agent, "generate", "started", f"{len(plan.items)} drafts, up to {specs.concurrency} at a time"))
     limit = asyncio.Semaphore(specs.concurrency)
+    per_item = await knowledge.for_items(specs.generate.agent, inputs, context, plan) if knowledge else {}
 
     async def draft(key: str) -> State[Any]:
         async with limit:
-            return await run.generate(specs.generate, inputs, context, plan, key, return_state=True)
+            found = per_item.get(key, NOTHING)
+            return await run.generate(specs.generate, inputs, context, plan, key, found, return_state=True)
 
     states = await asyncio.gather(*(draft(item.key) for item in plan.items))
     drafts: list[Draft] = [
@@ -169,6 +182,26 @@ async def _finish(agent: str, step: Step, label: str, state: State[Any], reports
         report = StepReport(step=step, label=label, cached=cached)
     reports.append(report)
     return result
+
+
+async def open_knowledge(specs: StepSpecs, inputs: dict[str, JsonValue]) -> RunKnowledge | None:
+    """The run's retrieval with its sources synced into the index (None for an agent without knowledge)."""
+    if specs.knowledge is None:
+        return None
+    from agentflows.tasks.knowledge.retrieval import RunKnowledge  # database code only for agents with knowledge
+
+    knowledge = await RunKnowledge.open(specs.knowledge, inputs, specs.decide.model)
+    report = knowledge.scope.report
+    emit(
+        ProgressEvent(
+            specs.decide.agent_name,
+            "knowledge",
+            "done",
+            f"{report.documents} files, {report.passages} passages ({report.indexed} indexed now), "
+            f"{knowledge.base.mode} search",
+        )
+    )
+    return knowledge
 
 
 def _status(report: StepReport) -> Any:

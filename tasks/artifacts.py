@@ -83,6 +83,17 @@ class Attempt(Frozen):
     finish_reason: str = ""
 
 
+class KnowledgeRef(Frozen):
+    """One passage of a knowledge file that a step was given: which file, which section, which text."""
+
+    source: str
+    """The file: its path in the definitions folder (`knowledge/lesson_plan/style.md`), or its URI."""
+    heading: str
+    """The headings above the passage, outermost first, joined by ` › ` (empty before the first heading)."""
+    hash: str
+    """sha256 of the passage's heading and text."""
+
+
 class Provenance(Frozen):
     """Where an artifact came from: enough to trace it to its prompts and model."""
 
@@ -102,6 +113,8 @@ class Provenance(Frozen):
     """Every answer the model gave for this artifact, in order (re-asks included)."""
     warnings: tuple[str, ...] = ()
     """What a reader should know, e.g. that a draft was degraded to plain text."""
+    knowledge: tuple[KnowledgeRef, ...] = ()
+    """The knowledge passages the step's prompt was given, in the order it was given them."""
 
 
 class Artifact(Frozen):

@@ -16,6 +16,7 @@ run; `agentflows.errors` draws the whole tree, definition errors included::
         │       └── ModelUnavailable      every attempt at one model failed; a fallback may work
         ├── ModelOutputError              the model answered, but not what the schema asks for
         ├── BuildError                    drafts cannot be assembled into content
+        ├── KnowledgeError                a knowledge source cannot be read, or retrieval cannot run
         └── StorageError                  the content store could not read or write
             ├── ContentNotFound           no stored content has the requested id
             └── ObjectMissing             a content's file is missing, or is not a plain file of the store
@@ -80,6 +81,10 @@ class ModelOutputError(RunError):
 
 class BuildError(RunError):
     """Drafts cannot be assembled into finished content."""
+
+
+class KnowledgeError(RunError):
+    """A knowledge source cannot be read (missing, outside its allowed roots, not text), or retrieval cannot run."""
 
 
 class StorageError(RunError):

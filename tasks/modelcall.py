@@ -1,6 +1,7 @@
 """One model step's conversation: compose the prompt, call, read the answer, re-ask, degrade or refuse.
 
-    compose   system = base layer + domain layer; user = step prompt + the JSON Schema to answer with
+    compose   system = base layer + domain layer; user = step prompt (+ the knowledge passages, unless a
+              template places them) + the JSON Schema to answer with
     check     the prompt plus room for the answer must fit the model's context window (before any call)
     call      the provider (which retries transport failures and falls back to other models itself)
     read      strict JSON → extracted → repaired, then the schema and the builder's checks
@@ -22,6 +23,7 @@ from pydantic import JsonValue
 
 from agentflows.tasks.artifacts import Attempt, Usage
 from agentflows.tasks.errors import ModelOutputError, PromptTooLarge
+from agentflows.tasks.knowledge.retrieved import reference_section
 from agentflows.tasks.llm.base import Message, ModelProvider, ModelReply, ModelRequest
 from agentflows.tasks.parsing import MAX_ANSWER_CHARS, Check, Reading, plain_text, read_answer, schema_problems
 from agentflows.tasks.prompts import render, template_hashes
@@ -50,6 +52,8 @@ def compose_messages(spec: ModelStepSpec, variables: Mapping[str, Any], schema: 
     """The system and user messages of the first call."""
     system = "\n\n".join(render(spec.templates, name, variables).strip() for name in spec.system)
     user = render(spec.templates, spec.prompt, variables).strip()
+    if spec.append_knowledge and variables.get("knowledge"):
+        user += "\n\n" + reference_section(variables["knowledge"])
     instruction = (
         "Answer with one JSON object, and nothing else, that matches this JSON Schema:\n"
         f"```json\n{json.dumps(schema, ensure_ascii=False)}\n```"

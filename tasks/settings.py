@@ -3,6 +3,8 @@
     AGENTFLOWS_HOME             folder of the local state (default: the per-user data folder)
     AGENTFLOWS_RESULT_STORAGE   step results: a local folder, or the slug of a saved Prefect filesystem block
     AGENTFLOWS_DEFINITIONS      the definitions folder (default: the one shipped with the package)
+    AGENTFLOWS_KNOWLEDGE_ROOTS  folders a run's knowledge input may name (os.pathsep-separated;
+                                default: $AGENTFLOWS_HOME/knowledge); s3:// prefixes need none
     AGENTFLOWS_LLM_*            a real model endpoint (`agentflows.tasks.llm.settings`); unset: offline
     AGENTFLOWS_CONTENT_STORE    a saved content store Block, which wins over the next three
     AGENTFLOWS_DATABASE_URL, AGENTFLOWS_STORAGE_URL, AGENTFLOWS_S3_ENDPOINT_URL, AWS_*   where content is stored
@@ -37,6 +39,7 @@ from agentflows.tasks.storage.config import StoreSettings
 HOME_VARIABLE = "AGENTFLOWS_HOME"
 RESULT_STORAGE_VARIABLE = "AGENTFLOWS_RESULT_STORAGE"
 DEFINITIONS_VARIABLE = "AGENTFLOWS_DEFINITIONS"
+KNOWLEDGE_ROOTS_VARIABLE = "AGENTFLOWS_KNOWLEDGE_ROOTS"
 STORE_BLOCK_VARIABLE = "AGENTFLOWS_CONTENT_STORE"
 VIEWER_URL_VARIABLE = "AGENTFLOWS_VIEWER_URL"
 VIEWER_TOKEN_VARIABLE = "AGENTFLOWS_VIEWER_TOKEN"
@@ -64,6 +67,8 @@ class Settings(BaseModel):
     """Base URL of the content viewer (no trailing slash); None: artifacts link to the stored files."""
     viewer_token: SecretStr | None = None
     """The token the content viewer asks every request for; None: no token."""
+    knowledge_roots: tuple[Path, ...] = ()
+    """Local folders (and what is below them) that a run's knowledge input may name."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -80,6 +85,7 @@ class Settings(BaseModel):
             store_block=_get(env, STORE_BLOCK_VARIABLE),
             viewer_url=_viewer_url(_get(env, VIEWER_URL_VARIABLE)),
             viewer_token=SecretStr(token) if (token := _get(env, VIEWER_TOKEN_VARIABLE)) else None,
+            knowledge_roots=_paths(_get(env, KNOWLEDGE_ROOTS_VARIABLE)) or (home / "knowledge",),
         )
 
 
@@ -91,6 +97,10 @@ def environment_key(environ: Mapping[str, str] | None = None) -> tuple[tuple[str
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
     return env.get(name, "").strip() or None
+
+
+def _paths(value: str | None) -> tuple[Path, ...]:
+    return tuple(Path(part).expanduser().resolve() for part in (value or "").split(os.pathsep) if part.strip())
 
 
 def _result_storage(value: str | None, home: Path) -> Path | str:

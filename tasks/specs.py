@@ -73,6 +73,9 @@ class ModelStepSpec(StepSpec):
     on_invalid: Literal["fail", "degrade"] = "fail"
     degrade_field: str | None = None
     """The one text field a degraded answer is kept in (generate steps that allow degrading)."""
+    append_knowledge: bool = False
+    """Whether the passages the step retrieved are appended to its user message, because none of its
+    templates places the `knowledge` variable itself."""
 
 
 class DecideSpec(ModelStepSpec):

@@ -7,8 +7,9 @@
 
 The plain functions can be called without Prefect. The tasks add persisted,
 cached results (Prefect's `INPUTS` policy: the key is a hash of the step spec,
-the inputs and the upstream artifacts) and retries for errors that say they are
-retryable. The compiler sets per-agent names, retries and timeouts on top.
+the inputs, the upstream artifacts and the knowledge passages the step
+retrieved) and retries for errors that say they are retryable. The compiler
+sets per-agent names, retries and timeouts on top.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from agentflows.tasks.artifacts import (
 )
 from agentflows.tasks.builders import BuildJob, build_content, check_draft
 from agentflows.tasks.errors import TemplateRenderError
+from agentflows.tasks.knowledge.retrieved import NOTHING, Retrieved
 from agentflows.tasks.modelcall import ModelAnswer, ask_model
 from agentflows.tasks.names import slug
 from agentflows.tasks.previews import preview_markdown, viewer_link
@@ -51,13 +53,13 @@ Inputs = dict[str, JsonValue]
 # -- plain step functions -----------------------------------------------------------------
 
 
-async def make_plan(spec: DecideSpec, inputs: Inputs, context: RunContext) -> Plan:
+async def make_plan(spec: DecideSpec, inputs: Inputs, context: RunContext, knowledge: Retrieved = NOTHING) -> Plan:
     """Ask the model for the plan: a title and the items `generate` will write."""
     low, high = item_bounds(spec, inputs)
     answer = await ask_model(
         spec,
         label=f"{spec.agent_name}/decide",
-        variables=template_variables(spec.agent, inputs, context),
+        variables=template_variables(spec.agent, inputs, context, knowledge=knowledge),
         context={"agent": spec.agent_name, "step": "decide", "inputs": inputs},
         schema=plan_schema(spec, low, high),
     )
@@ -78,17 +80,19 @@ async def make_plan(spec: DecideSpec, inputs: Inputs, context: RunContext) -> Pl
         title=str(payload["title"]),
         items=items,
         fields={k: v for k, v in payload.items() if k not in ("title", "items")},
-        provenance=_model_provenance(spec.agent, "decide", answer, request_checksum),
+        provenance=_model_provenance(spec.agent, "decide", answer, request_checksum, knowledge),
     ).sealed()
 
 
-async def write_draft(spec: GenerateSpec, inputs: Inputs, context: RunContext, plan: Plan, item_key: str) -> Draft:
+async def write_draft(
+    spec: GenerateSpec, inputs: Inputs, context: RunContext, plan: Plan, item_key: str, knowledge: Retrieved = NOTHING
+) -> Draft:
     """Ask the model for the draft of one plan item."""
     item = plan.item(item_key)
     answer = await ask_model(
         spec,
         label=f"{spec.agent_name}/generate/{item.key}",
-        variables=template_variables(spec.agent, inputs, context, plan, item),
+        variables=template_variables(spec.agent, inputs, context, plan, item, knowledge),
         context={"agent": spec.agent_name, "step": "generate", "inputs": inputs, "item": item.view()},
         schema=spec.draft_schema,
         check=lambda fields: check_draft(spec.builder, {**item.fields, **fields}),
@@ -97,7 +101,7 @@ async def write_draft(spec: GenerateSpec, inputs: Inputs, context: RunContext, p
         item_key=item.key,
         title=item.title,
         fields=answer.payload,
-        provenance=_model_provenance(spec.agent, "generate", answer, plan.checksum),
+        provenance=_model_provenance(spec.agent, "generate", answer, plan.checksum, knowledge),
     ).sealed()
 
 
@@ -142,15 +146,17 @@ def template_variables(
     context: RunContext,
     plan: Plan | None = None,
     item: PlanItem | None = None,
+    knowledge: Retrieved = NOTHING,
 ) -> dict[str, Any]:
-    """The variables a prompt template sees: agent, inputs, context, and plan/item in generate.
+    """The variables a prompt template sees: agent, inputs, context, knowledge, and plan/item in generate.
 
-    Inputs and context are the user's words, so they print between « and » (see `UserText`).
+    Inputs, context and knowledge passages are data, so they print between « and » (see `UserText`).
     """
     variables: dict[str, Any] = {
         "agent": agent,
         "inputs": as_user_text(inputs),
         "context": as_user_text(context.model_dump()),
+        "knowledge": knowledge.view(),
     }
     if plan is not None:
         variables["plan"] = plan.view()
@@ -192,7 +198,9 @@ def item_key(index: int, title: str) -> str:
     return f"{index + 1:02d}-{slug(title, 32)}"
 
 
-def _model_provenance(agent: dict[str, str], step: Any, answer: ModelAnswer, parent: str) -> Provenance:
+def _model_provenance(
+    agent: dict[str, str], step: Any, answer: ModelAnswer, parent: str, knowledge: Retrieved
+) -> Provenance:
     reply = answer.reply
     return Provenance(
         agent=agent["name"],
@@ -206,6 +214,7 @@ def _model_provenance(agent: dict[str, str], step: Any, answer: ModelAnswer, par
         parent_checksum=parent,
         attempts=answer.attempts,
         warnings=answer.warnings,
+        knowledge=knowledge.refs(),
     )
 
 
@@ -226,15 +235,17 @@ _CACHED: dict[str, Any] = {
 
 
 @task(name="decide", **_CACHED)
-async def decide(spec: DecideSpec, inputs: Inputs, context: RunContext) -> Plan:
-    """Plan the content (one model call)."""
-    return await make_plan(spec, inputs, context)
+async def decide(spec: DecideSpec, inputs: Inputs, context: RunContext, knowledge: Retrieved = NOTHING) -> Plan:
+    """Plan the content (one model call); `knowledge`, what it retrieved, is part of its cache key."""
+    return await make_plan(spec, inputs, context, knowledge)
 
 
 @task(name="generate", **_CACHED)
-async def generate(spec: GenerateSpec, inputs: Inputs, context: RunContext, plan: Plan, item_key: str) -> Draft:
-    """Write the draft of one plan item (one model call)."""
-    return await write_draft(spec, inputs, context, plan, item_key)
+async def generate(
+    spec: GenerateSpec, inputs: Inputs, context: RunContext, plan: Plan, item_key: str, knowledge: Retrieved = NOTHING
+) -> Draft:
+    """Write the draft of one plan item (one model call); `knowledge`, what it retrieved, is part of its cache key."""
+    return await write_draft(spec, inputs, context, plan, item_key, knowledge)
 
 
 @task(name="build", **_CACHED)

@@ -6,11 +6,16 @@ is a schema-valid JSON answer to the schema the prompt carries, written by the
 offline provider's writer around the first «user text» in the prompt. Every
 request is recorded with its body and its start and end times, so tests can
 count calls and see which ones overlapped.
+
+`/v1/embeddings` answers every input with a deterministic bag-of-words vector
+(`embedding_of`: texts sharing words point the same way), or the next scripted
+`Reply` queued for the embeddings model; its inputs are recorded in `embedded`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 import threading
@@ -58,6 +63,8 @@ class FakeLLM:
     def __init__(self, latency: float = 0.0) -> None:
         self.latency = latency
         self.received: list[Received] = []
+        self.embedded: list[list[str]] = []
+        """The inputs of every `/v1/embeddings` request, in order."""
         self._scripts: dict[str | None, deque[Reply]] = {}
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -128,6 +135,20 @@ def default_answer(body: dict[str, Any]) -> Any:
     return answer_for(schema, {"inputs": {"topic": topic}}, prompt[-200:])
 
 
+EMBEDDING_SIZE = 64
+_WORD = re.compile(r"[^\W_]+")
+
+
+def embedding_of(text: str) -> list[float]:
+    """A deterministic unit vector of `text`'s words (each word hashed to one dimension)."""
+    vector = [0.0] * EMBEDDING_SIZE
+    for word in _WORD.findall(text.lower()):
+        digest = hashlib.sha256(word.encode()).digest()
+        vector[digest[0] % EMBEDDING_SIZE] += 1.0 if digest[1] % 2 else -1.0
+    norm = sum(v * v for v in vector) ** 0.5 or 1.0
+    return [v / norm for v in vector]
+
+
 def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -149,6 +170,9 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("content-length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
             model = str(body.get("model", ""))
+            if self.path.endswith("/embeddings"):
+                self._embeddings(model, body)
+                return
             reply = fake.next_reply(model, body)
             if reply.delay:
                 fake.wait(reply.delay)
@@ -184,6 +208,20 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(payload)
+
+        def _embeddings(self, model: str, body: dict[str, Any]) -> None:
+            texts = body.get("input") or []
+            texts = [texts] if isinstance(texts, str) else [str(t) for t in texts]
+            with fake._lock:
+                fake.embedded.append(texts)
+                queue = fake._scripts.get(model)
+                scripted = queue.popleft() if queue else None
+            if scripted is not None:
+                self._send(scripted, model)
+                return
+            data = [{"object": "embedding", "index": i, "embedding": embedding_of(t)} for i, t in enumerate(texts)]
+            usage = {"prompt_tokens": sum(len(t.split()) for t in texts), "total_tokens": 0}
+            self._reply(200, json.dumps({"object": "list", "model": model, "data": data, "usage": usage}).encode())
 
         def _reply(self, status: int, payload: bytes) -> None:
             self.send_response(status)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.report import NOTES_MARKER, kept_notes, spread
+from benchmarks.report import NOTES_MARKER, kept_notes, kept_rows, spread
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,6 +41,10 @@ def test_the_quick_pass_writes_a_row_per_scenario_with_matching_model_calls(tmp_
     persisted = [name for name in rows if name.startswith("persist 10 contents")]
     assert sorted(name.split(", ")[1] for name in persisted) == ["embedded", "postgres+s3"]
     assert all(rows[name][3].endswith("]") and rows[name][4] != "—" for name in persisted)
+    for backend in ("sqlite", "postgres"):
+        assert rows[f"knowledge: index 100 passages (10 files), {backend}"][2].endswith("]")
+        assert rows[f"knowledge: keyword query, top 4 of 100, {backend}"][6] == "20/20 queries found"
+        assert rows[f"knowledge: hybrid query, top 4 of 100, {backend}"][2].endswith("]")
 
 
 def test_spread_is_the_median_with_the_range() -> None:
@@ -53,3 +57,17 @@ def test_notes_below_the_marker_survive_a_new_table(tmp_path: Path) -> None:
 
     assert kept_notes(results) == f"{NOTES_MARKER}\n## Reading the results\nhand-written\n"
     assert kept_notes(tmp_path / "missing.md") == ""
+
+
+def test_a_partial_run_keeps_the_rows_of_the_scenarios_it_did_not_measure() -> None:
+    previous = (
+        "Measured 2026-11-21 20:17 UTC by …\n\n| scenario | model latency |\n|---|---|\n"
+        "| router, 4 content types | 1 s |\n| knowledge: index 1,000 passages (100 files), sqlite | — |\n"
+        f"\n{NOTES_MARKER}\n| not a row of the table |\n"
+    )
+
+    assert kept_rows(previous, {"knowledge"}) == (["| router, 4 content types | 1 s |"], "2026-11-21 20:17")
+
+
+def test_milliseconds_print_as_such() -> None:
+    assert spread([0.002, 0.001, 0.003], "ms") == "2.00 ms [1.00–3.00]"

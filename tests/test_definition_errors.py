@@ -121,6 +121,18 @@ def edit(old: str, new: str, file: str = AGENT) -> dict[str, str]:
     return {file: replace_once(BASE_FILES[file], old, new)}
 
 
+KNOWLEDGE_FILE = "knowledge/demo/facts.md"
+
+
+def with_knowledge(block: str, files: Mapping[str, str | bytes] | None = None) -> dict[str, str | bytes | None]:
+    """The base agent with a `knowledge:` key holding `block`, a knowledge file, and any other `files`."""
+    return {
+        AGENT: BASE_YAML + "knowledge:\n" + block,
+        KNOWLEDGE_FILE: "# Facts\n\nThe demo's one fact.\n",
+        **(files or {}),
+    }
+
+
 @dataclass(frozen=True)
 class Case:
     """One broken definition and the problem `validate` must report for it."""
@@ -597,7 +609,8 @@ CASES = [
         GENERATE,
         3,
         "steps.generate.prompt",
-        "uses variable 'topic', which this step does not provide; available: agent, context, inputs, item, plan",
+        "uses variable 'topic', which this step does not provide; "
+        "available: agent, context, inputs, item, knowledge, plan",
     ),
     Case(
         "template-unknown-input",
@@ -809,6 +822,107 @@ CASES = [
         "",
         "uses inputs.topic, but 'inputs' has no 'topic'; it has: request",
     ),
+    # -- knowledge ----------------------------------------------------------------------------------------
+    Case(
+        "knowledge-source-missing",
+        with_knowledge("  sources:\n    - knowledge/demo/\n    - knowledge/missing/\n"),
+        AGENT,
+        "    - knowledge/missing/",
+        "knowledge.sources[1]",
+        "knowledge source 'knowledge/missing/' does not exist under",
+    ),
+    Case(
+        "knowledge-source-leaves-the-folder",
+        with_knowledge("  sources:\n    - ../notes/\n"),
+        AGENT,
+        "    - ../notes/",
+        "knowledge.sources[0]",
+        "a file or folder relative to the definitions folder, such as knowledge/lesson_plan/ (no '..'",
+        extra={"notes/facts.md": "# Outside\nNot part of the definitions.\n"},
+    ),
+    Case(
+        "knowledge-source-absolute",
+        with_knowledge("  sources: [/etc/]\n"),
+        AGENT,
+        "  sources: [/etc/]",
+        "knowledge.sources[0]",
+        "a file or folder relative to the definitions folder",
+    ),
+    Case(
+        "knowledge-source-not-text",
+        with_knowledge("  sources: [knowledge/demo/table.csv]\n", {"knowledge/demo/table.csv": "a,b\n1,2\n"}),
+        AGENT,
+        "  sources:",
+        "knowledge.sources[0]",
+        "knowledge source 'knowledge/demo/table.csv' is not a Markdown or text file; knowledge files end in .markdown",
+    ),
+    Case(
+        "knowledge-folder-without-knowledge-files",
+        with_knowledge("  sources: [knowledge/tables/]\n", {"knowledge/tables/table.csv": "a,b\n"}),
+        AGENT,
+        "  sources:",
+        "knowledge.sources[0]",
+        "knowledge folder 'knowledge/tables/' holds no knowledge files (.markdown, .md, .txt)",
+    ),
+    Case(
+        "knowledge-file-not-utf8",
+        with_knowledge(
+            "  sources: [knowledge/demo/]\n",
+            {"knowledge/demo/old.txt": "caf\N{LATIN SMALL LETTER E WITH ACUTE}".encode("cp1252")},
+        ),
+        AGENT,
+        "  sources:",
+        "knowledge.sources[0]",
+        "knowledge file 'knowledge/demo/old.txt' is not UTF-8 text (byte 3); save it as UTF-8",
+    ),
+    Case(
+        "knowledge-without-sources",
+        with_knowledge("  top_k: 3\n"),
+        AGENT,
+        "knowledge:",
+        "knowledge.sources",
+        "required key 'sources' is missing",
+    ),
+    Case(
+        "knowledge-top-k-zero",
+        with_knowledge("  sources: [knowledge/demo/]\n  top_k: 0\n"),
+        AGENT,
+        "  top_k: 0",
+        "knowledge.top_k",
+        "0",
+    ),
+    Case(
+        "knowledge-input-unknown",
+        with_knowledge("  sources: [knowledge/demo/]\n  input: material\n"),
+        AGENT,
+        "  input: material",
+        "knowledge.input",
+        "'material' is not an input; inputs: topic, sections, tone",
+    ),
+    Case(
+        "knowledge-input-not-text",
+        with_knowledge("  sources: [knowledge/demo/]\n  input: sections\n"),
+        AGENT,
+        "  input: sections",
+        "knowledge.input",
+        "input 'sections' is integer; a knowledge input holds folders or s3:// prefixes",
+    ),
+    Case(
+        "knowledge-query-unknown-item-field",
+        with_knowledge("  sources: [knowledge/demo/]\n  query:\n    generate: '{{ item.sumary }}'\n"),
+        AGENT,
+        "    generate:",
+        "knowledge.query.generate",
+        "query '{{ item.sumary }}' uses item.sumary, but 'item' has no 'sumary'; it has: key, summary, title",
+    ),
+    Case(
+        "knowledge-query-item-in-decide",
+        with_knowledge("  sources: [knowledge/demo/]\n  query: {decide: '{{ item.title }}'}\n"),
+        AGENT,
+        "  query:",
+        "knowledge.query.decide",
+        "query '{{ item.title }}' uses variable 'item', which this step does not provide",
+    ),
 ]
 
 
@@ -873,7 +987,7 @@ def test_the_shipped_definitions_are_valid(capsys: pytest.CaptureFixture[str], d
 
 
 def test_the_corpus_is_large_enough() -> None:
-    assert len(CASES) >= 35
+    assert len(CASES) >= 45
     assert len({case.id for case in CASES}) == len(CASES)
 
 
@@ -958,8 +1072,8 @@ def test_validating_one_file_reports_its_problem(capsys: pytest.CaptureFixture[s
     assert code == 1
     assert problems == [
         f"{base / AGENT}:3: descripton: unknown key 'descripton'; did you mean 'description'? "
-        + "Valid keys here: cache, content_type, description, inputs, model, name, prompts, retries, routing, "
-        + "run_name, steps, timeout_seconds, version"
+        + "Valid keys here: cache, content_type, description, inputs, knowledge, model, name, prompts, retries, "
+        + "routing, run_name, steps, timeout_seconds, version"
     ]
 
 

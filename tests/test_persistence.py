@@ -294,7 +294,9 @@ def test_migrations_upgrade_and_downgrade_a_postgres_database(postgres: Postgres
         assert current_revision(engine) is None
         upgrade(engine)
         assert current_revision(engine) == head_revision()
-        assert {"generations", "generated_contents", "artifact_versions"} <= set(inspect(engine).get_table_names())
+        assert {"generations", "generated_contents", "artifact_versions", "knowledge_passages"} <= set(
+            inspect(engine).get_table_names()
+        )
         downgrade(engine, "base")
         assert set(inspect(engine).get_table_names()) == {"alembic_version"}
     finally:
@@ -308,12 +310,13 @@ def test_an_unmigrated_postgres_database_is_refused_with_the_command_to_run(
     postgres.create_database("fresh")
     monkeypatch.setenv("AGENTFLOWS_DATABASE_URL", postgres.url("fresh", password="hunter2"))
     try:
-        with pytest.raises(StorageError, match=r"schema revision none, not 0001; run `agentflows db upgrade`"):
+        head = head_revision()
+        with pytest.raises(StorageError, match=rf"schema revision none, not {head}; run `agentflows db upgrade`"):
             open_store()
 
         assert main(["db", "upgrade"]) == 0
         out = capsys.readouterr().out
-        assert "postgres:***@" in out and "hunter2" not in out and "none -> 0001" in out
+        assert "postgres:***@" in out and "hunter2" not in out and f"none -> {head}" in out
         assert main(["db", "current"]) == 0
         assert "(up to date)" in capsys.readouterr().out
         assert open_store().list() == []

@@ -1,7 +1,9 @@
 """The OpenAI-compatible provider: `/v1/chat/completions` over httpx.
 
 Works with OpenAI, Moonshot/Kimi, vLLM, Ollama, llama.cpp's server and any
-endpoint that speaks the chat-completions protocol. Transport failures are
+endpoint that speaks the chat-completions protocol. With an embeddings model it
+also embeds texts through the same endpoint's `/v1/embeddings`
+(`agentflows.tasks.llm.embeddings`), for hybrid knowledge retrieval. Transport failures are
 retried here and only here (see `agentflows.tasks.llm.transport` for the policy); when a
 model's attempts are spent, the fallback models are tried in order. A call that
 fails for good raises a `ModelCallError` that is not retryable, so Prefect's
@@ -22,6 +24,7 @@ import httpx
 from agentflows.tasks.artifacts import Usage
 from agentflows.tasks.errors import ModelCallError, ModelUnavailable
 from agentflows.tasks.llm.base import ModelReply, ModelRequest
+from agentflows.tasks.llm.embeddings import embed_texts
 from agentflows.tasks.llm.endpoint import Endpoint
 from agentflows.tasks.llm.session import ModelSession, model_session
 from agentflows.tasks.llm.settings import ProviderSettings
@@ -47,6 +50,11 @@ class OpenAICompatibleProvider:
         self.endpoint = endpoint
         self.context_window = settings.context_window
         self.default_model = settings.model
+        self.embeddings_model = settings.embeddings_model
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """One vector per text from this endpoint's embeddings model (`agentflows.tasks.llm.embeddings`)."""
+        return await embed_texts(self.name, self.settings, self.endpoint, texts)
 
     async def complete(self, request: ModelRequest) -> ModelReply:
         """Answer with the step's model, then each fallback model, until one answers."""

@@ -99,6 +99,11 @@ class ProviderSettings(BaseModel):
         default="json_object",
         description="How to ask for JSON: response_format json_object, json_schema, or the prompt only.",
     )
+    embeddings_model: str | None = Field(
+        default=None,
+        description="Embeddings model of this endpoint (/v1/embeddings) for hybrid knowledge retrieval; "
+        "empty: knowledge is searched by keywords only.",
+    )
     price_per_1k_prompt_tokens: float = Field(default=0.0, ge=0, description="Price per 1,000 prompt tokens.")
     price_per_1k_completion_tokens: float = Field(default=0.0, ge=0, description="Price per 1,000 completion tokens.")
 

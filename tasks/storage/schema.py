@@ -5,7 +5,10 @@
     generated_contents   one per distinct content (unique content hash): type, format, title,
                          metadata (JSONB on PostgreSQL), content reference URI, files, size
     artifact_versions    the lineage: every step artifact of a generation (step, checksum,
-                         parent checksum, template hashes, provider, model, tokens, attempts)
+                         parent checksum, template hashes, knowledge passages, provider, model,
+                         tokens, attempts)
+
+The knowledge index's tables are in `agentflows.tasks.knowledge.tables`.
 
 A content links to the generation that first made it; that generation's
 artifact versions trace it back to the prompts and the model. Migrations live in
@@ -114,3 +117,5 @@ class ArtifactVersion(Base):
     attempts: Mapped[list[Any]] = mapped_column(JsonColumn)
     """Every answer the model gave for this artifact and how it was read."""
     warnings: Mapped[list[Any]] = mapped_column(JsonColumn)
+    knowledge: Mapped[list[Any]] = mapped_column(JsonColumn, default=list)
+    """The knowledge passages (source, heading, hash) the step's prompt was given."""

@@ -99,7 +99,8 @@ class StoredContent(BaseModel):
     """The inputs of the run that made it."""
     created_at: datetime
     lineage: list[dict[str, Any]] = []
-    """The step artifacts of the generation that made it: step, checksum, parent, templates, model, usage."""
+    """The step artifacts of the generation that made it: step, checksum, parent, templates, knowledge passages
+    (source, heading, hash), model, usage."""
 
 
 class ContentPage(BaseModel):
@@ -315,6 +316,7 @@ def _lineage_rows(run: RunInfo, generation_id: str) -> list[dict[str, Any]]:
             "cost": entry.provenance.usage.cost,
             "attempts": [a.model_dump(mode="json") for a in entry.provenance.attempts],
             "warnings": list(entry.provenance.warnings),
+            "knowledge": [ref.model_dump(mode="json") for ref in entry.provenance.knowledge],
         }
         for position, entry in enumerate(run.lineage)
     ]
@@ -338,6 +340,7 @@ def _lineage_view(a: ArtifactVersion) -> dict[str, Any]:
         },
         "attempts": a.attempts,
         "warnings": a.warnings,
+        "knowledge": a.knowledge,
     }
 
 
