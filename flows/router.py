@@ -40,7 +40,7 @@ from agentflows.errors import InputError, RoutingError
 from agentflows.inputs import validate_inputs
 from agentflows.loader import SHARED_PARAMETERS
 from agentflows.progress import ProgressEvent, emit
-from agentflows.routing import ambiguous_terms, match_rules, request_inputs
+from agentflows.routing import REQUEST_LENGTH, ambiguous_terms, check_request, match_rules, request_inputs
 from agentflows.tasks.errors import AgentflowsError
 from agentflows.tasks.manifest import Manifest, manifest_content, table_row
 from agentflows.tasks.runtime import current_runtime
@@ -62,10 +62,8 @@ async def decide_route(
     request: str, catalog: AgentCatalog, explicit: list[str] | None, shared: Mapping[str, Any]
 ) -> Route:
     """The route of `request`; raises `RoutingError` or `InputError` before any branch runs."""
+    check_request(request, explicit, catalog)
     if explicit:
-        unknown = [name for name in explicit if name not in catalog]
-        if unknown:
-            raise RoutingError(f"unknown content type {unknown[0]!r}; the agents are: {', '.join(catalog)}")
         agents = tuple(dict.fromkeys(explicit))
         return _validated(request, catalog, agents, "explicit", {a: ["explicit"] for a in agents}, shared, {})
     definitions = {name: agent.definition for name, agent in catalog.items()}
@@ -164,6 +162,7 @@ def compile_router(catalog: AgentCatalog) -> Flow[..., Any]:
 
     async def router(**parameters: Any) -> Any:
         started = time.monotonic()
+        await asyncio.to_thread(current_runtime().store_settings)  # a bad storage URL fails before any model call
         request = str(parameters["request"])
         shared = {name: parameters.get(name) for name in SHARED_PARAMETERS}
         route = await decide_route(request, catalog, parameters.get("content_types"), shared)
@@ -229,7 +228,8 @@ def router_signature(agent_names: list[str]) -> inspect.Signature:
     """The router's parameters: the request, a multi-select of content types, shared parameters, refresh."""
     kind = inspect.Parameter.KEYWORD_ONLY
     names: Any = Literal[tuple(agent_names)]
-    text = Annotated[str, Field(min_length=3, max_length=4000)]
+    shortest, longest = REQUEST_LENGTH
+    text = Annotated[str, Field(min_length=shortest, max_length=longest)]
     return inspect.Signature(
         [
             inspect.Parameter("request", kind, annotation=text),
@@ -271,8 +271,14 @@ async def route_async(
     refresh: bool = False,
     definitions: Path | str | None = None,
 ) -> Manifest:
-    """Route `request` and return the manifest (also when some branches failed)."""
-    router = compiled_router(load_agents(definitions))
+    """Route `request` and return the manifest (also when some branches failed).
+
+    A request the router would refuse (empty, or naming an unknown content type)
+    raises `RoutingError` before any flow run starts.
+    """
+    catalog = load_agents(definitions)
+    check_request(request, content_types, catalog)
+    router = compiled_router(catalog)
     with SyncClientContext.get_or_create():  # one sync Prefect client for the run, not one per use
         state: State[Any] = await router(  # type: ignore[misc]
             request=request,
