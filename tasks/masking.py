@@ -20,7 +20,10 @@ import re
 from collections.abc import Iterable, Mapping
 
 MASK = "***"
-_USER_INFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s/@:]*):(?P<password>[^\s/@]+)@")
+_USER_INFO = re.compile(
+    r"(?P<head>(?:[A-Za-z][A-Za-z0-9+.-]*://|(?<![\w/:@.-]))[\w.%+~-]*):(?P<password>[^\s/@'\"]+)@(?=[\w\[])"
+)
+"""`user:password@host`, after a scheme or where a word starts (a URL given without its scheme)."""
 _QUERY_SECRET = re.compile(
     r"(?P<head>[?&][A-Za-z_-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|signature|credential)"
     r"[A-Za-z_-]*=)(?P<value>[^&\s'\"]+)",

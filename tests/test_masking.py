@@ -16,7 +16,8 @@ from agentflows.tasks.masking import environment_secrets, masked
         ("sqlite:///x.db?password=SECRET&mode=ro", "sqlite:///x.db?password=***&mode=ro"),
         ("https://s3/b/k?X-Amz-Signature=SECRET", "https://s3/b/k?X-Amz-Signature=***"),
         ("postgresql://postgres@127.0.0.1/db", "postgresql://postgres@127.0.0.1/db"),
-        ("no url here: a:b@c", "no url here: a:b@c"),
+        ("got 'agent:SECRET@localhost:8000/v1'", "got 'agent:***@localhost:8000/v1'"),
+        ("mailto user@example.org at 10:30", "mailto user@example.org at 10:30"),
     ],
 )
 def test_passwords_in_urls_are_masked_and_the_rest_is_kept(text: str, shown: str) -> None:
