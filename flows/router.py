@@ -28,7 +28,7 @@ from prefect import Flow, flow, task
 from prefect.artifacts import acreate_table_artifact
 from prefect.context import FlowRunContext, SyncClientContext
 from prefect.states import Completed, Failed, State
-from pydantic import Field
+from pydantic import ConfigDict, Field, ValidationError, create_model
 
 from agentflows.api import run_blocking
 from agentflows.branches import run_branch, run_status, unique_names
@@ -160,8 +160,11 @@ def compile_router(catalog: AgentCatalog) -> Flow[..., Any]:
     """The router flow over the agents of `catalog`."""
     agent_flows = {name: compiled(agent) for name, agent in catalog.items()}
 
+    signature = router_signature(list(catalog))
+
     async def router(**parameters: Any) -> Any:
         started = time.monotonic()
+        parameters = router_parameters(signature, parameters, catalog)
         await asyncio.to_thread(current_runtime().store_settings)  # a bad storage URL fails before any model call
         request = str(parameters["request"])
         shared = {name: parameters.get(name) for name in SHARED_PARAMETERS}
@@ -196,7 +199,7 @@ def compile_router(catalog: AgentCatalog) -> Flow[..., Any]:
         manifest = await save_manifest(manifest)
         return _final_state(manifest)
 
-    router.__signature__ = router_signature(list(catalog))  # type: ignore[attr-defined]
+    router.__signature__ = signature  # type: ignore[attr-defined]
     router.__doc__ = ROUTER_DOC
     router.__name__ = router.__qualname__ = ROUTER_NAME
     router.__module__ = "agentflows.agents"
@@ -208,8 +211,26 @@ def compile_router(catalog: AgentCatalog) -> Flow[..., Any]:
         # Flow results are pickled: Prefect 3.8 reads a JSON-serialized flow result back as a
         # plain dict (task results, stored as full records, keep their classes with JSON).
         result_storage=current_runtime().settings.result_storage,
-        validate_parameters=True,
+        validate_parameters=False,  # the body checks them (router_parameters): one line, not a ParameterTypeError
     )(router)
+
+
+def router_parameters(
+    signature: inspect.Signature, parameters: Mapping[str, Any], catalog: AgentCatalog
+) -> dict[str, Any]:
+    """The router's parameters checked against its signature (and `check_request`); one `InputError` line if not."""
+    fields: Any = {
+        p.name: (p.annotation, ... if p.default is inspect.Parameter.empty else p.default)
+        for p in signature.parameters.values()
+    }
+    model = create_model("router_parameters", __config__=ConfigDict(extra="forbid"), **fields)
+    try:
+        values = model.model_validate(dict(parameters)).model_dump()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'parameters'}: {e['msg']}" for e in exc.errors())
+        raise InputError(f"router: {problems}") from None
+    check_request(values["request"], values["content_types"], catalog)
+    return values
 
 
 def _final_state(manifest: Manifest) -> State[Manifest]:
