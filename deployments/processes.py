@@ -30,12 +30,16 @@ def stop_group(pid: int, grace: float = 10.0) -> None:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and alive(pid):
-        time.sleep(0.1)
+    _wait_gone(pid, grace)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    _reap(pid)
+    _wait_gone(pid, 5.0)  # SIGKILL is not instant: collect the process once it has really ended
+
+
+def _wait_gone(pid: int, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and alive(pid):
+        time.sleep(0.1)
 
 
 def alive(pid: int) -> bool:
