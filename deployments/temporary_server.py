@@ -7,7 +7,7 @@ The CLI starts this one itself, before Prefect reads its settings. Contracts:
 
 - its state lives under `$AGENTFLOWS_HOME/prefect` (`prefect_environment`), unless
   PREFECT_HOME or PREFECT_API_URL is set, so migrations run once per home;
-- it has `PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS` (180 unless set) to
+- it has `PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS` (300 unless set) to
   answer; if it does not, one `StackError` sentence says what to do;
 - one server starts at a time per Prefect home (a file lock held until it answers),
   so concurrent CLI runs do not race its migrations and block registration;
@@ -41,8 +41,8 @@ from agentflows.deployments.processes import free_port, spawn, stop_group
 from agentflows.tasks.errors import ConfigurationError
 
 STARTUP_TIMEOUT_VARIABLE = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
-DEFAULT_STARTUP_TIMEOUT = 180.0
-"""Seconds a temporary server may take to answer: a fresh home's migrations on a busy 2-core machine take ~45 s."""
+DEFAULT_STARTUP_TIMEOUT = 300.0
+"""Seconds a temporary server may take to answer: on a fresh home, a 2-core machine at load 12 took up to ~2 min."""
 LOG_NAME = "temporary-server.log"
 MAX_LOG_BYTES = 5_000_000
 """A log longer than this is moved to `temporary-server.log.1` when the next server starts."""
@@ -70,7 +70,7 @@ def startup_timeout(environ: Mapping[str, str] | None = None) -> float:
     except ValueError:
         seconds = 0.0
     if seconds <= 0:
-        raise ConfigurationError(f"{STARTUP_TIMEOUT_VARIABLE}={value!r} is invalid: give a number of seconds, e.g. 180")
+        raise ConfigurationError(f"{STARTUP_TIMEOUT_VARIABLE}={value!r} is invalid: give a number of seconds, e.g. 300")
     return seconds
 
 
@@ -114,8 +114,11 @@ class TemporaryServer:
             for _ in range(3):  # a port taken between choosing it and binding it is chosen again
                 started = log.stat().st_size if log.exists() else 0
                 server = cls._spawn(log)
+                spawned = time.monotonic()
                 try:
                     if _answers(server, deadline):
+                        with log.open("a") as out:
+                            out.write(f"--- answered after {time.monotonic() - spawned:.1f} s\n")
                         return server
                 except BaseException:  # Ctrl-C while it starts
                     server.stop()
