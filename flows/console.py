@@ -45,7 +45,7 @@ def report(error: BaseException, *, debug: bool, terminated: bool = False) -> in
     terminated = terminated or _is_prefect_termination(error)
     if isinstance(error, KeyboardInterrupt) or terminated:
         what = "terminated" if terminated else "interrupted"
-        say(f"error: {what}; steps that finished are cached, so the same command continues from there")
+        say(f"error: {what}; a run's finished steps are cached, so the same command continues from there")
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     say(f"error: {failure_sentence(error)}")
     return EXIT_FAILED
@@ -98,4 +98,5 @@ def _is_prefect_api_failure(error: BaseException) -> bool:
 
 
 def _joined(text: str) -> str:
-    return "; ".join(line.strip(" -") for line in text.strip().splitlines() if line.strip()) or "(no message)"
+    lines = (line.strip().removeprefix("- ") for line in text.strip().splitlines())
+    return "; ".join(line for line in lines if line) or "(no message)"
