@@ -30,15 +30,17 @@ from tests.servers import free_port
 
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 SCHEDULER_LOOP = "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS"
+SCHEDULER_MAX_RUNS = "PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS"
 PROJECT_YAML = yaml.safe_load((REPO / "prefect.yaml").read_text())
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Path]]:
     home = tmp_path_factory.mktemp("stack-home")
-    previous = {name: os.environ.get(name) for name in ("AGENTFLOWS_HOME", SCHEDULER_LOOP)}
+    previous = {name: os.environ.get(name) for name in ("AGENTFLOWS_HOME", SCHEDULER_LOOP, SCHEDULER_MAX_RUNS)}
     os.environ["AGENTFLOWS_HOME"] = str(home)
     os.environ[SCHEDULER_LOOP] = "5"  # the scheduler refills every 5 s instead of every minute
+    os.environ[SCHEDULER_MAX_RUNS] = "3"  # not 100 runs ahead of a 20-second interval
     try:
         started = up(port=free_port(), echo=False)
     finally:
