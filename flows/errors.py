@@ -12,7 +12,8 @@ The whole tree, each class with the module that defines it::
     ├── InputError                        values given to an agent do not fit its inputs    [here]
     ├── RoutingError                      the router cannot tell what a request asks for    [here]
     ├── ViewerError                       the content viewer cannot start (port, token)     [here]
-    ├── StackError                        the local stack could not be started or stopped   [deployments]
+    ├── StackError                        a Prefect server or worker could not start or stop [deployments]
+    │   └── PrefectUnreachable            the configured Prefect API does not answer
     └── RunError                          something failed while a flow ran                 [tasks]
         ├── TemplateRenderError           a template failed or grew too large at render time
         ├── ModelError                    the model provider could not be used
