@@ -20,7 +20,7 @@ from prefect.tasks import exponential_backoff
 
 from agentflows.definition import AgentDefinition, StepSettings
 from agentflows.fields import object_schema
-from agentflows.inputs import input_parameters
+from agentflows.inputs import REQUEST_MAX_CHARACTERS, input_parameters, text_annotation
 from agentflows.loader import LoadedAgent, degrade_field
 from agentflows.pipeline import StepSpecs, StepTasks, run_pipeline
 from agentflows.tasks import steps
@@ -148,7 +148,9 @@ def compile_agent(agent: LoadedAgent) -> Flow[..., Any]:
 def flow_signature(d: AgentDefinition) -> inspect.Signature:
     """Keyword-only parameters: the declared inputs, then `refresh` and `context`."""
     refresh = inspect.Parameter("refresh", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=bool)
-    context = inspect.Parameter("context", inspect.Parameter.KEYWORD_ONLY, default="", annotation=str)
+    context = inspect.Parameter(
+        "context", inspect.Parameter.KEYWORD_ONLY, default="", annotation=text_annotation(None, REQUEST_MAX_CHARACTERS)
+    )
     return inspect.Signature([*input_parameters(d), refresh, context])
 
 

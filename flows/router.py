@@ -22,13 +22,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from prefect import Flow, flow, task
 from prefect.artifacts import acreate_table_artifact
 from prefect.context import FlowRunContext, SyncClientContext
 from prefect.states import Completed, Failed, State
-from pydantic import Field
+from pydantic import ValidationError, create_model
 
 from agentflows.api import run_blocking
 from agentflows.branches import run_branch, run_status, unique_names
@@ -37,7 +37,7 @@ from agentflows.classifier import classify
 from agentflows.compiler import compiled
 from agentflows.definition import ROUTER_NAME
 from agentflows.errors import InputError, RoutingError
-from agentflows.inputs import validate_inputs
+from agentflows.inputs import REQUEST_MAX_CHARACTERS, text_annotation, validate_inputs, value_problem
 from agentflows.loader import SHARED_PARAMETERS
 from agentflows.progress import ProgressEvent, emit
 from agentflows.routing import ambiguous_terms, match_rules, request_inputs
@@ -225,16 +225,31 @@ def _final_state(manifest: Manifest) -> State[Manifest]:
     )
 
 
+REQUEST_TEXT: Any = text_annotation(3, REQUEST_MAX_CHARACTERS)
+SHARED_TEXT: Any = text_annotation() | None
+_TEXT_FIELDS: dict[str, Any] = {"request": (REQUEST_TEXT, ...), **dict.fromkeys(SHARED_PARAMETERS, (SHARED_TEXT, None))}
+_ROUTER_TEXT = create_model("router_inputs", **_TEXT_FIELDS)
+
+
+def checked_text(request: str, shared: Mapping[str, Any]) -> dict[str, Any]:
+    """The router's request and shared parameters, cleaned and checked; `InputError` names a bad one."""
+    given = {"request": request, **shared}
+    try:
+        return _ROUTER_TEXT.model_validate(given).model_dump()
+    except ValidationError as exc:
+        problems = [value_problem(str(e["loc"][0]), e, given.get(str(e["loc"][0]))) for e in exc.errors()]
+        raise InputError(f"router: {'; '.join(problems)}") from None
+
+
 def router_signature(agent_names: list[str]) -> inspect.Signature:
     """The router's parameters: the request, a multi-select of content types, shared parameters, refresh."""
     kind = inspect.Parameter.KEYWORD_ONLY
     names: Any = Literal[tuple(agent_names)]
-    text = Annotated[str, Field(min_length=3, max_length=4000)]
     return inspect.Signature(
         [
-            inspect.Parameter("request", kind, annotation=text),
+            inspect.Parameter("request", kind, annotation=REQUEST_TEXT),
             inspect.Parameter("content_types", kind, default=None, annotation=list[names] | None),
-            *(inspect.Parameter(name, kind, default=None, annotation=str | None) for name in SHARED_PARAMETERS),
+            *(inspect.Parameter(name, kind, default=None, annotation=SHARED_TEXT) for name in SHARED_PARAMETERS),
             inspect.Parameter("refresh", kind, default=False, annotation=bool),
         ]
     )
@@ -273,15 +288,10 @@ async def route_async(
 ) -> Manifest:
     """Route `request` and return the manifest (also when some branches failed)."""
     router = compiled_router(load_agents(definitions))
+    text = checked_text(request, {"audience": audience, "language": language, "level": level})
     with SyncClientContext.get_or_create():  # one sync Prefect client for the run, not one per use
         state: State[Any] = await router(  # type: ignore[misc]
-            request=request,
-            content_types=content_types,
-            audience=audience,
-            language=language,
-            level=level,
-            refresh=refresh,
-            return_state=True,
+            **text, content_types=content_types, refresh=refresh, return_state=True
         )
     result = await state.aresult(raise_on_failure=False)
     if isinstance(result, BaseException):
