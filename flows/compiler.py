@@ -61,6 +61,7 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
             items_min=items.min,
             items_max=items.max,
             items_count=items.count,
+            builder=d.builder,
         ),
         generate=GenerateSpec(
             agent=about,
