@@ -271,10 +271,10 @@ def test_file_paths_that_would_escape_are_refused_before_anything_is_written(
     assert list(store.objects.objects()) == []
 
 
-def test_to_dataframe_has_one_row_per_content_with_usage(any_store: StoreSettings) -> None:
+def test_to_dataframe_has_one_row_per_run_that_saved_content_with_its_usage(any_store: StoreSettings) -> None:
     store = open_store()
-    for run, built in _mixed_contents()[:3]:
-        store.save(built, run_info(run, built))
+    for number, (run, built) in enumerate(_mixed_contents()[:3]):
+        store.save(built, run_info(run, built, f"run-{number}"))
 
     frame = store.to_dataframe()
 
@@ -308,12 +308,12 @@ def test_an_unmigrated_postgres_database_is_refused_with_the_command_to_run(
     postgres.create_database("fresh")
     monkeypatch.setenv("AGENTFLOWS_DATABASE_URL", postgres.url("fresh", password="hunter2"))
     try:
-        with pytest.raises(StorageError, match=r"schema revision none, not 0001; run `agentflows db upgrade`"):
+        with pytest.raises(StorageError, match=r"schema revision none, not 0002; run `agentflows db upgrade`"):
             open_store()
 
         assert main(["db", "upgrade"]) == 0
         out = capsys.readouterr().out
-        assert "postgres:***@" in out and "hunter2" not in out and "none -> 0001" in out
+        assert "postgres:***@" in out and "hunter2" not in out and "none -> 0002" in out
         assert main(["db", "current"]) == 0
         assert "(up to date)" in capsys.readouterr().out
         assert open_store().list() == []
