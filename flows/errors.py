@@ -21,8 +21,9 @@ The whole tree, each class with the module that defines it::
         │       └── ModelUnavailable      every attempt at one model failed; a fallback may work
         ├── ModelOutputError              the model answered, but not what the schema asks for
         ├── BuildError                    drafts cannot be assembled into content
-        └── StorageError                  the content store could not read or write
-            └── ContentNotFound           no stored content has the requested id
+        ├── StorageError                  the content store could not read or write
+        │   └── ContentNotFound           no stored content has the requested id
+        └── PrefectAPIError               Prefect's API failed or could not be reached
 
 `[here]` is this module, `agentflows.errors`; `[tasks]` is `agentflows.tasks.errors`
 (every `RunError` lives there too); `[deployments]` is `agentflows.deployments.errors`.

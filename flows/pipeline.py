@@ -25,6 +25,7 @@ from agentflows.progress import ProgressEvent, emit
 from agentflows.tasks.artifacts import AgentResult, Artifact, Draft, Plan, Step, StepReport
 from agentflows.tasks.llm.session import model_session
 from agentflows.tasks.llm.settings import ModelSettings
+from agentflows.tasks.prefect_api import riding_out_outages
 from agentflows.tasks.prompts import clean_user_text, clean_user_values
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
@@ -77,8 +78,10 @@ async def run_pipeline(
         decide=specs.decide.model_copy(update={"model": await resolved_settings(specs.decide.model)}),
         generate=specs.generate.model_copy(update={"model": await resolved_settings(specs.generate.model)}),
     )
-    async with model_session():
-        return await _run_steps(specs, tasks.for_run(refresh=refresh), inputs, context)
+    # A worker runs the flow outside `run_agent`: the steps' state changes ride out a short outage here too.
+    with riding_out_outages():
+        async with model_session():
+            return await _run_steps(specs, tasks.for_run(refresh=refresh), inputs, context)
 
 
 async def resolved_settings(settings: ModelSettings) -> ModelSettings:

@@ -43,6 +43,7 @@ from agentflows.progress import ProgressEvent, emit
 from agentflows.routing import ambiguous_terms, match_rules, request_inputs
 from agentflows.tasks.errors import AgentflowsError
 from agentflows.tasks.manifest import Manifest, manifest_content, table_row
+from agentflows.tasks.prefect_api import riding_out_outages
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.steps import save_content
 from agentflows.tasks.storage import RunInfo
@@ -289,7 +290,8 @@ async def route_async(
     """Route `request` and return the manifest (also when some branches failed)."""
     router = compiled_router(load_agents(definitions))
     text = checked_text(request, {"audience": audience, "language": language, "level": level})
-    with SyncClientContext.get_or_create():  # one sync Prefect client for the run, not one per use
+    # One sync Prefect client for the run, not one per use; state changes ride out a short outage.
+    with riding_out_outages(), SyncClientContext.get_or_create():
         state: State[Any] = await router(  # type: ignore[misc]
             **text, content_types=content_types, refresh=refresh, return_state=True
         )
