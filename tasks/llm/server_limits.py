@@ -33,6 +33,7 @@ import httpx
 from prefect import get_client
 from prefect.client.orchestration import PrefectClient
 from prefect.context import FlowRunContext, TaskRunContext
+from prefect.exceptions import ObjectAlreadyExists
 from prefect.settings import PREFECT_API_URL
 
 from agentflows.tasks.llm.endpoint import Endpoint
@@ -127,12 +128,9 @@ class PrefectLimiter:
         wanted = (self.max_concurrency, self.rpm)
         if self.endpoint.server_limits == wanted:
             return
-        await client.upsert_global_concurrency_limit_by_name(self.name, self.max_concurrency)
+        await _upsert(client, self.name, self.max_concurrency)
         if self.rpm:
-            burst = max(1, self.rpm // 60)
-            await client.upsert_global_concurrency_limit_by_name(
-                f"{self.name}-rate", burst, slot_decay_per_second=self.rpm / 60
-            )
+            await _upsert(client, f"{self.name}-rate", max(1, self.rpm // 60), self.rpm / 60)
         self.endpoint.server_limits = wanted
 
 
@@ -194,6 +192,18 @@ async def _until_granted(request: Callable[[], Awaitable[httpx.Response]]) -> ht
                 raise
             hint = float(exc.response.headers.get("retry-after") or 0.1)
             await asyncio.sleep(min(hint, SLOT_WAIT_CAP_SECONDS))
+
+
+async def _upsert(client: PrefectClient, name: str, limit: int, decay: float | None = None) -> None:
+    """Create or update a global concurrency limit, also when other runs create it at the same moment.
+
+    Prefect's upsert reads, then creates: of runs that make their first call at once, all
+    but one get 409 from the create; upserting again finds the limit and updates it.
+    """
+    try:
+        await client.upsert_global_concurrency_limit_by_name(name, limit, slot_decay_per_second=decay)
+    except ObjectAlreadyExists:
+        await client.upsert_global_concurrency_limit_by_name(name, limit, slot_decay_per_second=decay)
 
 
 def limiter_for(endpoint: Endpoint, settings: ProviderSettings) -> Limiter:
