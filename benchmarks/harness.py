@@ -5,7 +5,7 @@ The harness starts what the scenarios need, each on loopback:
 - a PostgreSQL cluster (the Prefect server's database, and the content store's);
 - a Prefect server backed by that PostgreSQL, as in production (a SQLite-backed
   server slows concurrent runs several times; see README);
-- moto's S3 endpoint, for the persistence scenario;
+- moto's S3 endpoint, for the persistence and load scenarios;
 - a fake OpenAI-compatible model server per latency.
 
 Each scenario runs in a subprocess (`benchmarks.scenarios`) so its peak memory is
@@ -40,7 +40,7 @@ class Options:
     repeats: int = 3
     contents: int = 1000
     concurrency_limit: int = 8
-    scenarios: tuple[str, ...] = ("agent", "router", "concurrent", "persistence", "startup")
+    scenarios: tuple[str, ...] = ("agent", "router", "concurrent", "persistence", "startup", "load")
     profile: tuple[str, ...] = ()
     output: Path = ROOT / "benchmarks" / "RESULTS.md"
     quick: bool = False
@@ -85,6 +85,8 @@ def run(options: Options) -> Results:
             results.runs.update(persistence(postgres, s3, base_env, options))
         if "startup" in options.scenarios:
             results.runs["startup"] = startup(base_env)
+        if "load" in options.scenarios:
+            results.runs["load"] = load(postgres, s3, base_env, options)
     finally:
         if prefect is not None:
             stop_group(prefect.pid)
@@ -152,6 +154,27 @@ def persistence(postgres: PostgresCluster, s3: S3Server, env: dict[str, str], op
             "persistence", {**env, **extra, "BENCH_CONTENTS": str(options.contents)}, options
         )
     return measured
+
+
+LOAD_LATENCY = 0.2
+"""Model latency of the load scenario."""
+
+
+def load(postgres: PostgresCluster, s3: S3Server, env: dict[str, str], options: Options) -> dict[str, Any]:
+    """Many runs at once into PostgreSQL + S3 (`benchmarks.load`), against a fake model of its own."""
+    postgres.create_database("load")
+    with FakeLLM(latency=LOAD_LATENCY) as fake:
+        store = {
+            "AGENTFLOWS_LLM_BASE_URL": fake.base_url,
+            "BENCH_FAKE_CONTROL": fake.control_url,
+            "AGENTFLOWS_DATABASE_URL": postgres.url("load"),
+            "AGENTFLOWS_STORAGE_URL": "s3://load/outputs",
+            "AGENTFLOWS_S3_ENDPOINT_URL": s3.endpoint,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        return scenario("load", {**env, **store}, options)
 
 
 def startup(env: dict[str, str]) -> dict[str, Any]:

@@ -164,39 +164,9 @@ def compile_router(catalog: AgentCatalog) -> Flow[..., Any]:
     agent_flows = {name: compiled(agent) for name, agent in catalog.items()}
 
     async def router(**parameters: Any) -> Any:
-        started = time.monotonic()
-        request = str(parameters["request"])
-        shared = {name: parameters.get(name) for name in SHARED_PARAMETERS}
-        route = await decide_route(request, catalog, parameters.get("content_types"), shared)
-        emit(ProgressEvent(ROUTER_NAME, "route", "done", f"{route.method}: {', '.join(route.agents)}"))
-        with SyncClientContext.get_or_create():  # the branches share one sync Prefect client
-            components = await asyncio.gather(
-                *(
-                    run_branch(
-                        agent_flows[a],
-                        a,
-                        catalog[a].definition.content_type,
-                        route.parameters[a],
-                        request,
-                        bool(parameters.get("refresh")),
-                    )
-                    for a in route.agents
-                )
-            )
-        named = unique_names(list(components))
-        context = FlowRunContext.get()
-        manifest = Manifest(
-            request=request,
-            route=route.method,
-            evidence=route.evidence,
-            parameters=route.parameters,
-            components=tuple(named),
-            status=run_status(named),
-            router_run_id=str(context.flow_run.id) if context and context.flow_run else None,
-            seconds=time.monotonic() - started,
-        )
-        manifest = await save_manifest(manifest)
-        return _final_state(manifest)
+        # A worker runs this flow outside `route`: its state changes ride out a short outage here too.
+        with riding_out_outages():
+            return await _route_and_merge(catalog, agent_flows, parameters)
 
     router.__signature__ = router_signature(list(catalog))  # type: ignore[attr-defined]
     router.__doc__ = ROUTER_DOC
@@ -212,6 +182,45 @@ def compile_router(catalog: AgentCatalog) -> Flow[..., Any]:
         result_storage=current_runtime().settings.result_storage,
         validate_parameters=True,
     )(router)
+
+
+async def _route_and_merge(
+    catalog: AgentCatalog, agent_flows: Mapping[str, Flow[..., Any]], parameters: dict[str, Any]
+) -> State[Manifest]:
+    """The router flow's body: decide the route, run the branches at once, save the manifest."""
+    started = time.monotonic()
+    request = str(parameters["request"])
+    shared = {name: parameters.get(name) for name in SHARED_PARAMETERS}
+    route = await decide_route(request, catalog, parameters.get("content_types"), shared)
+    emit(ProgressEvent(ROUTER_NAME, "route", "done", f"{route.method}: {', '.join(route.agents)}"))
+    with SyncClientContext.get_or_create():  # the branches share one sync Prefect client
+        components = await asyncio.gather(
+            *(
+                run_branch(
+                    agent_flows[a],
+                    a,
+                    catalog[a].definition.content_type,
+                    route.parameters[a],
+                    request,
+                    bool(parameters.get("refresh")),
+                )
+                for a in route.agents
+            )
+        )
+    named = unique_names(list(components))
+    context = FlowRunContext.get()
+    manifest = Manifest(
+        request=request,
+        route=route.method,
+        evidence=route.evidence,
+        parameters=route.parameters,
+        components=tuple(named),
+        status=run_status(named),
+        router_run_id=str(context.flow_run.id) if context and context.flow_run else None,
+        seconds=time.monotonic() - started,
+    )
+    manifest = await save_manifest(manifest)
+    return _final_state(manifest)
 
 
 def _final_state(manifest: Manifest) -> State[Manifest]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.report import NOTES_MARKER, kept_notes, spread
+from benchmarks.report import NOTES_MARKER, _rows_for, kept_notes, spread
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,3 +53,20 @@ def test_notes_below_the_marker_survive_a_new_table(tmp_path: Path) -> None:
 
     assert kept_notes(results) == f"{NOTES_MARKER}\n## Reading the results\nhand-written\n"
     assert kept_notes(tmp_path / "missing.md") == ""
+
+
+def test_the_load_rows_are_met_only_when_every_run_completed_nothing_was_lost_and_both_workers_ran() -> None:
+    clean = {"runs": 20, "completed": 20, "contents": 20, "lost_rows": 0, "duplicate_rows": 0, "missing_objects": 0}
+    clean["slots_held"] = 0
+    many = {**clean, "runs": 50, "completed": 50, "contents": 50, "wall": 30.0, "fake_calls": 150}
+    data = {
+        "concurrent": {**many, "recorded_calls": 150},
+        "workers": {**clean, "wall": 60.0, "by_worker": {"worker-1": 11, "worker-2": 9}},
+    }
+
+    many, workers = _rows_for("load", "—", data)
+    lost = _rows_for("load", "—", {**data, "concurrent": {**data["concurrent"], "lost_rows": 1}})[0]
+    one_worker = _rows_for("load", "—", {**data, "workers": {**data["workers"], "by_worker": {"worker-1": 20}}})
+
+    assert (many.met, workers.met, lost.met, one_worker[1].met) == (True, True, False, False)
+    assert many.calls == "150 / 150" and "(11 / 9;" in workers.target
