@@ -232,12 +232,20 @@ def knowledge_index_and_query(repeats: int) -> dict[str, Any]:
     return knowledge(repeats)
 
 
+def load(repeats: int) -> dict[str, Any]:
+    """50 runs at once, and 20 runs over 2 process workers, on PostgreSQL + S3 (`benchmarks.load`)."""
+    from benchmarks.load import load as load_scenario
+
+    return load_scenario(repeats)
+
+
 SCENARIOS: dict[str, Callable[[int], dict[str, Any]]] = {
     "agent": agent_cold_and_cached,
     "router": router_four_types,
     "concurrent": concurrent_requests,
     "persistence": persistence,
     "knowledge": knowledge_index_and_query,
+    "load": load,
 }
 
 

@@ -27,7 +27,7 @@ from pydantic import TypeAdapter, ValidationError
 from agentflows.definition import AgentDefinition, StepSettings
 from agentflows.errors import InputError
 from agentflows.fields import object_schema
-from agentflows.inputs import input_parameters, validate_inputs
+from agentflows.inputs import REQUEST_MAX_CHARACTERS, input_parameters, text_annotation, validate_inputs
 from agentflows.knowledge import appends_knowledge, knowledge_setup
 from agentflows.loader import LoadedAgent, degrade_field
 from agentflows.pipeline import StepSpecs, StepTasks, run_pipeline
@@ -71,6 +71,7 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
             items_min=items.min,
             items_max=items.max,
             items_count=items.count,
+            builder=d.builder,
         ),
         generate=GenerateSpec(
             agent=about,
@@ -168,7 +169,9 @@ def _checked(kind: type[T], name: str, value: Any, agent: str) -> T:
 def flow_signature(d: AgentDefinition) -> inspect.Signature:
     """Keyword-only parameters: the declared inputs, then `refresh` and `context`."""
     refresh = inspect.Parameter("refresh", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=bool)
-    context = inspect.Parameter("context", inspect.Parameter.KEYWORD_ONLY, default="", annotation=str)
+    context = inspect.Parameter(
+        "context", inspect.Parameter.KEYWORD_ONLY, default="", annotation=text_annotation(None, REQUEST_MAX_CHARACTERS)
+    )
     return inspect.Signature([*input_parameters(d), refresh, context])
 
 

@@ -40,6 +40,8 @@ SHARED_PARAMETERS = ("audience", "language", "level")
 """Parameters the router passes to every agent that takes them."""
 RESERVED_PLAN_FIELDS = frozenset({"title", "items"})
 RESERVED_ITEM_FIELDS = frozenset({"key"})
+MAX_DEFINITION_BYTES = 256 * 1024
+"""Largest definition file read (the shipped ones are under 3 KB); long text belongs in templates."""
 
 
 @dataclass(frozen=True)
@@ -95,11 +97,19 @@ def load_definition(file: Path, root: Path) -> LoadedAgent:
 
 
 def _read_text(file: Path) -> str:
-    """The text of a definition file; a `DefinitionError` when it cannot be read as UTF-8."""
+    """The text of a definition file; a `DefinitionError` when it is too large or not UTF-8 text."""
     try:
-        raw = file.read_bytes()
+        with file.open("rb") as opened:
+            raw = opened.read(MAX_DEFINITION_BYTES + 1)
     except OSError as exc:
         raise DefinitionError([Problem(file, None, "", f"cannot read the file: {exc.strerror or exc}")]) from None
+    if len(raw) > MAX_DEFINITION_BYTES:
+        line = raw[:MAX_DEFINITION_BYTES].count(b"\n") + 1
+        message = (
+            f"the file is larger than the {MAX_DEFINITION_BYTES:,} bytes a definition may have (the limit falls on "
+            "this line); move long text into its templates"
+        )
+        raise DefinitionError([Problem(file, line, "", message)]) from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -2,9 +2,10 @@
 
 It reads like the diagram. Each step runs as a Prefect task so its result is
 persisted and cached; a step served from the cache is reported as such, which
-is how a run counts the model calls it really made. An agent with knowledge
-retrieves in the flow, before decide and before each generate task, so what a
-step retrieved is one of its task's arguments, and so part of its cache key.
+is how a run counts (and the save step records) the model calls it really made.
+An agent with knowledge retrieves in the flow, before decide and before each
+generate task, so what a step retrieved is one of its task's arguments, and so
+part of its cache key.
 
 The compiler makes what a run is given: `StepSpecs`, the immutable spec of each
 step, and `StepTasks`, the step tasks with the agent's retries, timeouts and
@@ -24,11 +25,12 @@ from prefect.states import State
 from pydantic import JsonValue
 
 from agentflows.progress import ProgressEvent, emit
-from agentflows.tasks.artifacts import AgentResult, Draft, Plan, Step, StepReport
+from agentflows.tasks.artifacts import AgentResult, Artifact, Draft, Plan, Step, StepReport
 from agentflows.tasks.knowledge.retrieved import NOTHING
 from agentflows.tasks.knowledge.setup import KnowledgeSetup
 from agentflows.tasks.llm.session import model_session
 from agentflows.tasks.llm.settings import ModelSettings
+from agentflows.tasks.prefect_api import riding_out_outages
 from agentflows.tasks.prompts import clean_user_text, clean_user_values
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
@@ -91,8 +93,10 @@ async def run_pipeline(
         decide=specs.decide.model_copy(update={"model": await resolved_settings(specs.decide.model)}),
         generate=specs.generate.model_copy(update={"model": await resolved_settings(specs.generate.model)}),
     )
-    async with model_session():
-        return await _run_steps(specs, tasks.for_run(refresh=refresh), inputs, context)
+    # A worker runs the flow outside `run_agent`: the steps' state changes ride out a short outage here too.
+    with riding_out_outages():
+        async with model_session():
+            return await _run_steps(specs, tasks.for_run(refresh=refresh), inputs, context)
 
 
 async def resolved_settings(settings: ModelSettings) -> ModelSettings:
@@ -149,10 +153,11 @@ async def _run_steps(
     emit(ProgressEvent(agent, "build", _status(reports[-1]), f"{len(built.files)} files"))
 
     flow_run_id = _flow_run_id()
+    from_cache = {r.label: r.cached for r in reports}  # a step served from the cache cost this run nothing
+    made: list[tuple[str, Artifact]] = [("decide", plan), *((f"generate {d.item_key}", d) for d in drafts)]
     lineage = [
-        LineageEntry(checksum=plan.checksum, label="decide", provenance=plan.provenance),
-        *(LineageEntry(checksum=d.checksum, label=f"generate {d.item_key}", provenance=d.provenance) for d in drafts),
-        LineageEntry(checksum=built.checksum, label="build", provenance=built.provenance),
+        LineageEntry(checksum=a.checksum, label=label, provenance=a.provenance, cached=from_cache[label])
+        for label, a in [*made, ("build", built)]
     ]
     run_info = RunInfo(flow_run_id=flow_run_id, inputs=inputs, lineage=lineage, started_at=started_at)
     emit(ProgressEvent(agent, "save", "started"))

@@ -22,13 +22,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from prefect import Flow, flow, task
 from prefect.artifacts import acreate_table_artifact
 from prefect.context import FlowRunContext, SyncClientContext
 from prefect.states import Completed, Failed, State
-from pydantic import ConfigDict, Field, ValidationError, create_model
+from pydantic import ConfigDict, ValidationError, create_model
 
 from agentflows.api import run_blocking
 from agentflows.branches import run_branch, run_status, unique_names
@@ -37,12 +37,13 @@ from agentflows.classifier import classify
 from agentflows.compiler import compiled
 from agentflows.definition import ROUTER_NAME
 from agentflows.errors import InputError, RoutingError
-from agentflows.inputs import validate_inputs
+from agentflows.inputs import text_annotation, validate_inputs, value_problem
 from agentflows.loader import SHARED_PARAMETERS
 from agentflows.progress import ProgressEvent, emit
 from agentflows.routing import REQUEST_LENGTH, ambiguous_terms, check_request, match_rules, request_inputs
 from agentflows.tasks.errors import AgentflowsError
 from agentflows.tasks.manifest import Manifest, manifest_content, table_row
+from agentflows.tasks.prefect_api import riding_out_outages
 from agentflows.tasks.previews import viewer_link
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.steps import save_content
@@ -164,41 +165,9 @@ def compile_router(catalog: AgentCatalog) -> Flow[..., Any]:
     signature = router_signature(list(catalog))
 
     async def router(**parameters: Any) -> Any:
-        started = time.monotonic()
-        parameters = router_parameters(signature, parameters, catalog)
-        await asyncio.to_thread(current_runtime().store_settings)  # a bad storage URL fails before any model call
-        request = str(parameters["request"])
-        shared = {name: parameters.get(name) for name in SHARED_PARAMETERS}
-        route = await decide_route(request, catalog, parameters.get("content_types"), shared)
-        emit(ProgressEvent(ROUTER_NAME, "route", "done", f"{route.method}: {', '.join(route.agents)}"))
-        with SyncClientContext.get_or_create():  # the branches share one sync Prefect client
-            components = await asyncio.gather(
-                *(
-                    run_branch(
-                        agent_flows[a],
-                        a,
-                        catalog[a].definition.content_type,
-                        route.parameters[a],
-                        request,
-                        bool(parameters.get("refresh")),
-                    )
-                    for a in route.agents
-                )
-            )
-        named = unique_names(list(components))
-        context = FlowRunContext.get()
-        manifest = Manifest(
-            request=request,
-            route=route.method,
-            evidence=route.evidence,
-            parameters=route.parameters,
-            components=tuple(named),
-            status=run_status(named),
-            router_run_id=str(context.flow_run.id) if context and context.flow_run else None,
-            seconds=time.monotonic() - started,
-        )
-        manifest = await save_manifest(manifest)
-        return _final_state(manifest)
+        # A worker runs this flow outside `route`: its state changes ride out a short outage here too.
+        with riding_out_outages():
+            return await _route_and_merge(catalog, agent_flows, router_parameters(signature, parameters, catalog))
 
     router.__signature__ = signature  # type: ignore[attr-defined]
     router.__doc__ = ROUTER_DOC
@@ -234,6 +203,46 @@ def router_parameters(
     return values
 
 
+async def _route_and_merge(
+    catalog: AgentCatalog, agent_flows: Mapping[str, Flow[..., Any]], parameters: dict[str, Any]
+) -> State[Manifest]:
+    """The router flow's body: decide the route, run the branches at once, save the manifest."""
+    started = time.monotonic()
+    await asyncio.to_thread(current_runtime().store_settings)  # a bad storage URL fails before any model call
+    request = str(parameters["request"])
+    shared = {name: parameters.get(name) for name in SHARED_PARAMETERS}
+    route = await decide_route(request, catalog, parameters.get("content_types"), shared)
+    emit(ProgressEvent(ROUTER_NAME, "route", "done", f"{route.method}: {', '.join(route.agents)}"))
+    with SyncClientContext.get_or_create():  # the branches share one sync Prefect client
+        components = await asyncio.gather(
+            *(
+                run_branch(
+                    agent_flows[a],
+                    a,
+                    catalog[a].definition.content_type,
+                    route.parameters[a],
+                    request,
+                    bool(parameters.get("refresh")),
+                )
+                for a in route.agents
+            )
+        )
+    named = unique_names(list(components))
+    context = FlowRunContext.get()
+    manifest = Manifest(
+        request=request,
+        route=route.method,
+        evidence=route.evidence,
+        parameters=route.parameters,
+        components=tuple(named),
+        status=run_status(named),
+        router_run_id=str(context.flow_run.id) if context and context.flow_run else None,
+        seconds=time.monotonic() - started,
+    )
+    manifest = await save_manifest(manifest)
+    return _final_state(manifest)
+
+
 def _final_state(manifest: Manifest) -> State[Manifest]:
     failed = manifest.failed()
     if not failed:
@@ -246,17 +255,31 @@ def _final_state(manifest: Manifest) -> State[Manifest]:
     )
 
 
+REQUEST_TEXT: Any = text_annotation(*REQUEST_LENGTH)
+SHARED_TEXT: Any = text_annotation() | None
+_TEXT_FIELDS: dict[str, Any] = {"request": (REQUEST_TEXT, ...), **dict.fromkeys(SHARED_PARAMETERS, (SHARED_TEXT, None))}
+_ROUTER_TEXT = create_model("router_inputs", **_TEXT_FIELDS)
+
+
+def checked_text(request: str, shared: Mapping[str, Any]) -> dict[str, Any]:
+    """The router's request and shared parameters, cleaned and checked; `InputError` names a bad one."""
+    given = {"request": request, **shared}
+    try:
+        return _ROUTER_TEXT.model_validate(given).model_dump()
+    except ValidationError as exc:
+        problems = [value_problem(str(e["loc"][0]), e, given.get(str(e["loc"][0]))) for e in exc.errors()]
+        raise InputError(f"router: {'; '.join(problems)}") from None
+
+
 def router_signature(agent_names: list[str]) -> inspect.Signature:
     """The router's parameters: the request, a multi-select of content types, shared parameters, refresh."""
     kind = inspect.Parameter.KEYWORD_ONLY
     names: Any = Literal[tuple(agent_names)]
-    shortest, longest = REQUEST_LENGTH
-    text = Annotated[str, Field(min_length=shortest, max_length=longest)]
     return inspect.Signature(
         [
-            inspect.Parameter("request", kind, annotation=text),
+            inspect.Parameter("request", kind, annotation=REQUEST_TEXT),
             inspect.Parameter("content_types", kind, default=None, annotation=list[names] | None),
-            *(inspect.Parameter(name, kind, default=None, annotation=str | None) for name in SHARED_PARAMETERS),
+            *(inspect.Parameter(name, kind, default=None, annotation=SHARED_TEXT) for name in SHARED_PARAMETERS),
             inspect.Parameter("refresh", kind, default=False, annotation=bool),
         ]
     )
@@ -295,21 +318,17 @@ async def route_async(
 ) -> Manifest:
     """Route `request` and return the manifest (also when some branches failed).
 
-    A request the router would refuse (empty, or naming an unknown content type)
-    raises `RoutingError` before any flow run starts.
+    A request the router would refuse (empty, too long, or naming an unknown
+    content type) raises `RoutingError` or `InputError` before any flow run starts.
     """
     catalog = load_agents(definitions)
     check_request(request, content_types, catalog)
+    text = checked_text(request, {"audience": audience, "language": language, "level": level})
     router = compiled_router(catalog)
-    with SyncClientContext.get_or_create():  # one sync Prefect client for the run, not one per use
+    # One sync Prefect client for the run, not one per use; state changes ride out a short outage.
+    with riding_out_outages(), SyncClientContext.get_or_create():
         state: State[Any] = await router(  # type: ignore[misc]
-            request=request,
-            content_types=content_types,
-            audience=audience,
-            language=language,
-            level=level,
-            refresh=refresh,
-            return_state=True,
+            **text, content_types=content_types, refresh=refresh, return_state=True
         )
     result = await state.aresult(raise_on_failure=False)
     if isinstance(result, BaseException):

@@ -25,6 +25,7 @@ from typing import Any
 from agentflows.definition import AgentDefinition
 from agentflows.errors import RoutingError
 from agentflows.fields import InputSpec
+from agentflows.inputs import REQUEST_MAX_CHARACTERS
 
 _STOP = r"(?=\s+(?:for|with|and|in|to|that|which|using|including)(?=\s)|[,.;:!?]|$)"
 SUBJECT_PATTERNS = (
@@ -32,7 +33,7 @@ SUBJECT_PATTERNS = (
     r"\b(?:of|for)\s+(?P<value>.+?)" + _STOP.replace("for|", ""),
 )
 """Where a request usually says what it is about: "a quiz on <subject>", "an API for <subject>"."""
-REQUEST_LENGTH = (3, 4000)
+REQUEST_LENGTH = (3, REQUEST_MAX_CHARACTERS)
 """Shortest and longest request, in characters (the router flow's parameter bounds)."""
 EXAMPLE_REQUEST = "a lesson on tides for 8th grade, with a quiz"
 

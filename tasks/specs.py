@@ -79,7 +79,7 @@ class ModelStepSpec(StepSpec):
 
 
 class DecideSpec(ModelStepSpec):
-    """What `decide` needs: the plan's field and item schemas and the item count."""
+    """What `decide` needs: the plan's field and item schemas, the item count and the builder's plan checks."""
 
     plan_fields: dict[str, Any]
     """JSON Schema properties of the plan-level fields."""
@@ -89,6 +89,8 @@ class DecideSpec(ModelStepSpec):
     items_min: int
     items_max: int
     items_count: int | str | None = None
+    builder: str = "document"
+    """The builder whose plan checks (e.g. safe, distinct file paths) the plan must pass."""
 
 
 class GenerateSpec(ModelStepSpec):

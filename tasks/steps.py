@@ -36,7 +36,7 @@ from agentflows.tasks.artifacts import (
     Usage,
     canonical_json,
 )
-from agentflows.tasks.builders import BuildJob, build_content, check_draft
+from agentflows.tasks.builders import BuildJob, build_content, check_draft, check_plan
 from agentflows.tasks.errors import TemplateRenderError
 from agentflows.tasks.knowledge.retrieved import NOTHING, Retrieved
 from agentflows.tasks.modelcall import ModelAnswer, ask_model
@@ -62,6 +62,7 @@ async def make_plan(spec: DecideSpec, inputs: Inputs, context: RunContext, knowl
         variables=template_variables(spec.agent, inputs, context, knowledge=knowledge),
         context={"agent": spec.agent_name, "step": "decide", "inputs": inputs},
         schema=plan_schema(spec, low, high),
+        check=lambda payload: check_plan(spec.builder, payload["items"]),
     )
     payload = answer.payload
     raw_items: list[dict[str, Any]] = payload["items"]

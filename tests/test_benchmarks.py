@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.report import NOTES_MARKER, kept_notes, kept_rows, spread
+from benchmarks.report import NOTES_MARKER, _rows_for, kept_notes, kept_rows, spread
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,3 +71,20 @@ def test_a_partial_run_keeps_the_rows_of_the_scenarios_it_did_not_measure() -> N
 
 def test_milliseconds_print_as_such() -> None:
     assert spread([0.002, 0.001, 0.003], "ms") == "2.00 ms [1.00–3.00]"
+
+
+def test_the_load_rows_are_met_only_when_every_run_completed_nothing_was_lost_and_both_workers_ran() -> None:
+    clean = {"runs": 20, "completed": 20, "contents": 20, "lost_rows": 0, "duplicate_rows": 0, "missing_objects": 0}
+    clean["slots_held"] = 0
+    many = {**clean, "runs": 50, "completed": 50, "contents": 50, "wall": 30.0, "fake_calls": 150}
+    data = {
+        "concurrent": {**many, "recorded_calls": 150},
+        "workers": {**clean, "wall": 60.0, "by_worker": {"worker-1": 11, "worker-2": 9}},
+    }
+
+    many, workers = _rows_for("load", "—", data)
+    lost = _rows_for("load", "—", {**data, "concurrent": {**data["concurrent"], "lost_rows": 1}})[0]
+    one_worker = _rows_for("load", "—", {**data, "workers": {**data["workers"], "by_worker": {"worker-1": 20}}})
+
+    assert (many.met, workers.met, lost.met, one_worker[1].met) == (True, True, False, False)
+    assert many.calls == "150 / 150" and "(11 / 9;" in workers.target
