@@ -24,11 +24,14 @@ from agentflows.inputs import input_parameters
 from agentflows.loader import LoadedAgent, degrade_field
 from agentflows.pipeline import StepSpecs, StepTasks, run_pipeline
 from agentflows.tasks import steps
+from agentflows.tasks.artifacts import Handoff
+from agentflows.tasks.names import shortened
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
 
 REFRESH_HELP = "Ignore cached step results and call the model again."
 CONTEXT_HELP = "The free-text request this run serves (the router sets it); prompts see it as context.request."
+BUILDS_ON_HELP = "Results of the agents this one builds on, by agent name (the router sets them; leave empty)."
 
 
 def step_specs(agent: LoadedAgent) -> StepSpecs:
@@ -55,6 +58,7 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
             prompt=d.steps.decide.prompt,
             model=d.model_settings(d.steps.decide),
             reasks=d.steps.decide.reasks,
+            uses=d.upstream_variables,
             plan_fields=plan_fields["properties"],
             plan_required=tuple(plan_fields["required"]),
             item_schema=object_schema(item_fields, fixed={"title": title_schema}),
@@ -70,6 +74,7 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
             prompt=d.steps.generate.prompt,
             model=d.model_settings(d.steps.generate),
             reasks=d.steps.generate.reasks,
+            uses=d.upstream_variables,
             on_invalid=d.steps.generate.on_invalid,
             degrade_field=degrade_field(d),
             draft_schema=object_schema(d.steps.generate.returns),
@@ -125,7 +130,8 @@ def compile_agent(agent: LoadedAgent) -> Flow[..., Any]:
 
     async def agent_flow(**parameters: Any) -> Any:
         refresh = bool(parameters.pop("refresh", False))
-        context = RunContext(request=str(parameters.pop("context", "") or ""))
+        upstream = {name: Handoff.model_validate(h) for name, h in (parameters.pop("builds_on", None) or {}).items()}
+        context = RunContext(request=str(parameters.pop("context", "") or ""), upstream=upstream)
         return await run_pipeline(specs, tasks, parameters, refresh=refresh, context=context)
 
     agent_flow.__signature__ = flow_signature(d)  # type: ignore[attr-defined]
@@ -146,10 +152,13 @@ def compile_agent(agent: LoadedAgent) -> Flow[..., Any]:
 
 
 def flow_signature(d: AgentDefinition) -> inspect.Signature:
-    """Keyword-only parameters: the declared inputs, then `refresh` and `context`."""
-    refresh = inspect.Parameter("refresh", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=bool)
-    context = inspect.Parameter("context", inspect.Parameter.KEYWORD_ONLY, default="", annotation=str)
-    return inspect.Signature([*input_parameters(d), refresh, context])
+    """Keyword-only parameters: the declared inputs, then `refresh`, `context` and, for an agent
+    that builds on others, `builds_on`."""
+    kind = inspect.Parameter.KEYWORD_ONLY
+    refresh = inspect.Parameter("refresh", kind, default=False, annotation=bool)
+    context = inspect.Parameter("context", kind, default="", annotation=str)
+    upstream = inspect.Parameter("builds_on", kind, default=None, annotation=dict[str, Handoff] | None)
+    return inspect.Signature([*input_parameters(d), refresh, context, *([upstream] if d.uses else [])])
 
 
 def flow_docstring(d: AgentDefinition) -> str:
@@ -159,6 +168,8 @@ def flow_docstring(d: AgentDefinition) -> str:
         lines.append(f"    {name}: {' '.join(spec.description.split())}")
     lines.append(f"    refresh: {REFRESH_HELP}")
     lines.append(f"    context: {CONTEXT_HELP}")
+    if d.uses:
+        lines.append(f"    builds_on: {BUILDS_ON_HELP}")
     return "\n".join(lines)
 
 
@@ -174,7 +185,7 @@ def _run_namer(d: AgentDefinition) -> Any:
             name = template.format(**{k: values.get(k, "") for k in d.inputs})
         except (KeyError, IndexError, ValueError):
             name = d.name
-        return " ".join(name.split())[:80] or d.name
+        return shortened(name, 80) or d.name
 
     return run_name
 

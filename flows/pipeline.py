@@ -22,7 +22,8 @@ from prefect.states import State
 from pydantic import JsonValue
 
 from agentflows.progress import ProgressEvent, emit
-from agentflows.tasks.artifacts import AgentResult, Draft, Plan, Step, StepReport
+from agentflows.tasks.artifacts import AgentResult, Draft, Handoff, Plan, Provenance, Step, StepReport
+from agentflows.tasks.handoff import handoff_of, uses_label
 from agentflows.tasks.llm.session import model_session
 from agentflows.tasks.llm.settings import ModelSettings
 from agentflows.tasks.prompts import clean_user_text, clean_user_values
@@ -71,7 +72,7 @@ async def run_pipeline(
 ) -> AgentResult:
     """Run the four steps of one agent and say what they made."""
     inputs = clean_user_values(inputs)
-    context = RunContext(request=clean_user_text(context.request)) if context else RunContext()
+    context = context.model_copy(update={"request": clean_user_text(context.request)}) if context else RunContext()
     specs = replace(
         specs,
         decide=specs.decide.model_copy(update={"model": await resolved_settings(specs.decide.model)}),
@@ -132,6 +133,7 @@ async def _run_steps(
 
     flow_run_id = _flow_run_id()
     lineage = [
+        *upstream_lineage(context.upstream),
         LineageEntry(checksum=plan.checksum, label="decide", provenance=plan.provenance),
         *(LineageEntry(checksum=d.checksum, label=f"generate {d.item_key}", provenance=d.provenance) for d in drafts),
         LineageEntry(checksum=built.checksum, label="build", provenance=built.provenance),
@@ -152,6 +154,8 @@ async def _run_steps(
         files=saved.files,
         offline=built.provenance.offline,
         steps=tuple(reports),
+        builds_on={agent: h.content_id for agent, h in context.upstream.items()},
+        handoff=handoff_of(plan, drafts, built, saved, inputs),
     )
 
 
@@ -169,6 +173,18 @@ async def _finish(agent: str, step: Step, label: str, state: State[Any], reports
         report = StepReport(step=step, label=label, cached=cached)
     reports.append(report)
     return result
+
+
+def upstream_lineage(upstream: dict[str, Handoff]) -> list[LineageEntry]:
+    """One lineage entry per upstream content the run used: agent, content id, checksum of that version."""
+    return [
+        LineageEntry(
+            checksum=h.checksum,
+            label=uses_label(h),
+            provenance=Provenance(agent=h.agent, agent_version=h.agent_version, step="build"),
+        )
+        for h in upstream.values()
+    ]
 
 
 def _status(report: StepReport) -> Any:

@@ -37,6 +37,7 @@ from agentflows.tasks.artifacts import (
 )
 from agentflows.tasks.builders import BuildJob, build_content, check_draft
 from agentflows.tasks.errors import TemplateRenderError
+from agentflows.tasks.handoff import upstream_variables
 from agentflows.tasks.modelcall import ModelAnswer, ask_model
 from agentflows.tasks.names import slug
 from agentflows.tasks.prompts import as_user_text, evaluate, template_hashes
@@ -56,7 +57,7 @@ async def make_plan(spec: DecideSpec, inputs: Inputs, context: RunContext) -> Pl
     answer = await ask_model(
         spec,
         label=f"{spec.agent_name}/decide",
-        variables=template_variables(spec.agent, inputs, context),
+        variables=template_variables(spec.agent, inputs, context, uses=spec.uses),
         context={"agent": spec.agent_name, "step": "decide", "inputs": inputs},
         schema=plan_schema(spec, low, high),
     )
@@ -87,7 +88,7 @@ async def write_draft(spec: GenerateSpec, inputs: Inputs, context: RunContext, p
     answer = await ask_model(
         spec,
         label=f"{spec.agent_name}/generate/{item.key}",
-        variables=template_variables(spec.agent, inputs, context, plan, item),
+        variables=template_variables(spec.agent, inputs, context, plan, item, uses=spec.uses),
         context={"agent": spec.agent_name, "step": "generate", "inputs": inputs, "item": item.view()},
         schema=spec.draft_schema,
         check=lambda fields: check_draft(spec.builder, {**item.fields, **fields}),
@@ -141,15 +142,20 @@ def template_variables(
     context: RunContext,
     plan: Plan | None = None,
     item: PlanItem | None = None,
+    *,
+    uses: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The variables a prompt template sees: agent, inputs, context, and plan/item in generate.
+    """The variables a prompt template sees: agent, inputs, context, plan/item in generate, and
+    the result of each agent it builds on under its `uses` name (None when not part of the run).
 
-    Inputs and context are the user's words, so they print between « and » (see `UserText`).
+    Inputs and context are the user's words, so they print between « and » (see `UserText`);
+    upstream results are model output, like the plan.
     """
     variables: dict[str, Any] = {
+        **upstream_variables(uses or {}, context.upstream),
         "agent": agent,
         "inputs": as_user_text(inputs),
-        "context": as_user_text(context.model_dump()),
+        "context": as_user_text(context.model_dump(exclude={"upstream"})),
     }
     if plan is not None:
         variables["plan"] = plan.view()
