@@ -3,7 +3,7 @@
     agentflows list                          the agents and what they make
     agentflows validate [PATH ...]           check definitions; exit 1 on any problem
     agentflows run AGENT -p k=v … [--refresh] [--json]
-    agentflows route "REQUEST" [--type AGENT …] [--json]   several agents from one request
+    agentflows route "REQUEST" [--type AGENT …] [--after AGENT=UPSTREAM …] [--json]   several agents, one request
     agentflows show CONTENT_ID [--json]      a stored content, its files and lineage
     agentflows contents [--type T]           the newest stored contents
     agentflows db upgrade                    migrate the content database to the newest schema
@@ -94,6 +94,13 @@ def parser() -> argparse.ArgumentParser:
     cmd.add_argument(
         "--type", dest="content_types", action="append", metavar="AGENT", help="run this agent; repeat for several"
     )
+    cmd.add_argument(
+        "--after",
+        action="append",
+        metavar="AGENT=UPSTREAM",
+        help="run AGENT after UPSTREAM (both chosen), besides the agents' own `uses` (quiz and ebook run after "
+        "lesson_plan, with its result; the rest at once; a failed agent's dependents are skipped); repeatable",
+    )
     cmd.add_argument("--audience", help="who the content is for")
     cmd.add_argument("--language", help="language to write in")
     cmd.add_argument("--level", help='level of the audience, e.g. "8th grade"')
@@ -161,6 +168,7 @@ def list_agents(args: argparse.Namespace) -> int:
             "content_type": a.definition.content_type.value,
             "version": a.flow_version,
             "inputs": list(a.definition.inputs),
+            "uses": list(a.definition.uses),
             "description": a.definition.description,
         }
         for a in catalog.values()
@@ -171,6 +179,8 @@ def list_agents(args: argparse.Namespace) -> int:
     for row in rows:
         print(f"{row['name']:<16} {row['content_type']:<12} {row['description']}")
         print(f"{'':<16} inputs: {', '.join(row['inputs']) or 'none'}")
+        if row["uses"]:
+            print(f"{'':<16} builds on: {', '.join(row['uses'])} (when a request asks for both)")
     return 0
 
 
@@ -219,6 +229,7 @@ def route(args: argparse.Namespace) -> int:
             audience=args.audience,
             language=args.language,
             level=args.level,
+            after=args.after,
             refresh=args.refresh,
             definitions=args.definitions,
         )
@@ -227,10 +238,13 @@ def route(args: argparse.Namespace) -> int:
     else:
         print(f"{manifest.status}: {len(manifest.components)} components, routed by {manifest.route}")
         for c in manifest.components:
-            outcome = c.location if c.status == "completed" else f"FAILED {c.error}"
-            print(f"  {c.agent:<14} {c.seconds:6.1f} s  {c.name}\n  {'':<14}          {outcome}")
+            outcome = c.location if c.status == "completed" else f"{c.status.upper()} {c.error}"
+            after = f"  (after {', '.join(c.depends_on)})" if c.depends_on else ""
+            print(f"  {c.agent:<14} {c.seconds:6.1f} s  {c.name}{after}\n  {'':<14}          {outcome}")
+        for problem in manifest.problems:
+            print(f"inconsistent: {problem}", file=sys.stderr)
         print(f"manifest {manifest.content_id}: {manifest.location}")
-    return 0 if manifest.status == "completed" else 1
+    return 0 if manifest.status == "completed" and not manifest.problems else 1
 
 
 def show(args: argparse.Namespace) -> int:
@@ -246,11 +260,13 @@ def show(args: argparse.Namespace) -> int:
         f"created {content.created_at:%Y-%m-%d %H:%M:%S}, {content.size:,} bytes"
     )
     print(f"open: {content.location}")
+    for agent, content_id in content.builds_on.items():
+        print(f"builds on {agent} {content_id} (agentflows show {content_id})")
     for path, uri in sorted(content.files.items()):
         print(f"  {path:<32} {uri}")
     if content.lineage:
         print(f"lineage (generation {content.generation_id}):")
-    for step in content.lineage:
+    for step in (s for s in content.lineage if s["step"] != "uses"):
         usage = step["usage"]
         model = f"{step['provider']}/{step['model']}" if step["model"] else "no model"
         warnings = f"  WARNING {'; '.join(step['warnings'])}" if step["warnings"] else ""
