@@ -28,7 +28,10 @@ def main(argv: list[str] | None = None) -> int:
         "--limit", type=int, default=8, help="model concurrency limit in the 20-request scenario (default 8)"
     )
     parser.add_argument(
-        "--scenario", action="append", choices=["agent", "router", "concurrent", "persistence", "startup"]
+        "--scenario",
+        action="append",
+        choices=["agent", "router", "graph", "concurrent", "persistence", "startup"],
+        help="only this scenario (repeatable); graph: lesson → quiz, lesson → ebook through the router",
     )
     parser.add_argument(
         "--profile",

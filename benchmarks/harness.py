@@ -40,7 +40,7 @@ class Options:
     repeats: int = 3
     contents: int = 1000
     concurrency_limit: int = 8
-    scenarios: tuple[str, ...] = ("agent", "router", "concurrent", "persistence", "startup")
+    scenarios: tuple[str, ...] = ("agent", "router", "graph", "concurrent", "persistence", "startup")
     profile: tuple[str, ...] = ()
     output: Path = ROOT / "benchmarks" / "RESULTS.md"
     quick: bool = False
@@ -78,7 +78,7 @@ def run(options: Options) -> Results:
         for latency in options.latencies:
             with FakeLLM(latency=latency) as fake:
                 env = {**base_env, "AGENTFLOWS_LLM_BASE_URL": fake.base_url, "BENCH_FAKE_CONTROL": fake.control_url}
-                for name in ("agent", "router", "concurrent"):
+                for name in ("agent", "router", "graph", "concurrent"):
                     if name in options.scenarios:
                         results.runs[f"{name}@{latency}"] = scenario(name, env, options)
         if "persistence" in options.scenarios:

@@ -6,9 +6,11 @@ calls that match), never how fast anything was: speed is the harness's to measur
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,3 +55,23 @@ def test_notes_below_the_marker_survive_a_new_table(tmp_path: Path) -> None:
 
     assert kept_notes(results) == f"{NOTES_MARKER}\n## Reading the results\nhand-written\n"
     assert kept_notes(tmp_path / "missing.md") == ""
+
+
+def test_the_ideal_starts_a_dependent_pipeline_when_its_upstream_ends() -> None:
+    from benchmarks.ideal import Pipeline, replay
+    from tests.fake_llm import FakeLLM
+
+    def body(agent: str, step: str) -> dict[str, object]:
+        return {"model": "m", "messages": [{"role": "system", "content": f'You are "{agent}"'}, {"content": step}]}
+
+    lesson = Pipeline(body("lesson", "decide"), [body("lesson", "g1"), body("lesson", "g2")], 2, "lesson")
+    quiz = Pipeline(body("quiz", "decide"), [body("quiz", "g1")], 2, "quiz", after=("lesson",))
+    report = Pipeline(body("report", "decide"), [], 1, "report")
+    with FakeLLM(latency=0.05) as fake:
+        asyncio.run(replay(fake.base_url, [quiz, lesson, report], shared_limit=8))
+
+    def calls(agent: str) -> list[Any]:
+        return [r for r in fake.received if f'"{agent}"' in str(r.body["messages"][0]["content"])]
+
+    assert min(c.started for c in calls("quiz")) >= max(c.ended for c in calls("lesson"))
+    assert min(c.started for c in calls("report")) < max(c.ended for c in calls("lesson"))  # not held back
