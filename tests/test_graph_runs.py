@@ -172,6 +172,30 @@ def test_the_stored_manifest_and_its_table_show_the_graph() -> None:
     assert [c.name for c in manifest.components] == ["lesson_plan: Water cycle", "quiz: Water cycle"]
 
 
+VOLCANOES = "a lesson on volcanoes for 6th grade, with a quiz of 4 questions and a short e-book chapter"
+
+
+def test_the_volcano_request_reads_as_a_user_means_it() -> None:
+    """The issue's example: the level reaches every agent, "4 questions" and "short" are kept, names are readable."""
+    manifest = route(VOLCANOES)
+
+    assert [c.agent for c in manifest.components] == ["lesson_plan", "ebook", "quiz"]
+    parameters = manifest.parameters
+    assert parameters["quiz"]["audience"] == parameters["ebook"]["audience"] == "6th grade"
+    assert parameters["lesson_plan"]["grade_level"] == "6th grade"
+    assert (parameters["quiz"]["questions"], parameters["ebook"]["chapters"]) == (4, 1)
+    assert [c.name for c in manifest.components] == [f"{c.agent}: {c.title}" for c in manifest.components]
+    assert len({c.name for c in manifest.components}) == 3
+
+    async def run_name() -> str:
+        async with get_client() as client:
+            return (await client.read_flow_run(manifest.router_run_id)).name  # type: ignore[arg-type]
+
+    name = asyncio.run(run_name())
+    assert name.endswith("…") and len(name) <= 80
+    assert f"route: {VOLCANOES} ".startswith(name.removesuffix("…") + " ")  # cut where a word ends
+
+
 def file_text(uri: str | None) -> str:
     return Path((uri or "").removeprefix("file://")).read_text(encoding="utf-8")
 
