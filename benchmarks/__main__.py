@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scenario",
         action="append",
-        choices=["agent", "router", "concurrent", "persistence", "knowledge", "startup", "load"],
+        choices=["agent", "router", "graph", "concurrent", "persistence", "knowledge", "startup", "load"],
+        help="only this scenario (repeatable); graph: lesson → quiz, lesson → ebook through the router",
     )
     parser.add_argument(
         "--profile",

@@ -41,7 +41,16 @@ class Options:
     repeats: int = 3
     contents: int = 1000
     concurrency_limit: int = 8
-    scenarios: tuple[str, ...] = ("agent", "router", "concurrent", "persistence", "knowledge", "startup", "load")
+    scenarios: tuple[str, ...] = (
+        "agent",
+        "router",
+        "graph",
+        "concurrent",
+        "persistence",
+        "knowledge",
+        "startup",
+        "load",
+    )
     passages: int = 1000
     """Knowledge passages indexed in the knowledge scenario."""
     profile: tuple[str, ...] = ()
@@ -81,7 +90,7 @@ def run(options: Options) -> Results:
         for latency in options.latencies:
             with FakeLLM(latency=latency) as fake:
                 env = {**base_env, "AGENTFLOWS_LLM_BASE_URL": fake.base_url, "BENCH_FAKE_CONTROL": fake.control_url}
-                for name in ("agent", "router", "concurrent"):
+                for name in ("agent", "router", "graph", "concurrent"):
                     if name in options.scenarios:
                         results.runs[f"{name}@{latency}"] = scenario(name, env, options)
         if "persistence" in options.scenarios:

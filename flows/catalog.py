@@ -9,6 +9,9 @@ anywhere below it. No file is read from outside the folder: a definition or a te
 that is a link to a file elsewhere is refused. The router classifier's prompt, `prompts/router/classify.md`, is
 optional; when the folder has it, it is loaded and checked with the agents, against the
 variables the classifier renders it with, and so is the system prompt it uses.
+What one file cannot tell is checked across the folder: the agents each one `uses`
+exist and form no cycle, and templates read only what those agents provide
+(`agentflows.uses_checks`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from agentflows.errors import AgentNotFound, DefinitionError, Problem
 from agentflows.loader import LoadedAgent, load_definition
 from agentflows.tasks.runtime import current_runtime
 from agentflows.templates import AGENT_ATTRIBUTES, CONTEXT_ATTRIBUTES, Namespace, TemplateChecker
+from agentflows.uses_checks import uses_problems
 from agentflows.yaml_source import load_yaml
 
 PACKAGED_DEFINITIONS = Path(str(resources.files("agentflows.agent_definitions")))
@@ -129,6 +133,7 @@ def _load(folder: Path) -> AgentCatalog:
         agents[agent.name] = agent
     templates, found = classifier_templates(folder, agents)
     problems += [p for p in found if not p.repeats(problems)]  # the agents' checks may have found it already
+    problems += [p for p in uses_problems(agents, folder) if not p.repeats(problems)]
     if problems:
         raise DefinitionError(problems)
     return AgentCatalog(folder, agents, templates)
@@ -161,7 +166,22 @@ def check_paths(paths: list[Path]) -> list[Problem]:
             if path.is_dir():
                 load_agents(path)
             else:
-                load_definition(path.resolve(), path.resolve().parent)
+                problems += _file_uses_problems(load_definition(path.resolve(), path.resolve().parent))
         except DefinitionError as exc:
             problems += exc.problems
     return problems
+
+
+def _file_uses_problems(agent: LoadedAgent) -> list[Problem]:
+    """The problems with one file's `uses`, checked against the valid definitions beside it."""
+    if not agent.definition.uses:
+        return []
+    siblings: dict[str, LoadedAgent] = {}
+    for file in definition_files(agent.root):
+        if file != agent.file:
+            try:
+                sibling = load_definition(file, agent.root)
+            except DefinitionError:
+                continue
+            siblings.setdefault(sibling.name, sibling)
+    return uses_problems({**siblings, agent.name: agent}, agent.root, only=agent.name)

@@ -57,11 +57,13 @@ def show(args: argparse.Namespace) -> int:
         f"created {content.created_at:%Y-%m-%d %H:%M:%S}, {content.size:,} bytes"
     )
     print(f"open: {content.location}")
+    for agent, content_id in content.builds_on.items():
+        print(f"builds on {agent} {content_id} (agentflows show {content_id})")
     for path, uri in sorted(content.files.items()):
         print(f"  {path:<32} {uri}")
     if content.lineage:
         print(f"lineage (generation {content.generation_id}):")
-    for step in content.lineage:
+    for step in (s for s in content.lineage if s["step"] != "uses"):
         usage = step["usage"]
         model = f"{step['provider']}/{step['model']}" if step["model"] else "no model"
         warnings = f"  WARNING {'; '.join(step['warnings'])}" if step["warnings"] else ""

@@ -121,6 +121,15 @@ def default_problem(spec: InputSpec) -> str | None:
     return None
 
 
+def fit_problem(spec: InputSpec, value: object) -> str | None:
+    """Why `value` does not fit the input, or None."""
+    try:
+        TypeAdapter(input_annotation(spec)).validate_python(value)
+    except ValidationError as exc:
+        return _first_message(exc)
+    return None
+
+
 def _input_error(definition: AgentDefinition, exc: ValidationError, values: dict[str, Any]) -> InputError:
     parts = []
     for error in exc.errors():

@@ -25,7 +25,8 @@ from prefect.states import State
 from pydantic import JsonValue
 
 from agentflows.progress import ProgressEvent, emit
-from agentflows.tasks.artifacts import AgentResult, Artifact, Draft, Plan, Step, StepReport
+from agentflows.tasks.artifacts import AgentResult, Artifact, Draft, Handoff, Plan, Provenance, Step, StepReport
+from agentflows.tasks.handoff import handoff_of, uses_label
 from agentflows.tasks.knowledge.retrieved import NOTHING
 from agentflows.tasks.knowledge.setup import KnowledgeSetup
 from agentflows.tasks.llm.session import model_session
@@ -87,7 +88,7 @@ async def run_pipeline(
     """
     await asyncio.to_thread(current_runtime().store_settings)
     inputs = clean_user_values(inputs)
-    context = RunContext(request=clean_user_text(context.request)) if context else RunContext()
+    context = context.model_copy(update={"request": clean_user_text(context.request)}) if context else RunContext()
     specs = replace(
         specs,
         decide=specs.decide.model_copy(update={"model": await resolved_settings(specs.decide.model)}),
@@ -156,8 +157,11 @@ async def _run_steps(
     from_cache = {r.label: r.cached for r in reports}  # a step served from the cache cost this run nothing
     made: list[tuple[str, Artifact]] = [("decide", plan), *((f"generate {d.item_key}", d) for d in drafts)]
     lineage = [
-        LineageEntry(checksum=a.checksum, label=label, provenance=a.provenance, cached=from_cache[label])
-        for label, a in [*made, ("build", built)]
+        *upstream_lineage(context.upstream),
+        *(
+            LineageEntry(checksum=a.checksum, label=label, provenance=a.provenance, cached=from_cache[label])
+            for label, a in [*made, ("build", built)]
+        ),
     ]
     run_info = RunInfo(flow_run_id=flow_run_id, inputs=inputs, lineage=lineage, started_at=started_at)
     emit(ProgressEvent(agent, "save", "started"))
@@ -175,6 +179,8 @@ async def _run_steps(
         files=saved.files,
         offline=built.provenance.offline,
         steps=tuple(reports),
+        builds_on={agent: h.content_id for agent, h in context.upstream.items()},
+        handoff=handoff_of(plan, drafts, built, saved, inputs),
     )
 
 
@@ -212,6 +218,18 @@ async def open_knowledge(specs: StepSpecs, inputs: dict[str, JsonValue]) -> RunK
         )
     )
     return knowledge
+
+
+def upstream_lineage(upstream: dict[str, Handoff]) -> list[LineageEntry]:
+    """One lineage entry per upstream content the run used: agent, content id, checksum of that version."""
+    return [
+        LineageEntry(
+            checksum=h.checksum,
+            label=uses_label(h),
+            provenance=Provenance(agent=h.agent, agent_version=h.agent_version, step="build"),
+        )
+        for h in upstream.values()
+    ]
 
 
 def _status(report: StepReport) -> Any:

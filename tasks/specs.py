@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentflows.tasks.artifacts import SCHEMA_VERSION, ContentType, Step
+from agentflows.tasks.artifacts import SCHEMA_VERSION, ContentType, Handoff, Step
 from agentflows.tasks.llm.settings import ModelSettings
 
 
@@ -37,6 +37,9 @@ class RunContext(BaseModel):
 
     request: str = ""
     """The free-text request that started the run (empty when an agent is run directly)."""
+    upstream: dict[str, Handoff] = Field(default_factory=dict)
+    """Results of the agents this run builds on, by agent name (templates see them under their `uses` names,
+    not under `context`); their checksums are part of every model step's cache key."""
 
 
 class StepSpec(BaseModel):
@@ -76,6 +79,8 @@ class ModelStepSpec(StepSpec):
     append_knowledge: bool = False
     """Whether the passages the step retrieved are appended to its user message, because none of its
     templates places the `knowledge` variable itself."""
+    uses: dict[str, str] = Field(default_factory=dict)
+    """The template variable of each agent this one builds on, by agent name."""
 
 
 class DecideSpec(ModelStepSpec):

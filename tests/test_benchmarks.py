@@ -6,9 +6,11 @@ calls that match), never how fast anything was: speed is the harness's to measur
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,3 +90,23 @@ def test_the_load_rows_are_met_only_when_every_run_completed_nothing_was_lost_an
 
     assert (many.met, workers.met, lost.met, one_worker[1].met) == (True, True, False, False)
     assert many.calls == "150 / 150" and "(11 / 9;" in workers.target
+
+
+def test_the_ideal_starts_a_dependent_pipeline_when_its_upstream_ends() -> None:
+    from benchmarks.ideal import Pipeline, replay
+    from tests.fake_llm import FakeLLM
+
+    def body(agent: str, step: str) -> dict[str, object]:
+        return {"model": "m", "messages": [{"role": "system", "content": f'You are "{agent}"'}, {"content": step}]}
+
+    lesson = Pipeline(body("lesson", "decide"), [body("lesson", "g1"), body("lesson", "g2")], 2, "lesson")
+    quiz = Pipeline(body("quiz", "decide"), [body("quiz", "g1")], 2, "quiz", after=("lesson",))
+    report = Pipeline(body("report", "decide"), [], 1, "report")
+    with FakeLLM(latency=0.05) as fake:
+        asyncio.run(replay(fake.base_url, [quiz, lesson, report], shared_limit=8))
+
+    def calls(agent: str) -> list[Any]:
+        return [r for r in fake.received if f'"{agent}"' in str(r.body["messages"][0]["content"])]
+
+    assert min(c.started for c in calls("quiz")) >= max(c.ended for c in calls("lesson"))
+    assert min(c.started for c in calls("report")) < max(c.ended for c in calls("lesson"))  # not held back

@@ -19,10 +19,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, JsonValue
+from pydantic import BaseModel, ConfigDict, JsonValue, computed_field
 
 from agentflows.tasks.artifacts import BuiltContent, ContentType, Provenance, SavedContent, Usage
 from agentflows.tasks.errors import ContentNotFound, StorageError
+from agentflows.tasks.handoff import builds_on
 from agentflows.tasks.normalize import NormalizedContent, normalize
 from agentflows.tasks.storage.objects import ObjectStore
 from agentflows.tasks.storage.records import MIN_PREFIX, ContentRepository, now
@@ -108,7 +109,13 @@ class StoredContent(BaseModel):
     created_at: datetime
     lineage: list[dict[str, Any]] = []
     """The step artifacts of the generation that made it: step, checksum, parent, templates, knowledge passages
-    (source, heading, hash), model, usage."""
+    (source, heading, hash), model, usage; first, one `uses` entry per upstream content it was made from."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def builds_on(self) -> dict[str, str]:
+        """Content id of each upstream content this one was made from, by agent (from the lineage)."""
+        return builds_on(self.lineage)
 
 
 class ContentPage(BaseModel):
