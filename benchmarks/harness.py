@@ -46,6 +46,7 @@ class Options:
         "router",
         "graph",
         "concurrent",
+        "peers",
         "persistence",
         "knowledge",
         "startup",
@@ -93,6 +94,8 @@ def run(options: Options) -> Results:
                 for name in ("agent", "router", "graph", "concurrent"):
                     if name in options.scenarios:
                         results.runs[f"{name}@{latency}"] = scenario(name, env, options)
+                if "peers" in options.scenarios:
+                    results.runs[f"peers@{latency}"] = peers(env, options)
         if "persistence" in options.scenarios:
             results.runs.update(persistence(postgres, s3, base_env, options))
         if "knowledge" in options.scenarios:
@@ -140,11 +143,44 @@ def scenario(name: str, env: dict[str, str], options: Options) -> dict[str, Any]
     return measured
 
 
-def _run_scenario(args: list[str], name: str, env: dict[str, str]) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=1200)
+def _run_scenario(
+    args: list[str], name: str, env: dict[str, str], python: Path | str = sys.executable
+) -> dict[str, Any]:
+    done = subprocess.run([str(python), *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=1200)
     if done.returncode != 0:
         raise RuntimeError(f"scenario {name!r} failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+PEERS: tuple[tuple[str, str, dict[str, str], Path], ...] = (
+    ("agentflows", "agentflows", {}, Path(sys.executable)),
+    ("agentflows, process-scope limits", "agentflows", {"AGENTFLOWS_LLM_LIMIT_SCOPE": "process"}, Path(sys.executable)),
+    ("Prefect tasks + openai", "prefect", {}, Path(sys.executable)),
+    ("pydantic-ai on Prefect", "pydantic-ai", {}, Path(sys.executable)),
+    ("crewAI Flow", "crewai", {}, ROOT / ".venv-crewai" / "bin" / "python"),
+)
+"""Label, `benchmarks.peers` name, extra environment and interpreter of each peer (crewAI has an
+environment of its own: it pins pydantic < 2.13 and openai < 3, below what agentflows and pydantic-ai use)."""
+
+
+def peers(env: dict[str, str], options: Options) -> dict[str, Any]:
+    """The e-book pipeline by each peer (`benchmarks.peers`), replaying one recorded agentflows run's calls.
+
+    A peer that is not installed (the `peers` extra, `.venv-crewai`) gets a row saying so."""
+    recorded = Path(tempfile.mkdtemp(prefix="agentflows-bench-peers-")) / "recorded.json"
+    env = {**env, "BENCH_RECORDED": str(recorded)}
+    _run_scenario(["-m", "benchmarks.peers", "record"], "peers", env)
+    measured: dict[str, Any] = {}
+    for label, name, extra, python in PEERS:
+        if not python.exists():
+            measured[label] = {"missing": f"{python.relative_to(ROOT)} is not installed"}
+            continue
+        args = ["-m", "benchmarks.peers", name, "--repeats", str(options.repeats)]
+        try:
+            measured[label] = _run_scenario(args, f"peers {name}", {**env, **extra}, python)
+        except RuntimeError as exc:
+            measured[label] = {"missing": str(exc).strip().splitlines()[-1][:200]}
+    return measured
 
 
 def persistence(postgres: PostgresCluster, s3: S3Server, env: dict[str, str], options: Options) -> dict[str, Any]:

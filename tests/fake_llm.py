@@ -192,6 +192,7 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                     {
                         "id": "chatcmpl-fake",
                         "object": "chat.completion",
+                        "created": int(time.time()),
                         "model": model,
                         "choices": [
                             {
@@ -200,7 +201,12 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                                 "finish_reason": "stop",
                             }
                         ],
-                        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+                        # total_tokens and created: clients that validate the whole answer (pydantic-ai) need them
+                        "usage": {
+                            "prompt_tokens": prompt_tokens,
+                            "completion_tokens": completion_tokens,
+                            "total_tokens": prompt_tokens + completion_tokens,
+                        },
                     }
                 ).encode()
             self.send_response(reply.status)
