@@ -33,9 +33,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scenario",
         action="append",
-        choices=["agent", "router", "graph", "concurrent", "peers", "persistence", "knowledge", "startup", "load"],
+        choices=[
+            "agent",
+            "fanout",
+            "router",
+            "graph",
+            "concurrent",
+            "peers",
+            "persistence",
+            "knowledge",
+            "startup",
+            "load",
+            "workers",
+        ],
         help="only this scenario (repeatable); graph: lesson → quiz, lesson → ebook through the router; "
-        "peers: the e-book pipeline on plain Prefect, pydantic-ai and crewAI (benchmarks/peers.py)",
+        "peers: the e-book pipeline on plain Prefect, pydantic-ai and crewAI (benchmarks/peers.py); "
+        "fanout: a 12-chapter e-book; workers: 100 runs over 2 process workers (not in the default set: ~30 min)",
     )
     parser.add_argument(
         "--profile",

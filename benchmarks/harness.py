@@ -43,6 +43,7 @@ class Options:
     concurrency_limit: int = 8
     scenarios: tuple[str, ...] = (
         "agent",
+        "fanout",
         "router",
         "graph",
         "concurrent",
@@ -52,6 +53,7 @@ class Options:
         "startup",
         "load",
     )
+    """The default scenarios; `workers` (100 runs over 2 process workers, ~30 min here) runs when named."""
     passages: int = 1000
     """Knowledge passages indexed in the knowledge scenario."""
     profile: tuple[str, ...] = ()
@@ -91,7 +93,7 @@ def run(options: Options) -> Results:
         for latency in options.latencies:
             with FakeLLM(latency=latency) as fake:
                 env = {**base_env, "AGENTFLOWS_LLM_BASE_URL": fake.base_url, "BENCH_FAKE_CONTROL": fake.control_url}
-                for name in ("agent", "router", "graph", "concurrent"):
+                for name in ("agent", "fanout", "router", "graph", "concurrent"):
                     if name in options.scenarios:
                         results.runs[f"{name}@{latency}"] = scenario(name, env, options)
                 if "peers" in options.scenarios:
@@ -104,6 +106,8 @@ def run(options: Options) -> Results:
             results.runs["startup"] = startup(base_env)
         if "load" in options.scenarios:
             results.runs["load"] = load(postgres, s3, base_env, options)
+        if "workers" in options.scenarios:
+            results.runs["workers"] = load(postgres, s3, base_env, options, "workers")
     finally:
         if prefect is not None:
             stop_group(prefect.pid)
@@ -234,21 +238,25 @@ LOAD_LATENCY = 0.2
 """Model latency of the load scenario."""
 
 
-def load(postgres: PostgresCluster, s3: S3Server, env: dict[str, str], options: Options) -> dict[str, Any]:
-    """Many runs at once into PostgreSQL + S3 (`benchmarks.load`), against a fake model of its own."""
-    postgres.create_database("load")
+def load(
+    postgres: PostgresCluster, s3: S3Server, env: dict[str, str], options: Options, name: str = "load"
+) -> dict[str, Any]:
+    """Many runs at once into PostgreSQL + S3 (`benchmarks.load`), against a fake model of its own; `name` is
+    `load` (50 runs at once, 20 over 2 workers) or `workers` (100 over 2 workers)."""
+    postgres.create_database(name)
     with FakeLLM(latency=LOAD_LATENCY) as fake:
         store = {
             "AGENTFLOWS_LLM_BASE_URL": fake.base_url,
             "BENCH_FAKE_CONTROL": fake.control_url,
-            "AGENTFLOWS_DATABASE_URL": postgres.url("load"),
-            "AGENTFLOWS_STORAGE_URL": "s3://load/outputs",
+            "AGENTFLOWS_DATABASE_URL": postgres.url(name),
+            "AGENTFLOWS_STORAGE_URL": f"s3://{name}/outputs",
+            "AGENTFLOWS_LLM_LIMIT_SCOPE": "server",  # the slots the load scenario counts as leaked or not
             "AGENTFLOWS_S3_ENDPOINT_URL": s3.endpoint,
             "AWS_ACCESS_KEY_ID": "bench",
             "AWS_SECRET_ACCESS_KEY": "bench",
             "AWS_DEFAULT_REGION": "us-east-1",
         }
-        return scenario("load", {**env, **store}, options)
+        return scenario(name, {**env, **store}, options)
 
 
 def startup(env: dict[str, str]) -> dict[str, Any]:
