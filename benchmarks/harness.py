@@ -158,7 +158,7 @@ def _run_scenario(
 
 PEERS: tuple[tuple[str, str, dict[str, str], Path], ...] = (
     ("agentflows", "agentflows", {}, Path(sys.executable)),
-    ("agentflows, process-scope limits", "agentflows", {"AGENTFLOWS_LLM_LIMIT_SCOPE": "process"}, Path(sys.executable)),
+    ("agentflows, server-scope limits", "agentflows", {"AGENTFLOWS_LLM_LIMIT_SCOPE": "server"}, Path(sys.executable)),
     ("Prefect tasks + openai", "prefect", {}, Path(sys.executable)),
     ("pydantic-ai on Prefect", "pydantic-ai", {}, Path(sys.executable)),
     ("crewAI Flow", "crewai", {}, ROOT / ".venv-crewai" / "bin" / "python"),
