@@ -98,19 +98,23 @@ def measure(run: Callable[[Path], Coroutine[Any, Any, Any]], repeats: int) -> di
     for _ in range(repeats):
         results = Path(tempfile.mkdtemp(prefix="peer-results-"))
         reset_calls()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         asyncio.run(run(results))
-        cold = time.perf_counter() - started
+        cold, cold_cpu = time.perf_counter() - started, time.process_time() - cpu
         cold_calls = model_calls()
         reset_calls()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         asyncio.run(run(results))
-        cached = time.perf_counter() - started
+        cached, cached_cpu = time.perf_counter() - started, time.process_time() - cpu
         cached_calls = model_calls()
         pipeline = Pipeline(decide, generates, FAN_OUT)
         ideal = asyncio.run(replay(os.environ["AGENTFLOWS_LLM_BASE_URL"], [pipeline], shared_limit=limit()))
         rows.append(
-            {"cold": cold, "cached": cached, "ideal": ideal, "cold_calls": cold_calls, "cached_calls": cached_calls}
+            {
+                **{"cold": cold, "cached": cached, "ideal": ideal},
+                **{"cold_calls": cold_calls, "cached_calls": cached_calls},
+                **{"cold_cpu": cold_cpu, "cached_cpu": cached_cpu},  # CPU seconds of this process, all threads
+            }
         )
     return {"rows": rows}
 
