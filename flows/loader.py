@@ -6,7 +6,8 @@ exists inside the definitions folder, parses, includes only literal paths inside
 that folder, and uses only variables its step provides (`agentflows.templates`
 checks them against the namespace of each role); that the builder finds the
 draft fields it needs; that expressions and run names refer to real inputs; that
-knowledge sources exist inside the folder (`agentflows.knowledge`).
+knowledge sources exist inside the folder (`agentflows.knowledge`); that every
+check compiles and uses only its step's variables (`agentflows.checks`).
 All problems of a file are collected and raised together as one
 `DefinitionError`; a valid file gives a `LoadedAgent` holding the definition and
 the source of every template it renders.
@@ -25,6 +26,7 @@ from pathlib import Path
 from jinja2 import TemplateSyntaxError
 from pydantic import ValidationError
 
+from agentflows.checks import check_rule_problems
 from agentflows.definition import AgentDefinition
 from agentflows.errors import DefinitionError, Problem, YamlSyntaxError
 from agentflows.fields import FieldSpec
@@ -141,6 +143,7 @@ class _Checker:
         self.check_routing()
         knowledge_problems(self.d, self.root, self.problem)
         query_problems(self.d, self.namespace, self.problem)
+        check_rule_problems(self.d, self.namespace, self.problem)
         renders = self.check_templates()
         if self.problems:
             return None
