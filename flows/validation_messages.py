@@ -12,24 +12,39 @@ from __future__ import annotations
 import difflib
 import types
 from collections.abc import Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
 from agentflows.definition import PATTERN_MEANINGS, AgentDefinition
 from agentflows.errors import Problem
 from agentflows.yaml_source import LineMap, YamlPath, dotted
 
+_schema: ContextVar[type[BaseModel]] = ContextVar("schema", default=AgentDefinition)
+"""The model the file was validated against (an agent definition, unless a caller says otherwise)."""
 
-def problems_from_validation(exc: ValidationError, file: Path, data: Any, lines: LineMap) -> list[Problem]:
-    """One problem per YAML path that failed validation, in file order.
+
+def problems_from_validation(
+    exc: ValidationError, file: Path, data: Any, lines: LineMap, schema: type[BaseModel] = AgentDefinition
+) -> list[Problem]:
+    """One problem per YAML path that failed validation against `schema`, in file order.
 
     A missing key that an unknown key next to it is a misspelling of (`descripton`
     for `description`) is not reported on its own: the unknown key's "did you
     mean" already says what to fix.
     """
+    token = _schema.set(schema)
+    try:
+        return _problems(exc, file, data, lines)
+    finally:
+        _schema.reset(token)
+
+
+def _problems(exc: ValidationError, file: Path, data: Any, lines: LineMap) -> list[Problem]:
     grouped: dict[YamlPath, list[ErrorDetails]] = {}
     for error in exc.errors():
         grouped.setdefault(_data_path(error["loc"], data, error["type"]), []).append(error)
@@ -133,11 +148,11 @@ def _clean(message: str) -> str:
 
 def _model_at(path: YamlPath) -> Any:
     """The schema type at `path` (a model class, or None when it cannot be followed)."""
-    current: Any = AgentDefinition
+    current: Any = _schema.get()
     for part in path:
         current = _unwrap(current)
         if isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(str(part))
+            field = _keys(current).get(str(part))
             if field is None:
                 return None
             current = field.annotation
@@ -152,7 +167,7 @@ def _model_at(path: YamlPath) -> Any:
 
 def _model_fields(path: YamlPath) -> list[str]:
     model = _model_at(path)
-    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+    return list(_keys(model)) if isinstance(model, type) and issubclass(model, BaseModel) else []
 
 
 def _field_doc(path: YamlPath) -> str:
@@ -160,10 +175,15 @@ def _field_doc(path: YamlPath) -> str:
         return ""
     parent = _model_at(path[:-1])
     if isinstance(parent, type) and issubclass(parent, BaseModel):
-        field = parent.model_fields.get(str(path[-1]))
+        field = _keys(parent).get(str(path[-1]))
         if field is not None and field.description:
             return " ".join(field.description.split())
     return ""
+
+
+def _keys(model: type[BaseModel]) -> dict[str, FieldInfo]:
+    """The fields of `model` by the key a YAML file writes them with (an alias such as `assert`, or the name)."""
+    return {field.alias or name: field for name, field in model.model_fields.items()}
 
 
 def _unwrap(annotation: Any) -> Any:
