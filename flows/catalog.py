@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 from agentflows.errors import AgentNotFound, DefinitionError, Problem
+from agentflows.evals.cases import suite_problems
 from agentflows.loader import LoadedAgent, load_definition
 from agentflows.tasks.runtime import current_runtime
 from agentflows.templates import AGENT_ATTRIBUTES, CONTEXT_ATTRIBUTES, Namespace, TemplateChecker
@@ -141,12 +142,16 @@ def classifier_templates(
 
 
 def check_paths(paths: list[Path]) -> list[Problem]:
-    """Every problem in the given files and folders (what `agentflows validate` prints)."""
+    """Every problem in the given files and folders (what `agentflows validate` prints).
+
+    A folder's eval files (`evals/<agent>.yaml`) are checked once its definitions are valid.
+    """
     problems: list[Problem] = []
     for path in paths:
         try:
             if path.is_dir():
-                load_agents(path)
+                catalog = load_agents(path)
+                problems += suite_problems(catalog.root, catalog)
             else:
                 load_definition(path.resolve(), path.resolve().parent)
         except DefinitionError as exc:
