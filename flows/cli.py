@@ -6,6 +6,7 @@
     agentflows route "REQUEST" [--type AGENT …] [--json]   several agents from one request
     agentflows show CONTENT_ID [--json]      a stored content, its files, lineage and knowledge used
     agentflows knowledge search AGENT "Q"    the knowledge passages a step would retrieve; `index` rebuilds
+    agentflows eval AGENT|--all [--repeat N] [--baseline FILE] [--json]   eval cases; exit 1 on a regression
     agentflows contents [--type T]           the newest stored contents
     agentflows db upgrade                    migrate the content database to the newest schema
     agentflows storage sweep [--older-than]  remove objects that failed saves left behind
@@ -29,6 +30,7 @@ from typing import Any
 
 from agentflows.catalog import check_paths, definitions_root, load_agents
 from agentflows.errors import DefinitionError, InputError
+from agentflows.eval_cli import add_eval_command
 from agentflows.fields import InputSpec
 from agentflows.knowledge_cli import add_knowledge_commands, knowledge_lines
 from agentflows.stack_cli import add_stack_commands
@@ -134,6 +136,7 @@ def parser() -> argparse.ArgumentParser:
     action.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     action.set_defaults(command=storage_sweep)
     add_knowledge_commands(sub)
+    add_eval_command(sub)
     add_stack_commands(sub)
     return top
 
