@@ -3,7 +3,7 @@
 Each request to `/v1/chat/completions` takes the next scripted `Reply` for its
 model (or for any model), else a default reply: a chat completion whose content
 is a schema-valid JSON answer to the schema the prompt carries, written by the
-offline provider's writer around the first «user text» in the prompt and what the
+offline provider's writer around the first «user text» of the user messages and what the
 prompt states that the shipped agents' checks hold an answer to (a lesson's
 length, an API's framework, the file to write), as a model that reads its prompt
 would. Every
@@ -137,11 +137,13 @@ class FakeLLM:
 
 
 def default_answer(body: dict[str, Any]) -> Any:
-    """A schema-valid answer to the schema in the last user message, about the first «user text»."""
+    """A schema-valid answer to the schema in the last user message, about the first «user text» of the
+    user messages (the system prompt's « and » is not a topic)."""
     prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
+    asked = "\n".join(str(m.get("content", "")) for m in body.get("messages", []) if m.get("role") == "user")
     schemas = _SCHEMA.findall(prompt)
     schema = json.loads(schemas[-1]) if schemas else {"type": "object", "properties": {}}
-    inputs: dict[str, Any] = {"topic": next(iter(_USER_TEXT.findall(prompt)), "the subject")}
+    inputs: dict[str, Any] = {"topic": next(iter(_USER_TEXT.findall(asked)), "the subject")}
     for name, (pattern, kind) in _STATED.items():
         if found := pattern.search(prompt):
             inputs[name] = kind(found.group(1))
