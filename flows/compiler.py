@@ -4,23 +4,30 @@
 step. `compile_agent` wraps the pipeline in a flow named after the agent, whose
 version is the hash of its YAML and templates, whose run name comes from the
 inputs, and whose signature is built from the declared inputs so Prefect (the
-UI form, `prefect deploy`, parameter validation) sees real types, enums, bounds
-and help text.
+UI form, `prefect deploy`, the server's parameter check) sees real types, enums,
+bounds and help text.
+
+The flow checks its parameters itself, in its body (`validate_inputs`), instead of
+Prefect's `validate_parameters`: a run the server did not check (the UI's
+"Validate parameters" box unticked) fails before any step with one `InputError`
+line naming each bad input, not Prefect's multi-line `ParameterTypeError`.
 """
 
 from __future__ import annotations
 
 import inspect
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import Flow, Task, flow
 from prefect.cache_policies import INPUTS, NO_CACHE
 from prefect.tasks import exponential_backoff
+from pydantic import TypeAdapter, ValidationError
 
 from agentflows.definition import AgentDefinition, StepSettings
+from agentflows.errors import InputError
 from agentflows.fields import object_schema
-from agentflows.inputs import input_parameters
+from agentflows.inputs import input_parameters, validate_inputs
 from agentflows.knowledge import appends_knowledge, knowledge_setup
 from agentflows.loader import LoadedAgent, degrade_field
 from agentflows.pipeline import StepSpecs, StepTasks, run_pipeline
@@ -30,6 +37,7 @@ from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunConte
 
 REFRESH_HELP = "Ignore cached step results and call the model again."
 CONTEXT_HELP = "The free-text request this run serves (the router sets it); prompts see it as context.request."
+T = TypeVar("T")
 
 
 def step_specs(agent: LoadedAgent) -> StepSpecs:
@@ -130,9 +138,10 @@ def compile_agent(agent: LoadedAgent) -> Flow[..., Any]:
     tasks = step_tasks(d)
 
     async def agent_flow(**parameters: Any) -> Any:
-        refresh = bool(parameters.pop("refresh", False))
-        context = RunContext(request=str(parameters.pop("context", "") or ""))
-        return await run_pipeline(specs, tasks, parameters, refresh=refresh, context=context)
+        refresh = _checked(bool, "refresh", parameters.pop("refresh", False), d.name)
+        context = RunContext(request=_checked(str, "context", parameters.pop("context", "") or "", d.name))
+        inputs = validate_inputs(d, parameters)
+        return await run_pipeline(specs, tasks, inputs, refresh=refresh, context=context)
 
     agent_flow.__signature__ = flow_signature(d)  # type: ignore[attr-defined]
     agent_flow.__doc__ = flow_docstring(d)
@@ -147,8 +156,15 @@ def compile_agent(agent: LoadedAgent) -> Flow[..., Any]:
         # Flow results are pickled: Prefect 3.8 reads a JSON-serialized flow result back as a
         # plain dict (task results, stored as full records, keep their classes with JSON).
         result_storage=current_runtime().settings.result_storage,
-        validate_parameters=True,
+        validate_parameters=False,  # the body checks them: one InputError line (see the module docstring)
     )(agent_flow)
+
+
+def _checked(kind: type[T], name: str, value: Any, agent: str) -> T:
+    try:
+        return TypeAdapter(kind).validate_python(value)
+    except ValidationError as exc:
+        raise InputError(f"agent {agent!r}: parameter {name!r}: {exc.errors()[0]['msg']} (got {value!r})") from None
 
 
 def flow_signature(d: AgentDefinition) -> inspect.Signature:

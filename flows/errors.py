@@ -14,7 +14,8 @@ The whole tree, each class with the module that defines it::
     ├── ViewerError                       the content viewer cannot start (port, token)     [here]
     ├── BaselineError                     an eval's baseline file cannot be read            [here]
     ├── EvalFailed                        an eval flow run found failing or regressed cases [here]
-    ├── StackError                        the local stack could not be started or stopped   [deployments]
+    ├── StackError                        a Prefect server or worker could not start or stop [deployments]
+    │   └── PrefectUnreachable            the configured Prefect API does not answer
     └── RunError                          something failed while a flow ran                 [tasks]
         ├── TemplateRenderError           a template failed or grew too large at render time
         ├── ModelError                    the model provider could not be used

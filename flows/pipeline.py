@@ -78,7 +78,12 @@ async def run_pipeline(
     refresh: bool = False,
     context: RunContext | None = None,
 ) -> AgentResult:
-    """Run the four steps of one agent and say what they made."""
+    """Run the four steps of one agent and say what they made.
+
+    The content store's settings are checked first, so a mistyped database or
+    storage URL fails the run before any model call is paid for.
+    """
+    await asyncio.to_thread(current_runtime().store_settings)
     inputs = clean_user_values(inputs)
     context = RunContext(request=clean_user_text(context.request)) if context else RunContext()
     specs = replace(

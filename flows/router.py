@@ -28,7 +28,7 @@ from prefect import Flow, flow, task
 from prefect.artifacts import acreate_table_artifact
 from prefect.context import FlowRunContext, SyncClientContext
 from prefect.states import Completed, Failed, State
-from pydantic import Field
+from pydantic import ConfigDict, Field, ValidationError, create_model
 
 from agentflows.api import run_blocking
 from agentflows.branches import run_branch, run_status, unique_names
@@ -40,7 +40,7 @@ from agentflows.errors import InputError, RoutingError
 from agentflows.inputs import validate_inputs
 from agentflows.loader import SHARED_PARAMETERS
 from agentflows.progress import ProgressEvent, emit
-from agentflows.routing import ambiguous_terms, match_rules, request_inputs
+from agentflows.routing import REQUEST_LENGTH, ambiguous_terms, check_request, match_rules, request_inputs
 from agentflows.tasks.errors import AgentflowsError
 from agentflows.tasks.manifest import Manifest, manifest_content, table_row
 from agentflows.tasks.previews import viewer_link
@@ -63,10 +63,8 @@ async def decide_route(
     request: str, catalog: AgentCatalog, explicit: list[str] | None, shared: Mapping[str, Any]
 ) -> Route:
     """The route of `request`; raises `RoutingError` or `InputError` before any branch runs."""
+    check_request(request, explicit, catalog)
     if explicit:
-        unknown = [name for name in explicit if name not in catalog]
-        if unknown:
-            raise RoutingError(f"unknown content type {unknown[0]!r}; the agents are: {', '.join(catalog)}")
         agents = tuple(dict.fromkeys(explicit))
         return _validated(request, catalog, agents, "explicit", {a: ["explicit"] for a in agents}, shared, {})
     definitions = {name: agent.definition for name, agent in catalog.items()}
@@ -163,8 +161,12 @@ def compile_router(catalog: AgentCatalog) -> Flow[..., Any]:
     """The router flow over the agents of `catalog`."""
     agent_flows = {name: compiled(agent) for name, agent in catalog.items()}
 
+    signature = router_signature(list(catalog))
+
     async def router(**parameters: Any) -> Any:
         started = time.monotonic()
+        parameters = router_parameters(signature, parameters, catalog)
+        await asyncio.to_thread(current_runtime().store_settings)  # a bad storage URL fails before any model call
         request = str(parameters["request"])
         shared = {name: parameters.get(name) for name in SHARED_PARAMETERS}
         route = await decide_route(request, catalog, parameters.get("content_types"), shared)
@@ -198,7 +200,7 @@ def compile_router(catalog: AgentCatalog) -> Flow[..., Any]:
         manifest = await save_manifest(manifest)
         return _final_state(manifest)
 
-    router.__signature__ = router_signature(list(catalog))  # type: ignore[attr-defined]
+    router.__signature__ = signature  # type: ignore[attr-defined]
     router.__doc__ = ROUTER_DOC
     router.__name__ = router.__qualname__ = ROUTER_NAME
     router.__module__ = "agentflows.agents"
@@ -210,8 +212,26 @@ def compile_router(catalog: AgentCatalog) -> Flow[..., Any]:
         # Flow results are pickled: Prefect 3.8 reads a JSON-serialized flow result back as a
         # plain dict (task results, stored as full records, keep their classes with JSON).
         result_storage=current_runtime().settings.result_storage,
-        validate_parameters=True,
+        validate_parameters=False,  # the body checks them (router_parameters): one line, not a ParameterTypeError
     )(router)
+
+
+def router_parameters(
+    signature: inspect.Signature, parameters: Mapping[str, Any], catalog: AgentCatalog
+) -> dict[str, Any]:
+    """The router's parameters checked against its signature (and `check_request`); one `InputError` line if not."""
+    fields: Any = {
+        p.name: (p.annotation, ... if p.default is inspect.Parameter.empty else p.default)
+        for p in signature.parameters.values()
+    }
+    model = create_model("router_parameters", __config__=ConfigDict(extra="forbid"), **fields)
+    try:
+        values = model.model_validate(dict(parameters)).model_dump()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'parameters'}: {e['msg']}" for e in exc.errors())
+        raise InputError(f"router: {problems}") from None
+    check_request(values["request"], values["content_types"], catalog)
+    return values
 
 
 def _final_state(manifest: Manifest) -> State[Manifest]:
@@ -230,7 +250,8 @@ def router_signature(agent_names: list[str]) -> inspect.Signature:
     """The router's parameters: the request, a multi-select of content types, shared parameters, refresh."""
     kind = inspect.Parameter.KEYWORD_ONLY
     names: Any = Literal[tuple(agent_names)]
-    text = Annotated[str, Field(min_length=3, max_length=4000)]
+    shortest, longest = REQUEST_LENGTH
+    text = Annotated[str, Field(min_length=shortest, max_length=longest)]
     return inspect.Signature(
         [
             inspect.Parameter("request", kind, annotation=text),
@@ -272,8 +293,14 @@ async def route_async(
     refresh: bool = False,
     definitions: Path | str | None = None,
 ) -> Manifest:
-    """Route `request` and return the manifest (also when some branches failed)."""
-    router = compiled_router(load_agents(definitions))
+    """Route `request` and return the manifest (also when some branches failed).
+
+    A request the router would refuse (empty, or naming an unknown content type)
+    raises `RoutingError` before any flow run starts.
+    """
+    catalog = load_agents(definitions)
+    check_request(request, content_types, catalog)
+    router = compiled_router(catalog)
     with SyncClientContext.get_or_create():  # one sync Prefect client for the run, not one per use
         state: State[Any] = await router(  # type: ignore[misc]
             request=request,

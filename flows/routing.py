@@ -7,7 +7,9 @@ Everything here is pure and reads only the agents' YAML `routing` hints:
 - `ambiguous_terms` names terms that select more than one agent;
 - `request_inputs` reads an agent's inputs from the request: the subject (what
   the request is about) into the agent's subject input, each `extract` pattern
-  into its input, and the shared parameters (audience, language, level).
+  into its input, and the shared parameters (audience, language, level);
+- `check_request` refuses, before anything runs, a request the router cannot take
+  (empty, too short or too long) and content types no agent has.
 
 The model classifier, for requests these rules cannot settle, lives in
 `agentflows.classifier`.
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentflows.definition import AgentDefinition
+from agentflows.errors import RoutingError
 from agentflows.fields import InputSpec
 
 _STOP = r"(?=\s+(?:for|with|and|in|to|that|which|using|including)(?=\s)|[,.;:!?]|$)"
@@ -29,6 +32,9 @@ SUBJECT_PATTERNS = (
     r"\b(?:of|for)\s+(?P<value>.+?)" + _STOP.replace("for|", ""),
 )
 """Where a request usually says what it is about: "a quiz on <subject>", "an API for <subject>"."""
+REQUEST_LENGTH = (3, 4000)
+"""Shortest and longest request, in characters (the router flow's parameter bounds)."""
+EXAMPLE_REQUEST = "a lesson on tides for 8th grade, with a quiz"
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,20 @@ class RuleMatch:
 
     agent: str
     evidence: tuple[str, ...]
+
+
+def check_request(request: str, content_types: list[str] | None, agents: Mapping[str, object]) -> None:
+    """Raise `RoutingError` for a request the router would refuse, naming what would be valid."""
+    shortest, longest = REQUEST_LENGTH
+    text = request.strip()
+    if len(text) < shortest:
+        what = "empty" if not text else f"{text!r}, too short"
+        raise RoutingError(f"the request is {what}; say what to make, e.g. {EXAMPLE_REQUEST!r}")
+    if len(request) > longest:
+        raise RoutingError(f"the request has {len(request)} characters; at most {longest} are taken")
+    unknown = [name for name in content_types or () if name not in agents]
+    if unknown:
+        raise RoutingError(f"unknown content type {unknown[0]!r}; the agents are: {', '.join(agents)}")
 
 
 def match_rules(request: str, agents: Mapping[str, AgentDefinition]) -> list[RuleMatch]:
