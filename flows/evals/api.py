@@ -52,6 +52,7 @@ async def run_evals_async(
     catalog = load_agents(definitions)
     suites = load_suites(catalog.root, catalog, agents)
     rates = read_baseline(baseline) if baseline is not None else None
+    await anyio.to_thread.run_sync(current_runtime().store)  # where results go, checked before any model call
     folder = answers if answers is not None else catalog.root / ANSWERS_FOLDER
     cases: list[CaseResult] = []
     offline = True
