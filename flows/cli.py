@@ -3,7 +3,7 @@
     agentflows list                          the agents and what they make
     agentflows validate [PATH ...]           check definitions; exit 1 on any problem
     agentflows run AGENT -p k=v … [--refresh] [--json]
-    agentflows route "REQUEST" [--type AGENT …] [--json]   several agents from one request
+    agentflows route "REQUEST" [--type AGENT …] [--after AGENT=UPSTREAM …] [--json]   several agents, one request
     agentflows show CONTENT_ID [--json]      a stored content, its files, lineage and knowledge used
     agentflows knowledge search AGENT "Q"    the knowledge passages a step would retrieve; `index` rebuilds
     agentflows eval AGENT|--all [--repeat N] [--baseline FILE] [--json]   eval cases; exit 1 on a regression
@@ -139,6 +139,13 @@ def parser() -> argparse.ArgumentParser:
     cmd.add_argument(
         "--type", dest="content_types", action="append", metavar="AGENT", help="run this agent; repeat for several"
     )
+    cmd.add_argument(
+        "--after",
+        action="append",
+        metavar="AGENT=UPSTREAM",
+        help="run AGENT after UPSTREAM (both chosen), besides the agents' own `uses` (quiz and ebook run after "
+        "lesson_plan, with its result; the rest at once; a failed agent's dependents are skipped); repeatable",
+    )
     cmd.add_argument("--audience", help="who the content is for")
     cmd.add_argument("--language", help="language to write in")
     cmd.add_argument("--level", help='level of the audience, e.g. "8th grade"')
@@ -182,6 +189,7 @@ def list_agents(args: argparse.Namespace) -> int:
             "content_type": a.definition.content_type.value,
             "version": a.flow_version,
             "inputs": list(a.definition.inputs),
+            "uses": list(a.definition.uses),
             "description": a.definition.description,
         }
         for a in catalog.values()
@@ -192,6 +200,8 @@ def list_agents(args: argparse.Namespace) -> int:
     for row in rows:
         print(f"{row['name']:<16} {row['content_type']:<12} {row['description']}")
         print(f"{'':<16} inputs: {', '.join(row['inputs']) or 'none'}")
+        if row["uses"]:
+            print(f"{'':<16} builds on: {', '.join(row['uses'])} (when a request asks for both)")
     return 0
 
 
@@ -239,6 +249,7 @@ def route(args: argparse.Namespace) -> int:
             audience=args.audience,
             language=args.language,
             level=args.level,
+            after=args.after,
             refresh=args.refresh,
             definitions=args.definitions,
         )
@@ -247,13 +258,23 @@ def route(args: argparse.Namespace) -> int:
     else:
         print(f"{manifest.status}: {len(manifest.components)} components, routed by {manifest.route}")
         for c in manifest.components:
-            outcome = c.location if c.status == "completed" else f"FAILED {c.error}"
-            print(f"  {c.agent:<14} {c.seconds:6.1f} s  {c.name}\n  {'':<14}          {outcome}")
+            outcome = c.location if c.status == "completed" else f"{c.status.upper()} {c.error}"
+            after = f"  (after {', '.join(c.depends_on)})" if c.depends_on else ""
+            print(f"  {c.agent:<14} {c.seconds:6.1f} s  {c.name}{after}\n  {'':<14}          {outcome}")
+        for problem in manifest.problems:
+            print(f"inconsistent: {problem}", file=sys.stderr)
         print(f"manifest {manifest.content_id}: {manifest.location}")
-    failed = manifest.failed()
-    if failed:
-        print(f"error: {len(failed)} of {len(manifest.components)} components failed (listed above)", file=sys.stderr)
-    return 1 if failed else 0
+    failed, skipped = manifest.failed(), manifest.skipped()
+    if failed or skipped:
+        what = f"{len(failed)} of {len(manifest.components)} components failed" + (
+            f", {len(skipped)} skipped" if skipped else ""
+        )
+        print(f"error: {what} (listed above)", file=sys.stderr)
+    elif manifest.problems:
+        print(
+            f"error: the components are inconsistent ({len(manifest.problems)} problems, listed above)", file=sys.stderr
+        )
+    return 1 if failed or skipped or manifest.problems else 0
 
 
 def _check_store() -> None:

@@ -57,16 +57,19 @@ def show(args: argparse.Namespace) -> int:
         f"created {content.created_at:%Y-%m-%d %H:%M:%S}, {content.size:,} bytes"
     )
     print(f"open: {content.location}")
+    for agent, content_id in content.builds_on.items():
+        print(f"builds on {agent} {content_id} (agentflows show {content_id})")
     for path, uri in sorted(content.files.items()):
         print(f"  {path:<32} {uri}")
     if content.lineage:
         print(f"lineage (generation {content.generation_id}):")
-    for step in content.lineage:
+    for step in (s for s in content.lineage if s["step"] != "uses"):
         usage = step["usage"]
         model = f"{step['provider']}/{step['model']}" if step["model"] else "no model"
         warnings = f"  WARNING {'; '.join(step['warnings'])}" if step["warnings"] else ""
+        cached = " (from the cache)" if step["cached"] else ""
         print(
-            f"  {step['label']:<32} {model:<36} calls {usage['calls']}  "
+            f"  {step['label']:<32} {model:<36} calls {usage['calls']}{cached}  "
             f"tokens {usage['prompt_tokens']}+{usage['completion_tokens']}  cost {usage['cost']:.4f}  "
             f"checksum {step['checksum'][:12]} ← {(step['parent_checksum'] or 'request')[:12]}  "
             f"templates {len(step['template_hashes'])}{warnings}"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from prefect import Flow, Task, flow
 from prefect.cache_policies import INPUTS, NO_CACHE
@@ -27,17 +27,21 @@ from pydantic import TypeAdapter, ValidationError
 from agentflows.definition import AgentDefinition, StepSettings
 from agentflows.errors import InputError
 from agentflows.fields import object_schema
-from agentflows.inputs import input_parameters, validate_inputs
+from agentflows.inputs import REQUEST_MAX_CHARACTERS, input_parameters, text_annotation, validate_inputs
 from agentflows.knowledge import appends_knowledge, knowledge_setup
 from agentflows.loader import LoadedAgent, degrade_field
 from agentflows.pipeline import StepSpecs, StepTasks, run_pipeline
 from agentflows.tasks import steps
+from agentflows.tasks.artifacts import Handoff
+from agentflows.tasks.names import shortened
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
 
 REFRESH_HELP = "Ignore cached step results and call the model again."
 CONTEXT_HELP = "The free-text request this run serves (the router sets it); prompts see it as context.request."
-T = TypeVar("T")
+BUILDS_ON_HELP = "Results of the agents this one builds on, by agent name (the router sets them; leave empty)."
+CONTEXT_TEXT: Any = text_annotation(None, REQUEST_MAX_CHARACTERS)
+"""The `context` parameter: cleaned user text, at most as long as a request."""
 
 
 def step_specs(agent: LoadedAgent) -> StepSpecs:
@@ -66,12 +70,14 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
             reasks=d.steps.decide.reasks,
             append_knowledge=appends_knowledge(d, agent.templates_for("system", "decide")),
             checks=tuple(d.steps.decide.checks),
+            uses=d.upstream_variables,
             plan_fields=plan_fields["properties"],
             plan_required=tuple(plan_fields["required"]),
             item_schema=object_schema(item_fields, fixed={"title": title_schema}),
             items_min=items.min,
             items_max=items.max,
             items_count=items.count,
+            builder=d.builder,
         ),
         generate=GenerateSpec(
             agent=about,
@@ -81,6 +87,7 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
             prompt=d.steps.generate.prompt,
             model=d.model_settings(d.steps.generate),
             reasks=d.steps.generate.reasks,
+            uses=d.upstream_variables,
             on_invalid=d.steps.generate.on_invalid,
             degrade_field=degrade_field(d),
             append_knowledge=appends_knowledge(d, agent.templates_for("system", "generate")),
@@ -139,7 +146,9 @@ def compile_agent(agent: LoadedAgent) -> Flow[..., Any]:
 
     async def agent_flow(**parameters: Any) -> Any:
         refresh = _checked(bool, "refresh", parameters.pop("refresh", False), d.name)
-        context = RunContext(request=_checked(str, "context", parameters.pop("context", "") or "", d.name))
+        handoffs = _checked(dict[str, Handoff] | None, "builds_on", parameters.pop("builds_on", None), d.name)
+        request = _checked(CONTEXT_TEXT, "context", parameters.pop("context", "") or "", d.name)
+        context = RunContext(request=request, upstream=handoffs or {})
         inputs = validate_inputs(d, parameters)
         return await run_pipeline(specs, tasks, inputs, refresh=refresh, context=context)
 
@@ -160,7 +169,8 @@ def compile_agent(agent: LoadedAgent) -> Flow[..., Any]:
     )(agent_flow)
 
 
-def _checked(kind: type[T], name: str, value: Any, agent: str) -> T:
+def _checked(kind: Any, name: str, value: Any, agent: str) -> Any:
+    """`value` as the parameter `name` takes it (a type or annotation); one `InputError` line if not."""
     try:
         return TypeAdapter(kind).validate_python(value)
     except ValidationError as exc:
@@ -168,10 +178,13 @@ def _checked(kind: type[T], name: str, value: Any, agent: str) -> T:
 
 
 def flow_signature(d: AgentDefinition) -> inspect.Signature:
-    """Keyword-only parameters: the declared inputs, then `refresh` and `context`."""
-    refresh = inspect.Parameter("refresh", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=bool)
-    context = inspect.Parameter("context", inspect.Parameter.KEYWORD_ONLY, default="", annotation=str)
-    return inspect.Signature([*input_parameters(d), refresh, context])
+    """Keyword-only parameters: the declared inputs, then `refresh`, `context` and, for an agent
+    that builds on others, `builds_on`."""
+    kind = inspect.Parameter.KEYWORD_ONLY
+    refresh = inspect.Parameter("refresh", kind, default=False, annotation=bool)
+    context = inspect.Parameter("context", kind, default="", annotation=CONTEXT_TEXT)
+    upstream = inspect.Parameter("builds_on", kind, default=None, annotation=dict[str, Handoff] | None)
+    return inspect.Signature([*input_parameters(d), refresh, context, *([upstream] if d.uses else [])])
 
 
 def flow_docstring(d: AgentDefinition) -> str:
@@ -181,6 +194,8 @@ def flow_docstring(d: AgentDefinition) -> str:
         lines.append(f"    {name}: {' '.join(spec.description.split())}")
     lines.append(f"    refresh: {REFRESH_HELP}")
     lines.append(f"    context: {CONTEXT_HELP}")
+    if d.uses:
+        lines.append(f"    builds_on: {BUILDS_ON_HELP}")
     return "\n".join(lines)
 
 
@@ -196,7 +211,7 @@ def _run_namer(d: AgentDefinition) -> Any:
             name = template.format(**{k: values.get(k, "") for k in d.inputs})
         except (KeyError, IndexError, ValueError):
             name = d.name
-        return " ".join(name.split())[:80] or d.name
+        return shortened(name, 80) or d.name
 
     return run_name
 

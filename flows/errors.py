@@ -26,9 +26,10 @@ The whole tree, each class with the module that defines it::
         ├── ModelOutputError              the model answered, but not what the schema asks for
         ├── BuildError                    drafts cannot be assembled into content
         ├── KnowledgeError                a knowledge source cannot be read, or retrieval cannot run
-        └── StorageError                  the content store could not read or write
-            ├── ContentNotFound           no stored content has the requested id
-            └── ObjectMissing             a content's file is missing, or not a plain file of the store
+        ├── StorageError                  the content store could not read or write
+        │   ├── ContentNotFound           no stored content has the requested id
+        │   └── ObjectMissing             a content's file is missing, or not a plain file of the store
+        └── PrefectAPIError               Prefect's API failed or could not be reached
 
 `[here]` is this module, `agentflows.errors`; `[tasks]` is `agentflows.tasks.errors`
 (every `RunError` lives there too); `[deployments]` is `agentflows.deployments.errors`.

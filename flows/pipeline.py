@@ -2,9 +2,10 @@
 
 It reads like the diagram. Each step runs as a Prefect task so its result is
 persisted and cached; a step served from the cache is reported as such, which
-is how a run counts the model calls it really made. An agent with knowledge
-retrieves in the flow, before decide and before each generate task, so what a
-step retrieved is one of its task's arguments, and so part of its cache key.
+is how a run counts (and the save step records) the model calls it really made.
+An agent with knowledge retrieves in the flow, before decide and before each
+generate task, so what a step retrieved is one of its task's arguments, and so
+part of its cache key.
 
 The compiler makes what a run is given: `StepSpecs`, the immutable spec of each
 step, and `StepTasks`, the step tasks with the agent's retries, timeouts and
@@ -24,11 +25,13 @@ from prefect.states import State
 from pydantic import JsonValue
 
 from agentflows.progress import ProgressEvent, emit
-from agentflows.tasks.artifacts import AgentResult, Draft, Plan, Step, StepReport
+from agentflows.tasks.artifacts import AgentResult, Artifact, Draft, Handoff, Plan, Provenance, Step, StepReport
+from agentflows.tasks.handoff import handoff_of, uses_label
 from agentflows.tasks.knowledge.retrieved import NOTHING
 from agentflows.tasks.knowledge.setup import KnowledgeSetup
 from agentflows.tasks.llm.session import model_session
 from agentflows.tasks.llm.settings import ModelSettings
+from agentflows.tasks.prefect_api import riding_out_outages
 from agentflows.tasks.prompts import clean_user_text, clean_user_values
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
@@ -85,14 +88,16 @@ async def run_pipeline(
     """
     await asyncio.to_thread(current_runtime().store_settings)
     inputs = clean_user_values(inputs)
-    context = RunContext(request=clean_user_text(context.request)) if context else RunContext()
+    context = context.model_copy(update={"request": clean_user_text(context.request)}) if context else RunContext()
     specs = replace(
         specs,
         decide=specs.decide.model_copy(update={"model": await resolved_settings(specs.decide.model)}),
         generate=specs.generate.model_copy(update={"model": await resolved_settings(specs.generate.model)}),
     )
-    async with model_session():
-        return await _run_steps(specs, tasks.for_run(refresh=refresh), inputs, context)
+    # A worker runs the flow outside `run_agent`: the steps' state changes ride out a short outage here too.
+    with riding_out_outages():
+        async with model_session():
+            return await _run_steps(specs, tasks.for_run(refresh=refresh), inputs, context)
 
 
 async def resolved_settings(settings: ModelSettings) -> ModelSettings:
@@ -149,10 +154,14 @@ async def _run_steps(
     emit(ProgressEvent(agent, "build", _status(reports[-1]), f"{len(built.files)} files"))
 
     flow_run_id = _flow_run_id()
+    from_cache = {r.label: r.cached for r in reports}  # a step served from the cache cost this run nothing
+    made: list[tuple[str, Artifact]] = [("decide", plan), *((f"generate {d.item_key}", d) for d in drafts)]
     lineage = [
-        LineageEntry(checksum=plan.checksum, label="decide", provenance=plan.provenance),
-        *(LineageEntry(checksum=d.checksum, label=f"generate {d.item_key}", provenance=d.provenance) for d in drafts),
-        LineageEntry(checksum=built.checksum, label="build", provenance=built.provenance),
+        *upstream_lineage(context.upstream),
+        *(
+            LineageEntry(checksum=a.checksum, label=label, provenance=a.provenance, cached=from_cache[label])
+            for label, a in [*made, ("build", built)]
+        ),
     ]
     run_info = RunInfo(flow_run_id=flow_run_id, inputs=inputs, lineage=lineage, started_at=started_at)
     emit(ProgressEvent(agent, "save", "started"))
@@ -170,6 +179,8 @@ async def _run_steps(
         files=saved.files,
         offline=built.provenance.offline,
         steps=tuple(reports),
+        builds_on={agent: h.content_id for agent, h in context.upstream.items()},
+        handoff=handoff_of(plan, drafts, built, saved, inputs),
     )
 
 
@@ -207,6 +218,18 @@ async def open_knowledge(specs: StepSpecs, inputs: dict[str, JsonValue]) -> RunK
         )
     )
     return knowledge
+
+
+def upstream_lineage(upstream: dict[str, Handoff]) -> list[LineageEntry]:
+    """One lineage entry per upstream content the run used: agent, content id, checksum of that version."""
+    return [
+        LineageEntry(
+            checksum=h.checksum,
+            label=uses_label(h),
+            provenance=Provenance(agent=h.agent, agent_version=h.agent_version, step="build"),
+        )
+        for h in upstream.values()
+    ]
 
 
 def _status(report: StepReport) -> Any:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
-from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
 from agentflows.definition import PATTERN_MEANINGS, AgentDefinition
@@ -152,7 +151,7 @@ def _model_at(path: YamlPath) -> Any:
     for part in path:
         current = _unwrap(current)
         if isinstance(current, type) and issubclass(current, BaseModel):
-            field = _keys(current).get(str(part))
+            field = _yaml_fields(current).get(str(part))
             if field is None:
                 return None
             current = field.annotation
@@ -167,7 +166,12 @@ def _model_at(path: YamlPath) -> Any:
 
 def _model_fields(path: YamlPath) -> list[str]:
     model = _model_at(path)
-    return list(_keys(model)) if isinstance(model, type) and issubclass(model, BaseModel) else []
+    return list(_yaml_fields(model)) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
+def _yaml_fields(model: type[BaseModel]) -> dict[str, Any]:
+    """The fields of `model` by the key an author writes for them (its alias, such as `as`, else its name)."""
+    return {field.alias or name: field for name, field in model.model_fields.items()}
 
 
 def _field_doc(path: YamlPath) -> str:
@@ -175,15 +179,10 @@ def _field_doc(path: YamlPath) -> str:
         return ""
     parent = _model_at(path[:-1])
     if isinstance(parent, type) and issubclass(parent, BaseModel):
-        field = _keys(parent).get(str(path[-1]))
+        field = _yaml_fields(parent).get(str(path[-1]))
         if field is not None and field.description:
             return " ".join(field.description.split())
     return ""
-
-
-def _keys(model: type[BaseModel]) -> dict[str, FieldInfo]:
-    """The fields of `model` by the key a YAML file writes them with (an alias such as `assert`, or the name)."""
-    return {field.alias or name: field for name, field in model.model_fields.items()}
 
 
 def _unwrap(annotation: Any) -> Any:

@@ -36,9 +36,10 @@ from agentflows.tasks.artifacts import (
     Usage,
     canonical_json,
 )
-from agentflows.tasks.builders import BuildJob, build_content, check_draft
+from agentflows.tasks.builders import BuildJob, build_content, check_draft, check_plan
 from agentflows.tasks.checks import answer_check, both
 from agentflows.tasks.errors import TemplateRenderError
+from agentflows.tasks.handoff import upstream_variables
 from agentflows.tasks.knowledge.retrieved import NOTHING, Retrieved
 from agentflows.tasks.modelcall import ModelAnswer, ask_model
 from agentflows.tasks.names import slug
@@ -60,10 +61,13 @@ async def make_plan(spec: DecideSpec, inputs: Inputs, context: RunContext, knowl
     answer = await ask_model(
         spec,
         label=f"{spec.agent_name}/decide",
-        variables=template_variables(spec.agent, inputs, context, knowledge=knowledge),
+        variables=template_variables(spec.agent, inputs, context, knowledge=knowledge, uses=spec.uses),
         context={"agent": spec.agent_name, "step": "decide", "inputs": inputs},
         schema=plan_schema(spec, low, high),
-        check=answer_check(spec.checks, check_variables(spec.agent, inputs, context), answer_as="plan"),
+        check=both(
+            lambda payload: check_plan(spec.builder, payload["items"]),
+            answer_check(spec.checks, check_variables(spec.agent, inputs, context), answer_as="plan"),
+        ),
     )
     payload = answer.payload
     raw_items: list[dict[str, Any]] = payload["items"]
@@ -94,7 +98,7 @@ async def write_draft(
     answer = await ask_model(
         spec,
         label=f"{spec.agent_name}/generate/{item.key}",
-        variables=template_variables(spec.agent, inputs, context, plan, item, knowledge),
+        variables=template_variables(spec.agent, inputs, context, plan, item, knowledge, uses=spec.uses),
         context={"agent": spec.agent_name, "step": "generate", "inputs": inputs, "item": item.view()},
         schema=spec.draft_schema,
         check=both(
@@ -152,15 +156,20 @@ def template_variables(
     plan: Plan | None = None,
     item: PlanItem | None = None,
     knowledge: Retrieved = NOTHING,
+    *,
+    uses: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The variables a prompt template sees: agent, inputs, context, knowledge, and plan/item in generate.
+    """The variables a prompt template sees: agent, inputs, context, knowledge, plan/item in generate,
+    and the result of each agent it builds on under its `uses` name (None when not part of the run).
 
-    Inputs, context and knowledge passages are data, so they print between « and » (see `UserText`).
+    Inputs, context and knowledge passages are data, so they print between « and » (see `UserText`);
+    upstream results are model output, like the plan.
     """
     variables: dict[str, Any] = {
+        **upstream_variables(uses or {}, context.upstream),
         "agent": agent,
         "inputs": as_user_text(inputs),
-        "context": as_user_text(context.model_dump()),
+        "context": as_user_text(context.model_dump(exclude={"upstream"})),
         "knowledge": knowledge.view(),
     }
     if plan is not None:

@@ -138,7 +138,7 @@ class FakeLLM:
 
 def default_answer(body: dict[str, Any]) -> Any:
     """A schema-valid answer to the schema in the last user message, about the first «user text» of the
-    user messages (the system prompt's « and » is not a topic)."""
+    user messages (the system prompt's « and » is not a topic), so different requests get different answers."""
     prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
     asked = "\n".join(str(m.get("content", "")) for m in body.get("messages", []) if m.get("role") == "user")
     schemas = _SCHEMA.findall(prompt)

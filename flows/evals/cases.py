@@ -21,8 +21,9 @@
 An assertion's expressions see `agent`, `inputs`, `plan` (title, items, plan
 fields), `drafts` (each draft's fields beside its plan item's), `files` (path →
 text of every built file), `title` and `metadata` of the built content.
-`load_suite` checks a file as `validate` checks a definition: every problem with
-its file, line and YAML path, all raised together as one `DefinitionError`.
+`load_suite` checks a file as `validate` checks a definition (with the same bounds:
+size, nesting, no link out of the definitions folder): every problem with its file,
+line and YAML path, all raised together as one `DefinitionError`.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from agentflows.checks import spec_problems
 from agentflows.errors import AgentNotFound, DefinitionError, InputError, Problem, YamlSyntaxError
 from agentflows.fields import Identifier, Spec
 from agentflows.inputs import validate_inputs
-from agentflows.loader import RESERVED_PLAN_FIELDS, LoadedAgent
+from agentflows.loader import RESERVED_PLAN_FIELDS, LoadedAgent, outside_link, read_definition_text
 from agentflows.tasks.checks import CheckSpec, parse_message
 from agentflows.templates import AGENT_ATTRIBUTES, Namespace, variable_problems
 from agentflows.validation_messages import problems_from_validation
@@ -226,11 +227,9 @@ def result_namespace(agent: LoadedAgent) -> Namespace:
 
 def load_suite(file: Path, agent: LoadedAgent) -> EvalSuite:
     """The eval file `file` of `agent`, checked; `DefinitionError` lists every problem with its line."""
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or exc
-        raise DefinitionError([Problem(file, None, "", f"cannot read the eval file: {reason}")]) from None
+    if problem := outside_link(file, agent.root.resolve()):
+        raise DefinitionError([problem])
+    text = read_definition_text(file)
     try:
         data, lines = load_yaml(text)
     except YamlSyntaxError as exc:

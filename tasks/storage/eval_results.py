@@ -5,7 +5,7 @@
 
 A team sees how a prompt edit moved each case over time by reading this table
 (`EvalResultStore.history`); the rows of one eval share its id. The table is
-created by migration 0003 (`tasks/storage/migrations/versions/0003_eval_results.py`).
+created by migration 0004 (`tasks/storage/migrations/versions/0004_eval_results.py`).
 """
 
 from __future__ import annotations
