@@ -402,3 +402,19 @@ def test_prefect_yaml_deploys_the_eval_flow_with_a_typed_form() -> None:
     assert properties["mode"]["enum"] == ["offline", "live", "replay"]
     assert set(declared["parameters"]) <= set(properties)
     assert deployment.flow_name == "agent-evals"
+
+
+def test_an_eval_file_that_links_out_of_the_definitions_folder_is_refused(
+    definitions: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outside = tmp_path / "elsewhere.yaml"
+    outside.write_text((definitions / "evals" / "quiz.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    (definitions / "evals" / "quiz.yaml").unlink()
+    (definitions / "evals" / "quiz.yaml").symlink_to(outside)
+
+    assert main(["--definitions", str(definitions), "eval", "quiz"]) == 1
+
+    assert capsys.readouterr().err.strip() == (
+        f"{definitions / 'evals' / 'quiz.yaml'}: the file is a link to {outside}, outside the definitions folder "
+        f"{definitions.resolve()}; copy the file into the folder"
+    )
