@@ -137,7 +137,10 @@ def scenario(name: str, env: dict[str, str], options: Options) -> dict[str, Any]
     pyinstrument, writing benchmarks/profiles/<name>.txt; the profiler's own
     overhead stays out of the measurements.
     """
-    measured = _run_scenario(["-m", "benchmarks.scenarios", name, "--repeats", str(options.repeats)], name, env)
+    timeout = SCENARIO_TIMEOUTS.get(name, 1200)
+    measured = _run_scenario(
+        ["-m", "benchmarks.scenarios", name, "--repeats", str(options.repeats)], name, env, timeout=timeout
+    )
     if name in options.profile:
         profile = ROOT / "benchmarks" / "profiles" / f"{name}.txt"
         profile.parent.mkdir(exist_ok=True)
@@ -147,10 +150,14 @@ def scenario(name: str, env: dict[str, str], options: Options) -> dict[str, Any]
     return measured
 
 
+SCENARIO_TIMEOUTS = {"workers": 3600}
+"""Seconds a scenario may take (default 1200): 100 runs over 2 workers took longer than 20 min at load 9."""
+
+
 def _run_scenario(
-    args: list[str], name: str, env: dict[str, str], python: Path | str = sys.executable
+    args: list[str], name: str, env: dict[str, str], python: Path | str = sys.executable, timeout: float = 1200
 ) -> dict[str, Any]:
-    done = subprocess.run([str(python), *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    done = subprocess.run([str(python), *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(f"scenario {name!r} failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
