@@ -25,6 +25,11 @@ retry only errors that say so.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agentflows.tasks.artifacts import Attempt, Usage
+
 
 class AgentflowsError(Exception):
     """Base class of every error agentflows raises on purpose."""
@@ -60,12 +65,23 @@ class ModelCallError(ModelError):
     """The provider answered a model call with an error.
 
     `retryable` is true for failures that may pass on a later attempt
-    (rate limits, outages, timeouts) and false for the rest.
+    (rate limits, outages, timeouts) and false for the rest. `usage` and
+    `attempts` say what the failed call spent and what came back, so the step
+    can count and keep them.
     """
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        usage: Usage | None = None,
+        attempts: tuple[Attempt, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.usage = usage
+        self.attempts = attempts
 
 
 class ModelOutputError(RunError):

@@ -8,8 +8,8 @@ gets the same answer. It exists so agentflows runs end to end on a machine with
 no model; every reply says `offline=True`, and built content shows a notice.
 
 Schema keywords it honours: `type`, `properties`, `required`, `items`,
-`minItems`/`maxItems`, `enum`, `examples`, `minimum`/`maximum` and `format`
-(`markdown`, `code`, `path`, `plain`).
+`minItems`/`maxItems`, `enum`, `examples`, `minimum`/`maximum`, `format`
+(`markdown`, `code`, `path`, `plain`) and the word bounds `x-min-words`/`x-max-words`.
 """
 
 from __future__ import annotations
@@ -126,7 +126,24 @@ class _Writer:
             return self.number(schema, name, index, siblings, integer=kind == "integer")
         if kind == "boolean":
             return index % 2 == 0
-        return self.string(schema, name, index, siblings)
+        return self.sized(self.string(schema, name, index, siblings), schema)
+
+    def sized(self, text: str, schema: dict[str, Any]) -> str:
+        """`text` grown to the field's `x-min-words` with sentences it does not repeat, or cut to its
+        `x-max-words`."""
+        least, most = schema.get("x-min-words"), schema.get("x-max-words")
+        words = text.split()
+        if isinstance(most, int) and len(words) > most:
+            return " ".join(words[:most])
+        if not isinstance(least, int) or len(words) >= least:
+            return text
+        extra: list[str] = []
+        for lap in range(len(FACETS) * len(SENTENCES)):
+            if len(words) + sum(len(e.split()) for e in extra) >= least:
+                break
+            facet = _facet(self.topic, lap // len(SENTENCES))
+            extra.append(f"{_capitalise(facet)}: {SENTENCES[lap % len(SENTENCES)].format(s=self.subject)}")
+        return text.rstrip() + "\n\n" + " ".join(extra)
 
     def example(self, examples: list[Any], name: str, fmt: str | None, position: int) -> Any:
         """The schema's example at `position`, numbered when the examples have run out and
@@ -211,7 +228,7 @@ class _Writer:
         fmt = schema.get("format")
         if fmt == "markdown":
             return self.markdown()
-        if fmt == "path":
+        if fmt == "path" or name == "path":
             return f"{_slug(self.subject)}-{index + 1}.md"
         path = str(siblings.get("path") or self.item.get("path") or "")
         if fmt == "code" or name == "code":

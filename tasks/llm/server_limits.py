@@ -61,12 +61,14 @@ class PrefectLimiter:
         self.local = local
         self._releasing: set[asyncio.Task[None]] = set()
         self.name = limit_name(endpoint.provider)
-        self.max_concurrency = settings.max_concurrency
+        self.max_concurrency = endpoint.concurrency(settings)
         self.rpm = settings.requests_per_minute
         s = settings
-        # Long enough for the slowest call the client allows; a dead holder's slot frees after it.
+        # Long enough for the slowest call the client allows (a streamed answer runs as long as tokens keep
+        # coming, within its step's timeout, 600 s by default); a dead holder's slot frees after it.
         self.lease_seconds = max(
-            60.0, s.connect_timeout + s.write_timeout + s.read_timeout + s.pool_timeout + s.retry_after_cap_seconds
+            60.0,
+            s.connect_timeout + s.write_timeout + s.answer_timeout + s.pool_timeout + s.retry_after_cap_seconds + 600,
         )
 
     @asynccontextmanager
