@@ -158,6 +158,10 @@ class FieldSpec(Spec):
     maximum: float | None = None
     min_items: int | None = Field(default=None, ge=0)
     max_items: int | None = Field(default=None, ge=1)
+    min_words: int | None = Field(default=None, ge=1)
+    """Fewest words of a text field; a shorter answer is asked again."""
+    max_words: int | None = Field(default=None, ge=1)
+    """Most words of a text field; servers that hold the answer to its schema stop it there."""
     items: FieldSpec | None = None
     """Schema of the items, for `list` fields."""
     fields: dict[Identifier, FieldSpec] | None = None
@@ -177,6 +181,10 @@ class FieldSpec(Spec):
             raise ValueError(f"fields applies to object fields, not {self.type}")
         if self.format is not None and self.type != "string":
             raise ValueError(f"format applies to string fields, not {self.type}")
+        if (self.min_words or self.max_words) and self.type != "string":
+            raise ValueError(f"min_words/max_words apply to string fields, not {self.type}")
+        if self.min_words and self.max_words and self.min_words > self.max_words:
+            raise ValueError(f"min_words ({self.min_words}) is larger than max_words ({self.max_words})")
         return self
 
     def json_schema(self) -> dict[str, Any]:
@@ -200,11 +208,23 @@ class FieldSpec(Spec):
         ):
             if value not in (None, "", []):
                 schema[key] = value
+        schema.update(text_size(self.min_words, self.max_words))
         if self.items is not None:
             schema["items"] = self.items.json_schema()
         if self.fields is not None:
             schema.update(object_schema(self.fields))
         return schema
+
+
+def text_size(min_words: int | None, max_words: int | None) -> dict[str, Any]:
+    """Schema annotations of a text size, `x-min-words` and `x-max-words`: checked when the answer is read,
+    and sent as length bounds to servers that hold the answer to the schema (`tasks.llm.structured`)."""
+    size: dict[str, Any] = {}
+    if min_words:
+        size["x-min-words"] = min_words
+    if max_words:
+        size["x-max-words"] = max_words
+    return size
 
 
 def object_schema(fields: dict[str, FieldSpec], fixed: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -295,7 +315,8 @@ class StepSettings(Spec):
     retries: RetrySpec | None = None
     """Retry settings of this step; default: the agent's `retries`."""
     timeout_seconds: float | None = Field(default=None, gt=0, le=86_400)
-    """Longest this step may run; default: the agent's `timeout_seconds`."""
+    """Longest this step may run, re-asks and retries of its model calls included; default: the agent's
+    `timeout_seconds`."""
 
 
 class ModelStep(StepSettings):
@@ -351,7 +372,10 @@ class GenerateStep(ModelStep):
     returns: dict[Identifier, FieldSpec] = Field(min_length=1)
     """Fields of each draft."""
     concurrency: int = Field(default=4, ge=1, le=64)
-    """Most drafts written at the same time."""
+    """Most drafts written at the same time (never more than the model provider's concurrency)."""
+    min_items_ok: int | None = Field(default=None, ge=1)
+    """Fewest drafts that must succeed for the content to be built; drafts that still fail are left out,
+    with a warning in the result and the manifest. Default: every draft must succeed."""
 
 
 class BuildStep(StepSettings):

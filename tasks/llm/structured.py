@@ -9,8 +9,9 @@
 `ladder(mode)` is the list of `ResponseFormat`s to try for a configured
 `json_mode` (`auto`: all of them; a named mode: only that one); the client
 starts at the first one the endpoint has not refused and steps down on a
-refusal (`is_structured_output_refusal`), remembering it for the endpoint. The step's own schema is always checked again after the answer is
-read: servers ignore some keywords (llama.cpp: `uniqueItems`, number bounds).
+refusal (`is_structured_output_refusal`), remembering it for the endpoint.
+The step's own schema is always checked again after the answer is read:
+servers ignore some keywords (llama.cpp: `uniqueItems`, number bounds).
 
 Contracts of `wire_schema` (the schema sent to the server):
 - every object lists every property in `required` and has `additionalProperties: false`;
