@@ -13,7 +13,9 @@
     agentflows blocks register               put the Block types in the Prefect UI catalogue
 
 Errors agentflows raises on purpose print as one line per problem and exit 1;
-only a bug shows a traceback.
+only a bug shows a traceback. With `--json`, a failure also prints a JSON error
+object on stdout: what failed, the flow run, what the run spent, and the
+answers the failed step got (`error_object`).
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ from typing import Any
 from agentflows.catalog import check_paths, definitions_root, load_agents
 from agentflows.definition import ROUTER_NAME, InputSpec
 from agentflows.errors import DefinitionError, InputError
-from agentflows.tasks.artifacts import ContentType
+from agentflows.reporting import console_without_run_tracebacks, print_json_error
+from agentflows.tasks.artifacts import Attempt, AttemptCounts, ContentType
 from agentflows.tasks.errors import AgentflowsError
+from agentflows.tasks.ledger import run_ledger
 from agentflows.tasks.settings import DEFINITIONS_VARIABLE
 
 TRUE_WORDS = {"true", "yes", "on", "1"}
@@ -40,15 +44,18 @@ FALSE_WORDS = {"false", "no", "off", "0"}
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `agentflows` command."""
     args = parser().parse_args(argv)
-    try:
-        return int(args.command(args) or 0)
-    except DefinitionError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return 1
-    except AgentflowsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    with run_ledger() as ledger:
+        try:
+            return int(args.command(args) or 0)
+        except DefinitionError as exc:
+            print_json_error(args, exc, ledger)
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            return 1
+        except AgentflowsError as exc:
+            print_json_error(args, exc, ledger)
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
 
 
 def parser() -> argparse.ArgumentParser:
@@ -187,6 +194,7 @@ def validate(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     _quiet_prefect()
+    console_without_run_tracebacks()
     from agentflows.api import run_agent
     from agentflows.progress import listening
 
@@ -208,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
 
 def route(args: argparse.Namespace) -> int:
     _quiet_prefect()
+    console_without_run_tracebacks()
     from agentflows.progress import listening
     from agentflows.router import route as route_request
 
@@ -254,12 +263,25 @@ def show(args: argparse.Namespace) -> int:
         model = f"{step['provider']}/{step['model']}" if step["model"] else "no model"
         warnings = f"  WARNING {'; '.join(step['warnings'])}" if step["warnings"] else ""
         print(
-            f"  {step['label']:<32} {model:<36} calls {usage['calls']}  "
+            f"  {step['label']:<32} {model:<36} calls {usage['calls']}{_answers(step['attempts'])}  "
             f"tokens {usage['prompt_tokens']}+{usage['completion_tokens']}  cost {usage['cost']:.4f}  "
             f"checksum {step['checksum'][:12]} ← {(step['parent_checksum'] or 'request')[:12]}  "
             f"templates {len(step['template_hashes'])}{warnings}"
         )
     return 0
+
+
+def _answers(attempts: list[dict[str, Any]]) -> str:
+    """`(1 failed, 2 re-asks, 1 repaired)`: how a step's answers went, when not all at once."""
+    counts = AttemptCounts.of([Attempt.model_validate(a) for a in attempts])
+    said = [
+        f"{counts.failed_calls} failed" if counts.failed_calls else "",
+        f"{counts.reasks} re-ask{'s' if counts.reasks != 1 else ''}" if counts.reasks else "",
+        f"{counts.repairs} repaired" if counts.repairs else "",
+        f"{counts.degrades} degraded" if counts.degrades else "",
+    ]
+    shown = ", ".join(s for s in said if s)
+    return f" ({shown})" if shown else ""
 
 
 def contents(args: argparse.Namespace) -> int:

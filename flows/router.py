@@ -43,6 +43,7 @@ from agentflows.progress import ProgressEvent, emit
 from agentflows.routing import ambiguous_terms, match_rules, request_inputs
 from agentflows.tasks.artifacts import AgentResult, BuiltContent, BuiltFile, ContentType, Provenance
 from agentflows.tasks.errors import AgentflowsError
+from agentflows.tasks.ledger import run_ledger
 from agentflows.tasks.llm.settings import ModelSettings
 from agentflows.tasks.manifest import Component, Manifest, RunStatus
 from agentflows.tasks.modelcall import ask_model
@@ -234,19 +235,27 @@ async def run_branch(
     started_at = datetime.now(UTC)
     started = time.monotonic()
     emit(ProgressEvent(ROUTER_NAME, agent, "started"))
-    try:
-        result = await agent_flow(**inputs, refresh=refresh, context=request)
-    except Exception as exc:  # a branch may fail for any reason; the others must still finish
-        emit(ProgressEvent(ROUTER_NAME, agent, "failed", _one_line(exc)))
-        return Component(
-            agent=agent,
-            content_type=content_type,
-            status="failed",
-            name=agent,
-            started_at=started_at,
-            seconds=time.monotonic() - started,
-            error=_one_line(exc),
-        )
+    with run_ledger(fresh=True) as ledger:  # the branch's calls, also when it fails
+        try:
+            result = await agent_flow(**inputs, refresh=refresh, context=request)
+        except Exception as exc:  # a branch may fail for any reason; the others must still finish
+            emit(ProgressEvent(ROUTER_NAME, agent, "failed", _one_line(exc)))
+            spent = ledger.usage
+            return Component(
+                agent=agent,
+                content_type=content_type,
+                status="failed",
+                name=agent,
+                flow_run_id=ledger.flow_run_id,
+                started_at=started_at,
+                seconds=time.monotonic() - started,
+                model_calls=spent.calls,
+                model_seconds=spent.latency_seconds,
+                tokens=spent.total_tokens,
+                cost=spent.cost,
+                error=_one_line(exc),
+                failed_step=next((a.label for a in ledger.failures()), None),
+            )
     assert isinstance(result, AgentResult)
     emit(ProgressEvent(ROUTER_NAME, agent, "done", result.location))
     usage = [s.usage for s in result.steps if not s.cached]
@@ -263,8 +272,10 @@ async def run_branch(
         started_at=started_at,
         seconds=time.monotonic() - started,
         model_calls=result.model_calls,
+        model_seconds=sum(u.latency_seconds for u in usage),
         tokens=sum(u.total_tokens for u in usage),
         cost=sum(u.cost for u in usage),
+        warnings=tuple(result.warnings),
     )
 
 
@@ -352,6 +363,7 @@ def _table_row(c: Component) -> dict[str, JsonValue]:
         "tokens": c.tokens,
         "cost": round(c.cost, 6),
         "error": c.error,
+        "warnings": "; ".join(c.warnings) or None,
     }
 
 
