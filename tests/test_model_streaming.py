@@ -184,3 +184,17 @@ def test_an_endpoint_that_says_nothing_about_itself_keeps_the_configured_limits(
         asyncio.run(p.prepare())
 
     assert (p.max_concurrency, p.context_window) == (3, 128_000)
+
+
+def test_a_configured_seed_goes_with_every_call_and_latency_leaves_out_the_wait_for_a_slot() -> None:
+    with FakeLLM(slots=1) as fake:
+        fake.script(Reply(content=ANSWER, delay=0.5), Reply(content=ANSWER, delay=0.5))
+        p = provider(fake, seed=7)
+
+        async def two() -> list[ModelReply]:
+            return await asyncio.gather(p.complete(request()), p.complete(request()))
+
+        first, second = asyncio.run(two())
+
+    assert [r.body["seed"] for r in fake.received] == [7, 7]
+    assert max(first.usage.latency_seconds, second.usage.latency_seconds) < 0.9  # not 1 s: one waited for the slot

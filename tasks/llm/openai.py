@@ -159,11 +159,12 @@ class OpenAICompatibleProvider:
                     )
                 )
             stream = self.settings.stream and not self.endpoint.stream_refused
-            body = request_body(model, request, fmt, stream=stream)
+            body = request_body(model, request, fmt, stream=stream, seed=self.settings.seed)
             received = Received(prompt_chars=prompt_chars(body))
             started = time.monotonic()
             outcome, refusal = await self._send(session, model, body, received, left)
-            latency = time.monotonic() - started
+            ended = time.monotonic()
+            latency = ended - (received.sent_at or ended)  # the model's time, not the wait for a slot
             prompt_tokens, completion_tokens = received.tokens()
             spent.usage = spent.usage + Usage(
                 calls=1,
@@ -178,12 +179,18 @@ class OpenAICompatibleProvider:
                 self.endpoint.stream_refused = True
             if refusal:
                 if left is not None:
-                    left -= latency
+                    left -= ended - started
                 continue
             if outcome.reply is None:
                 raw = received.text[:RAW_KEPT]
                 spent.failed.append(
-                    Attempt(model=model, raw=raw, error=outcome.failure, finish_reason=received.finish_reason)
+                    Attempt(
+                        model=model,
+                        raw=raw,
+                        error=outcome.failure,
+                        finish_reason=received.finish_reason,
+                        failed_call=True,
+                    )
                 )
             return outcome
 
@@ -195,6 +202,7 @@ class OpenAICompatibleProvider:
         try:
             async with asyncio.timeout(left):
                 async with session.limiter(self.endpoint, self.settings).slot():
+                    received.sent_at = time.monotonic()
                     return await self._exchange(client, model, body, received)
         except TimeoutError:
             return _Outcome(failure=self._say(model, "did not finish within the step's timeout")), ""

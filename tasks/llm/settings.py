@@ -140,6 +140,11 @@ class ProviderSettings(BaseModel):
         description="How to ask for JSON: auto (the strongest the endpoint accepts: json_schema, then "
         "json_object, then the prompt only), or exactly json_schema, json_object or off (the prompt only).",
     )
+    seed: int | None = Field(
+        default=None,
+        description="Sampling seed sent with every call: servers that honour it (llama.cpp, vLLM, Ollama, OpenAI) "
+        "answer the same prompt the same way. Empty: none.",
+    )
     price_per_1k_prompt_tokens: float = Field(default=0.0, ge=0, description="Price per 1,000 prompt tokens.")
     price_per_1k_completion_tokens: float = Field(default=0.0, ge=0, description="Price per 1,000 completion tokens.")
 

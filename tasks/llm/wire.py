@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -54,7 +54,8 @@ class Received:
     chunks: int = 0
     """Content deltas of a stream: about one per token, for servers that report no usage."""
     prompt_chars: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    sent_at: float | None = None
+    """When the request went out (after waiting for a free slot)."""
 
     def tokens(self) -> tuple[int, int]:
         """Prompt and completion tokens: as reported, else estimated (prompt size, streamed deltas)."""
@@ -63,7 +64,9 @@ class Received:
         return prompt, completion
 
 
-def request_body(model: str, request: ModelRequest, fmt: ResponseFormat, *, stream: bool) -> dict[str, Any]:
+def request_body(
+    model: str, request: ModelRequest, fmt: ResponseFormat, *, stream: bool, seed: int | None = None
+) -> dict[str, Any]:
     """The JSON body of one chat-completions request."""
     messages = [{"role": m.role, "content": m.content} for m in request.messages]
     if not fmt.constrained and messages:
@@ -78,6 +81,8 @@ def request_body(model: str, request: ModelRequest, fmt: ResponseFormat, *, stre
     response_format = fmt.body(request.output_schema)
     if response_format is not None:
         body["response_format"] = response_format
+    if seed is not None:
+        body["seed"] = seed
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
