@@ -159,9 +159,9 @@ class FieldSpec(Spec):
     min_items: int | None = Field(default=None, ge=0)
     max_items: int | None = Field(default=None, ge=1)
     min_words: int | None = Field(default=None, ge=1)
-    """Fewest words of a text field; a shorter answer is asked again."""
+    """Fewest words of a text (string or scalar) field; a shorter answer is asked again."""
     max_words: int | None = Field(default=None, ge=1)
-    """Most words of a text field; servers that hold the answer to its schema stop it there."""
+    """Most words of a text (string or scalar) field; servers that hold the answer to its schema stop it there."""
     items: FieldSpec | None = None
     """Schema of the items, for `list` fields."""
     fields: dict[Identifier, FieldSpec] | None = None
@@ -181,8 +181,8 @@ class FieldSpec(Spec):
             raise ValueError(f"fields applies to object fields, not {self.type}")
         if self.format is not None and self.type != "string":
             raise ValueError(f"format applies to string fields, not {self.type}")
-        if (self.min_words or self.max_words) and self.type != "string":
-            raise ValueError(f"min_words/max_words apply to string fields, not {self.type}")
+        if (self.min_words or self.max_words) and self.type not in ("string", "scalar"):
+            raise ValueError(f"min_words/max_words apply to string and scalar fields, not {self.type}")
         if self.min_words and self.max_words and self.min_words > self.max_words:
             raise ValueError(f"min_words ({self.min_words}) is larger than max_words ({self.max_words})")
         return self

@@ -4,7 +4,7 @@ A small model held to a schema by the server's grammar writes valid JSON that
 can still be useless. These are re-asked like any invalid answer:
 
 - the JSON Schema itself instead of values for it (`looks_like_schema`);
-- a text field that repeats the field's own description;
+- a text field that repeats a field's description (its own, or one beside it);
 - a text field below its declared `x-min-words` (a field's `min_words` in YAML);
 - a text field that repeats one sentence over and over (a runaway answer).
 
@@ -47,12 +47,23 @@ def schema_echo_problem(schema: dict[str, Any]) -> str:
 
 def content_problems(payload: Any, schema: dict[str, Any]) -> list[str]:
     """Every text field of `payload` that is not content (see the module docstring)."""
+    descriptions = _descriptions(schema)
     problems = []
     for path, text, field_schema in _texts(payload, schema, ""):
-        problem = _text_problem(path, text, field_schema)
+        problem = _text_problem(path, text, field_schema, descriptions)
         if problem:
             problems.append(problem)
     return problems
+
+
+def _descriptions(schema: Any) -> list[str]:
+    """Every field description in `schema`: a small model copies the one beside the field it fills, too."""
+    if isinstance(schema, list):
+        return [d for item in schema for d in _descriptions(item)]
+    if not isinstance(schema, dict):
+        return []
+    own = [str(schema["description"])] if isinstance(schema.get("description"), str) else []
+    return own + [d for key, value in schema.items() if key != "description" for d in _descriptions(value)]
 
 
 def word_count(text: str) -> int:
@@ -67,10 +78,12 @@ def is_runaway(text: str) -> bool:
     return len(zlib.compress(tail.encode())) / len(tail.encode()) < RUNAWAY_RATIO
 
 
-def _text_problem(path: str, text: str, schema: dict[str, Any]) -> str | None:
-    description = str(schema.get("description") or "")
-    if description and _echoes(text, description):
-        return f"`{path}` repeats the field's description ({description[:60]!r}); write the {_name(path)} itself"
+def _text_problem(path: str, text: str, schema: dict[str, Any], descriptions: list[str]) -> str | None:
+    own = str(schema.get("description") or "")
+    echoed = next((d for d in [own, *descriptions] if d and _echoes(text, d)), None)
+    if echoed is not None:
+        whose = "the field's description" if echoed == own else "a field description"
+        return f"`{path}` repeats {whose} ({echoed[:60]!r}); write the {_name(path)} itself"
     words = word_count(text)
     least = schema.get("x-min-words")
     if isinstance(least, int) and words < least:

@@ -164,7 +164,9 @@ class _Conversation:
             self.usage = self.usage + (exc.usage or Usage())
             self.ledger.spend(self.label, exc.usage or Usage(), exc.attempts)
             self.attempts.extend(exc.attempts)
-            self._fail(exc)
+            out_of_time = self.deadline is not None and time.monotonic() >= self.deadline
+            limit = f" ({self.spec.timeout_seconds:g} s)" if out_of_time else ""
+            self._fail(ModelCallError(f"{self.label}: {exc}{limit}", usage=exc.usage, attempts=exc.attempts))
         self.usage = self.usage + reply.usage
         self.ledger.spend(self.label, reply.usage, reply.failed_attempts)
         self.attempts.extend(reply.failed_attempts)

@@ -345,7 +345,8 @@ class WrongAnswerProvider(OfflineProvider):
     async def complete(self, request: ModelRequest) -> ModelReply:
         reply = await super().complete(request)
         answer = json.loads(reply.text)
-        answer["answer"] = len(answer["choices"])
+        answer["choices"] = answer["choices"][:3]
+        answer["answer"] = 3  # within the schema's 0..3, past the last of these three choices
         return reply.model_copy(update={"text": json.dumps(answer)})
 
 
@@ -358,7 +359,7 @@ def test_model_answer_failing_the_builder_check_is_refused_with_the_reason() -> 
         asyncio.run(write_draft(spec, run.inputs, CONTEXT, run.plan, key))
 
     assert str(caught.value).startswith(f"quiz/generate/{key}: no answer fit the schema after 3 attempts (2 re-asks)")
-    assert "`answer` must be the 0-based index of the right choice, 0 to 3; got 4" in str(caught.value)
+    assert "`answer` must be the 0-based index of the right choice, 0 to 2; got 3" in str(caught.value)
 
 
 # -- build errors ---------------------------------------------------------------------

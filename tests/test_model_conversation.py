@@ -19,9 +19,9 @@ from agentflows.tasks.artifacts import Attempt, Draft, Usage
 from agentflows.tasks.errors import ModelCallError, ModelOutputError
 from agentflows.tasks.ledger import run_ledger
 from agentflows.tasks.llm import ModelReply, ModelRequest
-from agentflows.tasks.modelcall import SHORTER
+from agentflows.tasks.modelcall import SHORTER, compose_messages, estimated_tokens
 from agentflows.tasks.specs import GenerateSpec
-from agentflows.tasks.steps import write_draft
+from agentflows.tasks.steps import template_variables, write_draft
 from tests.offline_steps import CONTEXT, OfflineRun, offline_run
 from tests.providers import using
 
@@ -81,6 +81,9 @@ CHAPTER = (
     "As our planet turns, each coast passes through both bulges, and that is why most places see two high "
     "tides and two low tides in a little more than a day. The Sun adds its own smaller pull: when Sun and "
     "Moon line up we get spring tides, and when they stand at right angles the neap tides are weak. "
+    "The shape of a coast matters too: a narrow bay can funnel the water into a tide many metres high, "
+    "while an open island in the middle of the ocean may see the sea rise by less than a metre. "
+    "Sailors, fishers and people who gather shellfish read tide tables to know when the water will turn."
 )
 
 
@@ -113,7 +116,11 @@ def test_a_runaway_answer_is_asked_for_less_not_given_more_room() -> None:
 
 def test_with_no_room_left_in_the_window_a_cut_off_answer_is_asked_for_less() -> None:
     model = SmallModel([Answer('{"body": "Tides rise', "length"), Answer(json.dumps({"body": long_body()}))])
-    model.context_window = 2000  # the prompt plus 1,000 answer tokens fit, not much more
+    run = ebook()
+    variables = template_variables(run.specs.generate.agent, run.inputs, CONTEXT, run.plan, run.plan.items[0])
+    schema = run.specs.generate.draft_schema
+    prompt = estimated_tokens(compose_messages(run.specs.generate, variables, schema), schema)
+    model.context_window = prompt + 1100  # the prompt plus 1,000 answer tokens fit, not much more
 
     draft(model)
 
@@ -143,7 +150,7 @@ def test_a_failed_step_counts_every_call_and_keeps_every_answer_in_the_ledger() 
     (account,) = ledger.steps.values()
     assert account.usage.calls == 2 and account.usage.prompt_tokens == 200
     assert [a.raw for a in account.attempts] == ["Sure! Here it is.", "partial"]
-    assert account.error == "small model timed out"
+    assert account.error == f"{account.label}: small model timed out"
 
 
 def test_a_rejected_step_is_marked_failed_in_the_ledger() -> None:

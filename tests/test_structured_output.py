@@ -15,6 +15,7 @@ from jsonschema import Draft202012Validator
 
 from agentflows import load_agents
 from agentflows.compiler import step_specs
+from agentflows.reporting import answers_summary
 from agentflows.tasks.answers import content_problems, is_runaway, looks_like_schema
 from agentflows.tasks.llm.offline import answer_for
 from agentflows.tasks.llm.structured import (
@@ -215,3 +216,14 @@ def test_the_offline_provider_writes_content_the_checks_accept(agent: str) -> No
         answer = answer_for(schema, {"inputs": {"topic": "How tides work"}}, agent)
 
         assert content_problems(answer, schema) == []
+
+
+def test_show_counts_how_a_steps_answers_went() -> None:
+    attempts = [
+        {"model": "m", "raw": "", "error": "timed out", "failed_call": True},
+        {"model": "m", "raw": "x", "error": "no JSON"},
+        {"model": "m", "raw": "{…}", "method": "reasked+repaired"},
+    ]
+
+    assert answers_summary(attempts) == " (1 failed, 1 re-ask, 1 repaired)"
+    assert answers_summary([{"model": "m", "raw": "{}", "method": "strict"}]) == ""

@@ -20,6 +20,7 @@ import random
 import re
 from typing import Any
 
+from agentflows.tasks.answers import word_count
 from agentflows.tasks.artifacts import Usage
 from agentflows.tasks.llm.base import ModelReply, ModelRequest
 from agentflows.tasks.llm.settings import ModelSettings
@@ -133,13 +134,13 @@ class _Writer:
         `x-max-words`."""
         least, most = schema.get("x-min-words"), schema.get("x-max-words")
         words = text.split()
-        if isinstance(most, int) and len(words) > most:
+        if isinstance(most, int) and word_count(text) > most:
             return " ".join(words[:most])
-        if not isinstance(least, int) or len(words) >= least:
+        if not isinstance(least, int) or word_count(text) >= least:
             return text
         extra: list[str] = []
         for lap in range(len(FACETS) * len(SENTENCES)):
-            if len(words) + sum(len(e.split()) for e in extra) >= least:
+            if word_count(text) + sum(word_count(e) for e in extra) >= least:
                 break
             facet = _facet(self.topic, lap // len(SENTENCES))
             extra.append(f"{_capitalise(facet)}: {SENTENCES[lap % len(SENTENCES)].format(s=self.subject)}")

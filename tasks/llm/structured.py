@@ -161,7 +161,8 @@ def _length_bounds(schema: dict[str, Any]) -> dict[str, Any]:
 def _split_types(schema: dict[str, Any]) -> dict[str, Any]:
     """`{"type": ["string", "number"], …}` as `anyOf` with one branch per type, sharing the other keywords."""
     rest = {k: v for k, v in schema.items() if k not in ("type", "description")}
-    branches = [{"type": kind, **rest} for kind in schema["type"]]
+    shared = {k: v for k, v in rest.items() if k not in LENGTH_KEYWORDS}
+    branches = [{"type": kind, **(rest if kind == "string" else shared)} for kind in schema["type"]]
     described = {"description": schema["description"]} if "description" in schema else {}
     return {"anyOf": branches, **described}
 
