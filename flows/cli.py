@@ -31,8 +31,8 @@ from typing import Any
 from agentflows.catalog import check_paths, definitions_root, load_agents
 from agentflows.definition import ROUTER_NAME, InputSpec
 from agentflows.errors import DefinitionError, InputError
-from agentflows.reporting import console_without_run_tracebacks, print_json_error
-from agentflows.tasks.artifacts import Attempt, AttemptCounts, ContentType
+from agentflows.reporting import answers_summary, console_without_run_tracebacks, print_json_error, stopped
+from agentflows.tasks.artifacts import ContentType
 from agentflows.tasks.errors import AgentflowsError
 from agentflows.tasks.ledger import run_ledger
 from agentflows.tasks.settings import DEFINITIONS_VARIABLE
@@ -56,6 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print_json_error(args, exc, ledger)
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        except BaseException as exc:
+            if not stopped(exc):
+                raise
+            print(f"error: stopped ({type(exc).__name__}) after {ledger.usage.calls} model calls", file=sys.stderr)
+            return 130
 
 
 def parser() -> argparse.ArgumentParser:
@@ -263,25 +268,12 @@ def show(args: argparse.Namespace) -> int:
         model = f"{step['provider']}/{step['model']}" if step["model"] else "no model"
         warnings = f"  WARNING {'; '.join(step['warnings'])}" if step["warnings"] else ""
         print(
-            f"  {step['label']:<32} {model:<36} calls {usage['calls']}{_answers(step['attempts'])}  "
+            f"  {step['label']:<32} {model:<36} calls {usage['calls']}{answers_summary(step['attempts'])}  "
             f"tokens {usage['prompt_tokens']}+{usage['completion_tokens']}  cost {usage['cost']:.4f}  "
             f"checksum {step['checksum'][:12]} ← {(step['parent_checksum'] or 'request')[:12]}  "
             f"templates {len(step['template_hashes'])}{warnings}"
         )
     return 0
-
-
-def _answers(attempts: list[dict[str, Any]]) -> str:
-    """`(1 failed, 2 re-asks, 1 repaired)`: how a step's answers went, when not all at once."""
-    counts = AttemptCounts.of([Attempt.model_validate(a) for a in attempts])
-    said = [
-        f"{counts.failed_calls} failed" if counts.failed_calls else "",
-        f"{counts.reasks} re-ask{'s' if counts.reasks != 1 else ''}" if counts.reasks else "",
-        f"{counts.repairs} repaired" if counts.repairs else "",
-        f"{counts.degrades} degraded" if counts.degrades else "",
-    ]
-    shown = ", ".join(s for s in said if s)
-    return f" ({shown})" if shown else ""
 
 
 def contents(args: argparse.Namespace) -> int:

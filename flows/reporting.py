@@ -4,6 +4,8 @@
   (`{"error": {...}}`): the error's type and message, the agent and flow run, the
   step that failed, what the run spent (calls, tokens, cost: every attempt, as
   written in the run's ledger) and the answers the failed step got;
+- `answers_summary`: how a stored step's answers went, for `agentflows show`;
+- `stopped`: whether an exception means the user stopped the command (Ctrl-C, SIGTERM);
 - `console_without_run_tracebacks`: Prefect reports a failed task or flow run
   with a traceback on the console, and repeats the progress the CLI prints; the
   CLI keeps the runs' own logs off the console (the Prefect UI keeps them) and
@@ -18,6 +20,7 @@ import logging
 from typing import Any
 
 from agentflows.errors import DefinitionError
+from agentflows.tasks.artifacts import Attempt, AttemptCounts
 from agentflows.tasks.errors import AgentflowsError
 from agentflows.tasks.ledger import RunLedger
 
@@ -65,3 +68,23 @@ def console_without_run_tracebacks() -> None:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, _RunLogsInTheUI) for f in handler.filters):
             handler.addFilter(_RunLogsInTheUI())
+
+
+def stopped(exc: BaseException) -> bool:
+    """Ctrl-C, or the SIGTERM Prefect turns into `TerminationSignal`: the user stopped the command."""
+    from prefect.exceptions import TerminationSignal
+
+    return isinstance(exc, KeyboardInterrupt | TerminationSignal)
+
+
+def answers_summary(attempts: list[dict[str, Any]]) -> str:
+    """`(1 failed, 2 re-asks, 1 repaired)`: how a step's answers went, when not all at once."""
+    counts = AttemptCounts.of([Attempt.model_validate(a) for a in attempts])
+    said = [
+        f"{counts.failed_calls} failed" if counts.failed_calls else "",
+        f"{counts.reasks} re-ask{'s' if counts.reasks != 1 else ''}" if counts.reasks else "",
+        f"{counts.repairs} repaired" if counts.repairs else "",
+        f"{counts.degrades} degraded" if counts.degrades else "",
+    ]
+    shown = ", ".join(s for s in said if s)
+    return f" ({shown})" if shown else ""
