@@ -5,9 +5,10 @@
     call      the provider (which retries transport failures and falls back to other models itself),
               within what is left of the step's timeout
     read      strict JSON → extracted → repaired, then the schema, the content checks and the builder's
-    re-ask    with the exact problems, at most `reasks` times; an answer cut off at its token limit is
-              asked again with more room (when the window allows and it was not running away) or for a
-              shorter answer, and never sent back
+    re-ask    with the exact problems, at most `reasks` times; an answer cut off at its token limit (or a
+              stream the client stopped because it kept repeating itself) is asked again with more room
+              (when the window allows and it was not running away) or for a shorter answer, and never
+              sent back
     then      degrade to plain text where the definition allows it, or raise `ModelOutputError`
 
 Every answer is kept as an `Attempt` in the artifact's provenance, and every
@@ -29,7 +30,7 @@ from agentflows.tasks.answers import is_runaway
 from agentflows.tasks.artifacts import Attempt, Usage
 from agentflows.tasks.errors import ModelCallError, ModelOutputError, PromptTooLarge
 from agentflows.tasks.ledger import RunLedger, run_ledger
-from agentflows.tasks.llm.base import Message, ModelProvider, ModelReply, ModelRequest
+from agentflows.tasks.llm.base import RUNAWAY, Message, ModelProvider, ModelReply, ModelRequest
 from agentflows.tasks.llm.structured import field_guide, shape_instruction
 from agentflows.tasks.parsing import MAX_ANSWER_CHARS, Check, Reading, plain_text, read_answer, schema_problems
 from agentflows.tasks.prompts import render, template_hashes
@@ -41,6 +42,8 @@ CHARS_PER_TOKEN = 3.0
 RAW_KEPT = 2_000
 REASK_ECHO = 1_500
 """Most characters of a rejected answer quoted back when re-asking (a cut-off answer is never quoted)."""
+CUT_OFF = ("length", RUNAWAY)
+"""Finish reasons of an answer that did not end on its own: at `max_tokens`, or stopped repeating itself."""
 GROWTH = 2
 """A cut-off answer is asked again with up to this many times its `max_tokens`, as the window allows."""
 
@@ -137,16 +140,17 @@ class _Conversation:
                 settings=settings,
                 output_schema=self.schema,
                 context=context,
+                round=round_,
                 time_limit=self._time_left(),
             )
             reply = await self._call(request)
-            truncated = reply.finish_reason == "length"
+            truncated = reply.finish_reason in CUT_OFF
             reading = read_answer(reply.text, self.schema, self.check, truncated=truncated)
             self._keep(_attempt(reply, reading, reasked=round_ > 0))
             if reading.payload is not None:
                 return ModelAnswer(reading.payload, reply, self.usage, tuple(self.attempts), (), hashes)
             if truncated:
-                grown = self._more_room(messages, max_tokens, reply.text)
+                grown = self._more_room(messages, max_tokens, reply)
                 max_tokens, follow_up = (grown, []) if grown else (max_tokens, [Message(role="user", content=SHORTER)])
             else:
                 follow_up = [
@@ -183,9 +187,9 @@ class _Conversation:
     def _time_left(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
 
-    def _more_room(self, messages: list[Message], max_tokens: int, text: str) -> int | None:
+    def _more_room(self, messages: list[Message], max_tokens: int, reply: ModelReply) -> int | None:
         """A larger `max_tokens` for a cut-off answer, or None when it ran away or the window has no room."""
-        if is_runaway(text):
+        if reply.finish_reason == RUNAWAY or is_runaway(reply.text):
             return None
         window = getattr(self.provider, "context_window", None) or max_tokens * GROWTH
         room = window - estimated_tokens(messages, self.schema)

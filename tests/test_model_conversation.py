@@ -138,6 +138,7 @@ def test_an_answer_that_repeats_its_description_is_re_asked_and_the_conversation
     assert [a.method for a in result.provenance.attempts] == [None, None, "reasked+strict"]
     assert "repeats the field's description" in (result.provenance.attempts[0].error or "")
     assert len(model.requests[1].messages) == len(model.requests[2].messages) == 4  # base + last answer + problems
+    assert [r.round for r in model.requests] == [0, 1, 2]  # a provider with a fixed seed draws anew per round
 
 
 def test_a_failed_step_counts_every_call_and_keeps_every_answer_in_the_ledger() -> None:
@@ -175,3 +176,12 @@ def test_the_steps_timeout_bounds_the_conversation() -> None:
     model = SmallModel([Answer(json.dumps({"body": long_body()}))])
     draft(model, timeout_seconds=60)
     assert model.requests[0].time_limit is not None and 0 < model.requests[0].time_limit <= 60
+
+
+def test_a_stream_stopped_as_runaway_is_asked_for_less() -> None:
+    model = SmallModel([Answer(RUNAWAY[:1600], "runaway"), Answer(json.dumps({"body": long_body()}))])
+
+    draft(model)
+
+    assert model.requests[1].messages[-1].content == SHORTER
+    assert model.requests[1].settings.max_tokens == model.requests[0].settings.max_tokens

@@ -198,3 +198,23 @@ def test_a_configured_seed_goes_with_every_call_and_latency_leaves_out_the_wait_
 
     assert [r.body["seed"] for r in fake.received] == [7, 7]
     assert max(first.usage.latency_seconds, second.usage.latency_seconds) < 0.9  # not 1 s: one waited for the slot
+
+
+def test_a_stream_that_keeps_repeating_itself_is_stopped_early() -> None:
+    runaway = '{"answer": "Tides are fun. ' + "And the stage ends with the lesson. " * 400 + '"}'
+    with FakeLLM() as fake:
+        fake.script(Reply(content=runaway))
+
+        reply = ask(provider(fake, frequency_penalty=0.5))
+
+    assert reply.finish_reason == "runaway"
+    assert 1_500 <= len(reply.text) < len(runaway) / 2  # stopped, not read to the end
+    assert fake.received[0].body["frequency_penalty"] == 0.5
+
+
+def test_a_re_ask_is_a_new_draw_under_a_fixed_seed() -> None:
+    with FakeLLM() as fake:
+        p = provider(fake, seed=7)
+        asyncio.run(p.complete(request().model_copy(update={"round": 2})))
+
+    assert fake.received[0].body["seed"] == 9

@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from agentflows.tasks.artifacts import Attempt, Usage
 from agentflows.tasks.llm.settings import ModelSettings
 
+RUNAWAY = "runaway"
+"""The `finish_reason` of a streamed answer the client stopped because it kept repeating itself."""
+
 
 class Message(BaseModel):
     """One chat message."""
@@ -40,6 +43,9 @@ class ModelRequest(BaseModel):
     context: dict[str, JsonValue] = Field(default_factory=dict)
     """The structured values the prompt was rendered from (inputs, plan item).
     HTTP providers ignore it; the offline provider derives its answer from it."""
+    round: int = 0
+    """Which try of the step's conversation this is (0: the first). A provider with a fixed sampling seed
+    varies it by round, so a re-ask is not the same draw again."""
     time_limit: float | None = None
     """Seconds this call may take, retries included (what is left of the step's timeout); None: no limit."""
 
@@ -55,7 +61,8 @@ class ModelReply(BaseModel):
     usage: Usage
     offline: bool = False
     finish_reason: str = ""
-    """Why the model stopped: `stop`, `length` (cut off at max_tokens), … as the server says."""
+    """Why the model stopped: `stop`, `length` (cut off at max_tokens), … as the server says; `runaway` when
+    the client stopped a stream that kept repeating itself."""
     failed_attempts: tuple[Attempt, ...] = ()
     """Attempts behind this answer that failed (timed out, 5xx, …); `usage` counts them too."""
 

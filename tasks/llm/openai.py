@@ -159,7 +159,9 @@ class OpenAICompatibleProvider:
                     )
                 )
             stream = self.settings.stream and not self.endpoint.stream_refused
-            body = request_body(model, request, fmt, stream=stream, seed=self.settings.seed)
+            seed = None if self.settings.seed is None else self.settings.seed + request.round
+            sampling = {"seed": seed, "frequency_penalty": self.settings.frequency_penalty}
+            body = request_body(model, request, fmt, stream=stream, sampling=sampling)
             received = Received(prompt_chars=prompt_chars(body))
             started = time.monotonic()
             outcome, refusal = await self._send(session, model, body, received, left)

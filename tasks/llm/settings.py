@@ -140,6 +140,13 @@ class ProviderSettings(BaseModel):
         description="How to ask for JSON: auto (the strongest the endpoint accepts: json_schema, then "
         "json_object, then the prompt only), or exactly json_schema, json_object or off (the prompt only).",
     )
+    frequency_penalty: float | None = Field(
+        default=None,
+        ge=-2,
+        le=2,
+        description="Sent with every call when set: lowers the odds of tokens by how often they already appear, "
+        "which keeps a small model from repeating itself (0.5 suits SmolLM2-135M). Empty: the server's default.",
+    )
     seed: int | None = Field(
         default=None,
         description="Sampling seed sent with every call: servers that honour it (llama.cpp, vLLM, Ollama, OpenAI) "

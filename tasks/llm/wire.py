@@ -5,8 +5,9 @@ not hold the answer to the schema, the JSON's shape is added to the last user
 message. `exchange` sends it and reads the answer: whole (`read_completion`), or
 as a server-sent-event stream token by token (`read_stream`), giving up
 (`AnswerTimeout`) when the answer does not start within the read timeout or a
-streamed one stops for the idle timeout. What was received before a failure
-stays in the `Received` it fills, so an aborted answer is still counted and kept.
+streamed one stops for the idle timeout, and stopping a stream that keeps
+repeating itself (`runaway`). What was received before a failure stays in the
+`Received` it fills, so an aborted answer is still counted and kept.
 """
 
 from __future__ import annotations
@@ -19,11 +20,16 @@ from typing import Any
 
 import httpx
 
-from agentflows.tasks.llm.base import ModelRequest
+from agentflows.tasks.answers import is_runaway
+from agentflows.tasks.llm.base import RUNAWAY, ModelRequest
 from agentflows.tasks.llm.structured import ResponseFormat, shape_instruction
 
 CHARS_PER_TOKEN = 4.0
 """For a prompt whose size the server did not report (an aborted stream)."""
+RUNAWAY_CHECK_EVERY = 32
+RUNAWAY_WINDOW = 600
+"""Chunks (about tokens) of the stream's tail looked at for repetition."""
+RUNAWAY_MIN_CHARS = 1_500
 
 
 class AnswerTimeout(Exception):
@@ -65,7 +71,7 @@ class Received:
 
 
 def request_body(
-    model: str, request: ModelRequest, fmt: ResponseFormat, *, stream: bool, seed: int | None = None
+    model: str, request: ModelRequest, fmt: ResponseFormat, *, stream: bool, sampling: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The JSON body of one chat-completions request."""
     messages = [{"role": m.role, "content": m.content} for m in request.messages]
@@ -81,8 +87,7 @@ def request_body(
     response_format = fmt.body(request.output_schema)
     if response_format is not None:
         body["response_format"] = response_format
-    if seed is not None:
-        body["seed"] = seed
+    body.update({key: value for key, value in (sampling or {}).items() if value is not None})
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
@@ -148,7 +153,11 @@ def read_completion(envelope: Any, received: Received) -> None:
 async def read_stream(
     response: httpx.Response, received: Received, *, first_timeout: float, idle_timeout: float
 ) -> None:
-    """Fill `received` from a server-sent-event stream of chat-completion chunks, until `[DONE]` or its end."""
+    """Fill `received` from a server-sent-event stream of chat-completion chunks, until `[DONE]` or its end.
+
+    A stream that has started repeating itself is stopped there (`finish_reason` `runaway`): closing it
+    frees the server at once, where it would otherwise write the same words until `max_tokens`.
+    """
     lines = response.aiter_lines()
     parts: list[str] = []
     try:
@@ -159,8 +168,16 @@ async def read_stream(
             if data == "[DONE]":
                 break
             _chunk(data, received, parts)
+            if received.chunks % RUNAWAY_CHECK_EVERY == 0 and not received.finish_reason and _running_away(parts):
+                received.finish_reason = RUNAWAY
+                break
     finally:
         received.text = "".join(parts)
+
+
+def _running_away(parts: list[str]) -> bool:
+    tail = "".join(parts[-RUNAWAY_WINDOW:])
+    return len(tail) >= RUNAWAY_MIN_CHARS and is_runaway(tail)
 
 
 async def _paced(
