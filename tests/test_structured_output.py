@@ -127,13 +127,14 @@ def test_what_counts_as_a_refusal_of_structured_output(status: int, message: str
     assert is_structured_output_refusal(status, message) is refusal
 
 
-def test_the_prompt_guides_each_field_and_shows_a_skeleton_only_when_asked() -> None:
+def test_the_prompt_guides_each_field_by_kind_and_size_and_shows_a_skeleton_only_when_asked() -> None:
     guide = field_guide(STEP)
     shape = shape_instruction(STEP)
 
-    assert "- body: The chapter's text; 100 to 300 words" in guide
+    assert "- body: text, 100 to 300 words" in guide
     assert '- kind: one of "bar", "line"' in guide
-    assert json.loads(shape.split("\n", 1)[1])["title"] == "<Chapter title>"
+    assert "The chapter's text" not in guide  # a small model copies the descriptions it is shown
+    assert json.loads(shape.split("\n", 1)[1])["body"] == "<text, 100 to 300 words>"
     assert '"type"' not in shape  # a skeleton to fill in, not a schema to copy
 
 

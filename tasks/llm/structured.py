@@ -206,16 +206,30 @@ def _allows_null(schema: dict[str, Any]) -> bool:
 
 
 def field_guide(schema: dict[str, Any]) -> str:
-    """The answer's fields, one line each with what they hold and their size: what every prompt shows."""
+    """The answer's fields, one line each with their kind and size: what every prompt shows.
+
+    Descriptions are left out on purpose (examples are shown: they are content): a
+    small model copies the text it is shown into the fields (SmolLM2-135M wrote
+    "Title of the whole piece of content" as a lesson's title in 3 of 3 tries with
+    descriptions in the guide, in 0 of 3 without; see benchmarks/RESULTS.md). The
+    step's prompt says what to write; descriptions go to the server in the schema,
+    where servers that show it to the model use them.
+    """
     lines = ["Fields of the answer:"]
     _guide_lines(schema, "", lines)
     return "\n".join(lines)
 
 
+def _examples(schema: dict[str, Any]) -> str:
+    """`; e.g. "app/main.py", "README.md"`: examples are content, so a model that copies them copies well."""
+    shown = [json.dumps(e, ensure_ascii=False) for e in (schema.get("examples") or [])[:4]]
+    return f"; e.g. {', '.join(shown)}" if shown else ""
+
+
 def _guide_lines(schema: dict[str, Any], prefix: str, lines: list[str]) -> None:
     for name, sub in (schema.get("properties") or {}).items():
         path = f"{prefix}{name}"
-        lines.append(f"- {path}: {_describe(sub)}")
+        lines.append(f"- {path}: {_kind(sub)}{_examples(sub)}")
         items = sub.get("items") if isinstance(sub.get("items"), dict) else None
         if items and items.get("properties"):
             _guide_lines(items, f"{path}[].", lines)
@@ -223,30 +237,33 @@ def _guide_lines(schema: dict[str, Any], prefix: str, lines: list[str]) -> None:
             _guide_lines(sub, f"{path}.", lines)
 
 
-def _describe(schema: dict[str, Any]) -> str:
-    parts = [str(schema["description"]).rstrip(".")] if schema.get("description") else []
+def _kind(schema: dict[str, Any]) -> str:
+    """`text, at most 20 words`, `a list of exactly 3 entries`, `one of "bar", "line"`, …"""
     kind = schema.get("type")
+    kind = next((k for k in kind if k != "null"), "string") if isinstance(kind, list) else kind
     if schema.get("enum"):
-        parts.append("one of " + ", ".join(json.dumps(v) for v in schema["enum"]))
-    elif kind == "array":
-        parts.append(_count(schema))
-    elif kind == "integer":
-        parts.append("a whole number" + _range(schema))
+        return "one of " + ", ".join(json.dumps(v) for v in schema["enum"])
+    if kind == "array":
+        return f"a list of {_count(schema)}"
+    if kind == "object":
+        return "an object"
+    if kind == "integer":
+        return "a whole number" + _range(schema)
+    if kind in ("number", "boolean"):
+        return "a number" + _range(schema) if kind == "number" else "true or false"
     words = _words(schema)
-    if words:
-        parts.append(words)
-    return "; ".join(parts) or str(kind or "a value")
+    return "text" + (f", {words}" if words else "")
 
 
 def _count(schema: dict[str, Any]) -> str:
     low, high = schema.get("minItems"), schema.get("maxItems")
     if low is not None and low == high:
-        return f"exactly {low} entries"
+        return f"exactly {low} {'entry' if low == 1 else 'entries'}"
     if low is not None and high is not None:
         return f"{low} to {high} entries"
     if low is not None:
         return f"at least {low} entries"
-    return f"at most {high} entries" if high is not None else "a list"
+    return f"at most {high} entries" if high is not None else "entries"
 
 
 def _range(schema: dict[str, Any]) -> str:
@@ -268,8 +285,8 @@ def _words(schema: dict[str, Any]) -> str:
 def shape_instruction(schema: dict[str, Any]) -> str:
     """For a server that does not hold the answer to the schema: the JSON to fill in, as a skeleton.
 
-    Small models copy a JSON Schema back instead of filling it in; a skeleton with
-    placeholders they replace works better (see benchmarks/RESULTS.md).
+    Small models copy a JSON Schema back instead of filling it in; a skeleton whose
+    placeholders name only the kind of each value gives them less to copy.
     """
     skeleton = json.dumps(_skeleton(schema), ensure_ascii=False)
     return f"Answer with one JSON object, and nothing else, shaped like this (replace every <…>):\n{skeleton}"
@@ -285,13 +302,4 @@ def _skeleton(schema: dict[str, Any]) -> Any:
     if kind == "array":
         item = schema.get("items")
         return [_skeleton(item if isinstance(item, dict) else {})]
-    if kind in ("integer", "number"):
-        return f"<{_placeholder(schema, 'number')}>"
-    if kind == "boolean":
-        return "<true or false>"
-    return f"<{_placeholder(schema, 'text')}>"
-
-
-def _placeholder(schema: dict[str, Any], fallback: str) -> str:
-    description = str(schema.get("description") or fallback).rstrip(".")
-    return description if len(description) <= 80 else description[:77] + "…"
+    return f"<{_kind(schema)}>"
