@@ -208,12 +208,19 @@ class FieldSpec(Spec):
         ):
             if value not in (None, "", []):
                 schema[key] = value
+        if self.format == "path":
+            # Held by the server's grammar where it compiles the schema: no leading '/', no '..', no spaces.
+            schema["pattern"] = SAFE_PATH_PATTERN
         schema.update(text_size(self.min_words, self.max_words))
         if self.items is not None:
             schema["items"] = self.items.json_schema()
         if self.fields is not None:
             schema.update(object_schema(self.fields))
         return schema
+
+
+SAFE_PATH_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$"
+"""A relative file path inside the content: what the code tree builder accepts (`format: path` fields)."""
 
 
 def text_size(min_words: int | None, max_words: int | None) -> dict[str, Any]:

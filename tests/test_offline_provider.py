@@ -188,7 +188,9 @@ def test_code_paths_are_safe_distinct_and_match_their_code() -> None:
 
 def test_more_files_than_path_examples_still_get_distinct_safe_paths(definitions: Path) -> None:
     yaml_file = definitions / "api_scaffold.yaml"
-    yaml_file.write_text(yaml_file.read_text().replace("min: 4\n", "min: 7\n"), encoding="utf-8")
+    yaml_file.write_text(
+        yaml_file.read_text().replace("min: 4\n        max: 6\n", "min: 7\n        max: 10\n"), encoding="utf-8"
+    )
 
     run = offline_run("api_scaffold", root=definitions)
 
