@@ -176,7 +176,9 @@ class _Writer:
         count = max(low, min(high, 4 if name == "choices" else 6 if name == "rows" else 3))
         item_schema = schema.get("items", {"type": "string"})
         if name == "rows" and isinstance(siblings.get("columns"), list):
-            return self.rows(siblings["columns"], count)
+            rows = self.rows(siblings["columns"], count)
+            cells = list(item_schema.get("properties") or {})  # object rows: {label, value}, cells in order
+            return [dict(zip(cells, row, strict=False)) for row in rows] if cells else rows
         if name == "items":
             return [self.plan_item(item_schema, i) for i in range(count)]
         if name == "choices":
