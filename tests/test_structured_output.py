@@ -95,7 +95,7 @@ def test_every_shipped_steps_wire_schema_is_strict_and_a_valid_json_schema(agent
 def test_the_bounded_form_turns_word_bounds_into_length_bounds() -> None:
     body = wire_schema(STEP, lengths=True)["properties"]["body"]
 
-    assert (body["minLength"], body["maxLength"]) == (500, 3000)
+    assert (body["minLength"], body["maxLength"]) == (700, 3000)
 
 
 def test_nulls_for_optional_fields_are_dropped_before_the_answer_is_checked() -> None:
