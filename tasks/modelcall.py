@@ -170,7 +170,11 @@ class _Conversation:
             self.attempts.extend(exc.attempts)
             out_of_time = self.deadline is not None and time.monotonic() >= self.deadline
             limit = f" ({self.spec.timeout_seconds:g} s)" if out_of_time else ""
-            self._fail(ModelCallError(f"{self.label}: {exc}{limit}", usage=exc.usage, attempts=exc.attempts))
+            said = str(exc) if str(exc).startswith(f"{self.label}:") else f"{self.label}: {exc}"
+            # A provider's word on whether the step may pass on another try stands (the OpenAI client's is no
+            # once it has used its own tries), unless the step is out of time.
+            again = exc.retryable and not out_of_time
+            self._fail(ModelCallError(f"{said}{limit}", usage=exc.usage, attempts=exc.attempts, retryable=again))
         self.usage = self.usage + reply.usage
         self.ledger.spend(self.label, reply.usage, reply.failed_attempts)
         self.attempts.extend(reply.failed_attempts)
