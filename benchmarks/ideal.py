@@ -10,6 +10,7 @@ agentflows is measured against.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -34,10 +35,12 @@ async def replay(base_url: str, pipelines: list[Pipeline], *, shared_limit: int)
     ) as client:
 
         async def call(body: dict[str, Any]) -> None:
-            async with limit:
-                response = await client.post("/chat/completions", json=body)
+            # The same body agentflows sent, streamed (server-sent events) when it asked for a stream.
+            async with limit, client.stream("POST", "/chat/completions", json=body) as response:
                 response.raise_for_status()
-                response.json()
+                content = await response.aread()
+                if not body.get("stream"):
+                    json.loads(content)
 
         async def run(pipeline: Pipeline) -> None:
             await call(pipeline.decide)
@@ -75,7 +78,13 @@ def pipelines_from(
 
 
 def _is_decide(body: dict[str, Any]) -> bool:
-    return '"items": {"type": "array"' in str(body["messages"][-1]["content"])
+    """A plan's schema has `items`: in `response_format` when the server holds the answer to it, else in the
+    prompt's field guide (`- items: a list of …`) or skeleton."""
+    schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema") or {}
+    if schema:
+        return "items" in (schema.get("properties") or {})
+    prompt = str(body["messages"][-1]["content"])
+    return "\n- items: a list" in prompt or '"items": [' in prompt
 
 
 def _agent(body: dict[str, Any]) -> str:

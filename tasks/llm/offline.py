@@ -9,7 +9,8 @@ no model; every reply says `offline=True`, and built content shows a notice.
 
 Schema keywords it honours: `type`, `properties`, `required`, `items`,
 `minItems`/`maxItems`, `enum`, `examples`, `minimum`/`maximum`, `format`
-(`markdown`, `code`, `path`, `plain`) and the word bounds `x-min-words`/`x-max-words`.
+(`markdown`, `code`, `path`, `plain`), the word bounds `x-min-words`/`x-max-words` and the length
+bounds `minLength`/`maxLength`.
 """
 
 from __future__ import annotations
@@ -130,21 +131,27 @@ class _Writer:
         return self.sized(self.string(schema, name, index, siblings), schema)
 
     def sized(self, text: str, schema: dict[str, Any]) -> str:
-        """`text` grown to the field's `x-min-words` with sentences it does not repeat, or cut to its
-        `x-max-words`."""
+        """`text` cut to the field's `x-max-words` (and `maxLength`), or grown with sentences it does not repeat
+        to its `x-min-words` (and `minLength`: a server that holds answers to a schema sends length bounds)."""
         least, most = schema.get("x-min-words"), schema.get("x-max-words")
-        words = text.split()
+        shortest, longest = schema.get("minLength") or 0, schema.get("maxLength")
         if isinstance(most, int) and word_count(text) > most:
-            return " ".join(words[:most])
-        if not isinstance(least, int) or word_count(text) >= least:
+            text = " ".join(text.split()[:most])
+        if isinstance(longest, int) and len(text) > longest:
+            text = text[:longest].rsplit(" ", 1)[0] if " " in text[:longest] else text[:longest]
+        if not self._short(text, least, shortest):
             return text
         extra: list[str] = []
         for lap in range(len(FACETS) * len(SENTENCES)):
-            if word_count(text) + sum(word_count(e) for e in extra) >= least:
-                break
             facet = _facet(self.topic, lap // len(SENTENCES))
             extra.append(f"{_capitalise(facet)}: {SENTENCES[lap % len(SENTENCES)].format(s=self.subject)}")
+            if not self._short(text.rstrip() + "\n\n" + " ".join(extra), least, shortest):
+                break
         return text.rstrip() + "\n\n" + " ".join(extra)
+
+    @staticmethod
+    def _short(text: str, least: Any, shortest: int) -> bool:
+        return (isinstance(least, int) and word_count(text) < least) or len(text) < shortest
 
     def example(self, examples: list[Any], name: str, fmt: str | None, position: int) -> Any:
         """The schema's example at `position`, numbered when the examples have run out and
