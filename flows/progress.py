@@ -17,7 +17,7 @@ from typing import Literal
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 
-Status = Literal["started", "done", "cached", "failed"]
+Status = Literal["started", "done", "cached", "failed", "skipped"]
 
 
 @dataclass(frozen=True)

@@ -1,34 +1,31 @@
-"""What the command line prints about a run that failed, and what it keeps off the console.
+"""What the command line prints about a run that failed, beside its one `error:` line (`agentflows.console`).
 
 - `error_object`: with `--json`, a failure prints one JSON object on stdout
   (`{"error": {...}}`): the error's type and message, the agent and flow run, the
   step that failed, what the run spent (calls, tokens, cost: every attempt, as
-  written in the run's ledger) and the answers the failed step got;
-- `answers_summary`: how a stored step's answers went, for `agentflows show`;
-- `stopped`: whether an exception means the user stopped the command (Ctrl-C, SIGTERM);
-- `console_without_run_tracebacks`: Prefect reports a failed task or flow run
-  with a traceback on the console, and repeats the progress the CLI prints; the
-  CLI keeps the runs' own logs off the console (the Prefect UI keeps them) and
-  prints one line for a failure.
+  written in the run's ledger) and the answers the failed step got; masked like
+  the error line;
+- `answers_summary`: how a stored step's answers went, for `agentflows show`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
+import os
 from typing import Any
 
 from agentflows.errors import DefinitionError
 from agentflows.tasks.artifacts import Attempt, AttemptCounts
 from agentflows.tasks.errors import AgentflowsError
 from agentflows.tasks.ledger import RunLedger
+from agentflows.tasks.masking import environment_secrets, masked
 
 
 def print_json_error(args: argparse.Namespace, exc: AgentflowsError, ledger: RunLedger) -> None:
     """The JSON error object on stdout, when the command was asked for JSON."""
     if getattr(args, "json", False):
-        print(json.dumps(error_object(exc, ledger), indent=2))
+        print(masked(json.dumps(error_object(exc, ledger), indent=2), environment_secrets(os.environ)))
 
 
 def error_object(exc: AgentflowsError, ledger: RunLedger) -> dict[str, Any]:
@@ -50,31 +47,6 @@ def error_object(exc: AgentflowsError, ledger: RunLedger) -> dict[str, Any]:
     if isinstance(exc, DefinitionError):
         error["problems"] = [str(p) for p in exc.problems]
     return {"error": error}
-
-
-class _RunLogsInTheUI(logging.Filter):
-    """Keeps the flow and task runs' own log records off the console: the CLI prints their progress and
-    one line for a failure (Prefect's report of it is a traceback); the run's logs in the Prefect UI keep them."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.name not in ("prefect.flow_runs", "prefect.task_runs")
-
-
-def console_without_run_tracebacks() -> None:
-    """Filter Prefect's failed-run reports out of the console handlers (see `_RunLogsInTheUI`)."""
-    from prefect.logging.configuration import ensure_logging_setup
-
-    ensure_logging_setup()  # Prefect sets up its console handler lazily; it must exist to be filtered
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, _RunLogsInTheUI) for f in handler.filters):
-            handler.addFilter(_RunLogsInTheUI())
-
-
-def stopped(exc: BaseException) -> bool:
-    """Ctrl-C, or the SIGTERM Prefect turns into `TerminationSignal`: the user stopped the command."""
-    from prefect.exceptions import TerminationSignal
-
-    return isinstance(exc, KeyboardInterrupt | TerminationSignal)
 
 
 def answers_summary(attempts: list[dict[str, Any]]) -> str:

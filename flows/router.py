@@ -1,60 +1,62 @@
 """The router flow: one free-text request, several agents run as concurrent sub-flows, one manifest.
 
-    request ──► decide the route ──► agent sub-flows (concurrently) ──► manifest ──► saved + table artifact
+    request ──► decide the route ──► dependency graph ──► agent sub-flows ──► manifest ──► saved + table artifact
+                                     (uses, --after)      (each as soon as its
+                                                           upstreams finish)
 
 Deciding the route, in order: explicit content types (the caller names the
-agents); else the agents' YAML routing hints (`flows.routing`, free and
+agents); else the agents' YAML routing hints (`agentflows.routing`, free and
 deterministic); else, when those find nothing or are ambiguous and a real model
-is configured, a model classifier that returns the content types and the inputs
-it reads from the request. Every agent's inputs are validated against its
-declared inputs before any branch starts.
+is configured, the model classifier (`agentflows.classifier`), which returns the
+content types and the inputs it reads from the request. Every agent's inputs are
+validated against its declared inputs before any branch starts.
 
-A failing branch does not stop the others: the manifest lists it with its
-error, and the run ends `Completed` named "Partly failed" (or `Failed` when
-every branch failed).
+Chosen agents that build on each other (`uses` in their YAML, or `after` given by
+the caller) form a graph (`agentflows.dependencies`): every ready branch starts at
+once and each dependent as soon as its own upstreams finish, with their results
+(`agentflows.dag`). A failing branch (`agentflows.branches`) does not stop the
+independent ones: the manifest lists it with its error and its dependents as
+`skipped`, and the run ends `Completed` named "Partly failed" (or `Failed` when no
+branch completed, or when the consistency check after the merge finds a problem).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
-import json
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from prefect import Flow, flow, task
 from prefect.artifacts import acreate_table_artifact
 from prefect.context import FlowRunContext, SyncClientContext
 from prefect.states import Completed, Failed, State
-from pydantic import Field, JsonValue
+from pydantic import ConfigDict, ValidationError, create_model
 
+from agentflows.api import run_blocking
+from agentflows.branches import BranchRun, run_branch, run_status, skipped_branch, unique_names
 from agentflows.catalog import AgentCatalog, load_agents
+from agentflows.classifier import classify
 from agentflows.compiler import compiled
+from agentflows.dag import consistency_problems, run_graph
 from agentflows.definition import ROUTER_NAME
+from agentflows.dependencies import DependencyGraph, route_graph
 from agentflows.errors import InputError, RoutingError
-from agentflows.inputs import validate_inputs
+from agentflows.inputs import text_annotation, validate_inputs, value_problem
 from agentflows.loader import SHARED_PARAMETERS
 from agentflows.progress import ProgressEvent, emit
-from agentflows.routing import ambiguous_terms, match_rules, request_inputs
-from agentflows.tasks.artifacts import AgentResult, BuiltContent, BuiltFile, ContentType, Provenance
+from agentflows.routing import REQUEST_LENGTH, ambiguous_terms, check_request, match_rules, request_inputs
 from agentflows.tasks.errors import AgentflowsError
-from agentflows.tasks.ledger import run_ledger
-from agentflows.tasks.llm.settings import ModelSettings
-from agentflows.tasks.manifest import Component, Manifest, RunStatus
-from agentflows.tasks.modelcall import ask_model
-from agentflows.tasks.prompts import as_user_text
+from agentflows.tasks.manifest import Component, Manifest, manifest_content, table_row
+from agentflows.tasks.names import shortened
+from agentflows.tasks.prefect_api import riding_out_outages
+from agentflows.tasks.previews import viewer_link
 from agentflows.tasks.runtime import current_runtime
-from agentflows.tasks.specs import ModelStepSpec
 from agentflows.tasks.steps import save_content
 from agentflows.tasks.storage import RunInfo
-
-CLASSIFIER_PROMPT = "prompts/router/classify.md"
-CLASSIFIER_SETTINGS = ModelSettings(provider="default", temperature=0.0, max_tokens=1200)
 
 
 @dataclass(frozen=True)
@@ -71,10 +73,8 @@ async def decide_route(
     request: str, catalog: AgentCatalog, explicit: list[str] | None, shared: Mapping[str, Any]
 ) -> Route:
     """The route of `request`; raises `RoutingError` or `InputError` before any branch runs."""
+    check_request(request, explicit, catalog)
     if explicit:
-        unknown = [name for name in explicit if name not in catalog]
-        if unknown:
-            raise RoutingError(f"unknown content type {unknown[0]!r}; the agents are: {', '.join(catalog)}")
         agents = tuple(dict.fromkeys(explicit))
         return _validated(request, catalog, agents, "explicit", {a: ["explicit"] for a in agents}, shared, {})
     definitions = {name: agent.definition for name, agent in catalog.items()}
@@ -136,174 +136,7 @@ def _missing_inputs(catalog: AgentCatalog, found: Mapping[str, Mapping[str, Any]
     )
 
 
-async def classify(request: str, catalog: AgentCatalog) -> tuple[tuple[str, ...], dict[str, dict[str, Any]]] | None:
-    """Content types and inputs a model reads from `request`; None when only the offline provider is configured."""
-    if current_runtime().provider_name(CLASSIFIER_SETTINGS.provider) == "offline":
-        return None  # the offline provider cannot read a request; the rules decide alone
-    spec = _classifier_spec(catalog)
-    answer = await ask_model(
-        spec,
-        label="router/classify",
-        variables={
-            "agent": spec.agent,
-            "inputs": as_user_text({"request": request}),
-            "context": {"request": ""},
-            "agents": [_agent_card(a.definition) for a in catalog.values()],
-        },
-        context={"request": request},
-        schema=classifier_schema(catalog),
-    )
-    agents = tuple(dict.fromkeys(answer.payload.get("content_types", [])))
-    return agents, dict(answer.payload.get("parameters", {}))
-
-
-def _classifier_spec(catalog: AgentCatalog) -> ModelStepSpec:
-    base = next(iter(catalog.values())).definition.prompts.base
-    templates = {}
-    for name in (base, CLASSIFIER_PROMPT):
-        path = catalog.root / name
-        if not path.is_file():
-            raise RoutingError(f"the classifier needs the template {name!r} in {catalog.root}")
-        templates[name] = path.read_text(encoding="utf-8")
-    about = {
-        "name": ROUTER_NAME,
-        "version": "1",
-        "description": "decide which content agents a request asks for",
-        "content_type": "mixed",
-    }
-    return ModelStepSpec(
-        agent=about,
-        step="decide",
-        templates=templates,
-        system=(base,),
-        prompt=CLASSIFIER_PROMPT,
-        model=CLASSIFIER_SETTINGS,
-    )
-
-
-def _agent_card(definition: Any) -> dict[str, Any]:
-    inputs = [
-        (name, {"type": s.type, "required": s.is_required, "enum": s.enum or [], "description": s.description})
-        for name, s in definition.inputs.items()
-    ]
-    return {
-        "name": definition.name,
-        "content_type": definition.content_type.value,
-        "description": definition.description,
-        "inputs": inputs,
-        "examples": definition.routing.examples,
-    }
-
-
-def classifier_schema(catalog: AgentCatalog) -> dict[str, Any]:
-    """JSON Schema of the classifier's answer: content types, and the inputs per chosen agent."""
-    json_types = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean", "list": "array"}
-    per_agent = {}
-    for name, agent in catalog.items():
-        properties = {}
-        for input_name, spec in agent.definition.inputs.items():
-            prop: dict[str, Any] = {"type": json_types[spec.type], "description": spec.description}
-            if spec.type == "list":
-                prop["items"] = {"type": "string", **({"enum": spec.enum} if spec.enum else {})}
-            elif spec.enum:
-                prop["enum"] = spec.enum
-            properties[input_name] = prop
-        per_agent[name] = {"type": "object", "properties": properties, "additionalProperties": False}
-    return {
-        "type": "object",
-        "properties": {
-            "content_types": {"type": "array", "items": {"enum": list(catalog)}, "uniqueItems": True},
-            "parameters": {"type": "object", "properties": per_agent, "additionalProperties": False},
-        },
-        "required": ["content_types"],
-        "additionalProperties": False,
-    }
-
-
-# -- running the branches --------------------------------------------------------------------
-
-
-async def run_branch(
-    agent_flow: Flow[..., Any],
-    agent: str,
-    content_type: ContentType,
-    inputs: dict[str, Any],
-    request: str,
-    refresh: bool,
-) -> Component:
-    """One agent as a sub-flow; its failure becomes a failed component, never the router's."""
-    started_at = datetime.now(UTC)
-    started = time.monotonic()
-    emit(ProgressEvent(ROUTER_NAME, agent, "started"))
-    with run_ledger(fresh=True) as ledger:  # the branch's calls, also when it fails
-        try:
-            result = await agent_flow(**inputs, refresh=refresh, context=request)
-        except Exception as exc:  # a branch may fail for any reason; the others must still finish
-            emit(ProgressEvent(ROUTER_NAME, agent, "failed", _one_line(exc)))
-            spent = ledger.usage
-            return Component(
-                agent=agent,
-                content_type=content_type,
-                status="failed",
-                name=agent,
-                flow_run_id=ledger.flow_run_id,
-                started_at=started_at,
-                seconds=time.monotonic() - started,
-                model_calls=spent.calls,
-                model_seconds=spent.latency_seconds,
-                tokens=spent.total_tokens,
-                cost=spent.cost,
-                error=_one_line(exc),
-                failed_step=next((a.label for a in ledger.failures()), None),
-            )
-    assert isinstance(result, AgentResult)
-    emit(ProgressEvent(ROUTER_NAME, agent, "done", result.location))
-    usage = [s.usage for s in result.steps if not s.cached]
-    return Component(
-        agent=agent,
-        content_type=result.content_type,
-        status="completed",
-        name=result.title,
-        flow_run_id=result.flow_run_id,
-        content_id=result.content_id,
-        title=result.title,
-        location=result.location,
-        files=result.files,
-        started_at=started_at,
-        seconds=time.monotonic() - started,
-        model_calls=result.model_calls,
-        model_seconds=sum(u.latency_seconds for u in usage),
-        tokens=sum(u.total_tokens for u in usage),
-        cost=sum(u.cost for u in usage),
-        warnings=tuple(result.warnings),
-    )
-
-
-def unique_names(components: list[Component]) -> list[Component]:
-    """Components whose display names clash get a deterministic content-hash suffix."""
-    counts: dict[str, int] = {}
-    for c in components:
-        counts[c.name] = counts.get(c.name, 0) + 1
-    return [
-        c.model_copy(update={"name": f"{c.name} ({_short_hash(c)})"}) if counts[c.name] > 1 else c for c in components
-    ]
-
-
-def _short_hash(component: Component) -> str:
-    return (component.content_id or hashlib.sha256(component.agent.encode()).hexdigest())[:6]
-
-
-def _status(components: list[Component]) -> RunStatus:
-    failed = sum(1 for c in components if c.status == "failed")
-    return "completed" if not failed else "failed" if failed == len(components) else "partly failed"
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
-
-
-# -- the manifest ---------------------------------------------------------------------------
+# -- saving the manifest ----------------------------------------------------------------------
 
 
 @task(name="save-manifest", persist_result=True, result_serializer="json")
@@ -313,58 +146,11 @@ async def save_manifest(manifest: Manifest) -> Manifest:
     run = RunInfo(flow_run_id=manifest.router_run_id, inputs={"request": manifest.request}, lineage=[])
     saved = await asyncio.to_thread(save_content, built, run)
     await acreate_table_artifact(
-        table=[_table_row(c) for c in manifest.components],
+        table=[table_row(c, viewer_link(c.content_id, c.location)) for c in manifest.components],
         key=f"router-{saved.content_id}",
         description=f"{len(manifest.components)} components for: {manifest.request[:200]}",
     )
     return manifest.model_copy(update={"content_id": saved.content_id, "location": saved.location})
-
-
-def manifest_content(manifest: Manifest) -> BuiltContent:
-    """The manifest as storable content: `manifest.json` and a Markdown summary."""
-    data = manifest.model_dump(mode="json", exclude={"content_id", "location"})
-    rows = "\n".join(
-        f"| {c.name.replace('|', '/')} | {c.agent} | {c.status} | {c.seconds:.1f} s | "
-        f"{c.model_calls} | {f'[open]({c.location})' if c.location else (c.error or '').replace('|', '/')} |"
-        for c in manifest.components
-    )
-    summary = (
-        f"# {manifest.request}\n\nRouted by {manifest.route}; {manifest.status}.\n\n"
-        "| component | agent | status | time | model calls | output |\n|---|---|---|---|---|---|\n"
-        f"{rows}\n"
-    )
-    return BuiltContent(
-        content_type=ContentType.mixed,
-        title=f"Manifest: {manifest.request[:120]}",
-        primary="index.md",
-        files=(
-            BuiltFile(path="index.md", media_type="text/markdown", text=summary),
-            BuiltFile(path="manifest.json", media_type="application/json", text=json.dumps(data, indent=2)),
-        ),
-        metadata={
-            "manifest_version": manifest.version,
-            "components": len(manifest.components),
-            "status": manifest.status,
-        },
-        provenance=Provenance(agent=ROUTER_NAME, agent_version=str(manifest.version), step="build"),
-    ).sealed()
-
-
-def _table_row(c: Component) -> dict[str, JsonValue]:
-    return {
-        "component": c.name,
-        "agent": c.agent,
-        "type": c.content_type.value,
-        "status": c.status,
-        "id": c.content_id,
-        "uri": c.location,
-        "seconds": round(c.seconds, 2),
-        "model calls": c.model_calls,
-        "tokens": c.tokens,
-        "cost": round(c.cost, 6),
-        "error": c.error,
-        "warnings": "; ".join(c.warnings) or None,
-    }
 
 
 # -- the flow ---------------------------------------------------------------------------------
@@ -377,6 +163,7 @@ Args:
     audience: Who the content is for, passed to every agent that takes an audience.
     language: Language to write in, passed to every agent that takes a language.
     level: Level of the audience (e.g. "8th grade"), passed to the agents that take one.
+    after: Extra dependencies, each AGENT=UPSTREAM (e.g. "quiz=lesson_plan"): AGENT runs after UPSTREAM.
     refresh: Ignore cached step results and call the model again.
 """
 
@@ -385,42 +172,14 @@ def compile_router(catalog: AgentCatalog) -> Flow[..., Any]:
     """The router flow over the agents of `catalog`."""
     agent_flows = {name: compiled(agent) for name, agent in catalog.items()}
 
-    async def router(**parameters: Any) -> Any:
-        started = time.monotonic()
-        request = str(parameters["request"])
-        shared = {name: parameters.get(name) for name in SHARED_PARAMETERS}
-        route = await decide_route(request, catalog, parameters.get("content_types"), shared)
-        emit(ProgressEvent(ROUTER_NAME, "route", "done", f"{route.method}: {', '.join(route.agents)}"))
-        with SyncClientContext.get_or_create():  # the branches share one sync Prefect client
-            components = await asyncio.gather(
-                *(
-                    run_branch(
-                        agent_flows[a],
-                        a,
-                        catalog[a].definition.content_type,
-                        route.parameters[a],
-                        request,
-                        bool(parameters.get("refresh")),
-                    )
-                    for a in route.agents
-                )
-            )
-        named = unique_names(list(components))
-        context = FlowRunContext.get()
-        manifest = Manifest(
-            request=request,
-            route=route.method,
-            evidence=route.evidence,
-            parameters=route.parameters,
-            components=tuple(named),
-            status=_status(named),
-            router_run_id=str(context.flow_run.id) if context and context.flow_run else None,
-            seconds=time.monotonic() - started,
-        )
-        manifest = await save_manifest(manifest)
-        return _final_state(manifest)
+    signature = router_signature(list(catalog))
 
-    router.__signature__ = router_signature(list(catalog))  # type: ignore[attr-defined]
+    async def router(**parameters: Any) -> Any:
+        # A worker runs this flow outside `route`: its state changes ride out a short outage here too.
+        with riding_out_outages():
+            return await _route_and_merge(catalog, agent_flows, router_parameters(signature, parameters, catalog))
+
+    router.__signature__ = signature  # type: ignore[attr-defined]
     router.__doc__ = ROUTER_DOC
     router.__name__ = router.__qualname__ = ROUTER_NAME
     router.__module__ = "agentflows.agents"
@@ -432,32 +191,126 @@ def compile_router(catalog: AgentCatalog) -> Flow[..., Any]:
         # Flow results are pickled: Prefect 3.8 reads a JSON-serialized flow result back as a
         # plain dict (task results, stored as full records, keep their classes with JSON).
         result_storage=current_runtime().settings.result_storage,
-        validate_parameters=True,
+        validate_parameters=False,  # the body checks them (router_parameters): one line, not a ParameterTypeError
     )(router)
 
 
-def _final_state(manifest: Manifest) -> State[Manifest]:
-    failed = manifest.failed()
-    if not failed:
-        return Completed(message=f"{len(manifest.components)} components", data=manifest)
-    summary = "; ".join(f"{c.agent}: {c.error}" for c in failed)
-    if manifest.status == "failed":
-        return Failed(message=f"every branch failed: {summary}", data=manifest)
-    return Completed(
-        name="Partly failed", message=f"{len(failed)} of {len(manifest.components)} failed: {summary}", data=manifest
+def router_parameters(
+    signature: inspect.Signature, parameters: Mapping[str, Any], catalog: AgentCatalog
+) -> dict[str, Any]:
+    """The router's parameters checked against its signature (and `check_request`); one `InputError` line if not."""
+    fields: Any = {
+        p.name: (p.annotation, ... if p.default is inspect.Parameter.empty else p.default)
+        for p in signature.parameters.values()
+    }
+    model = create_model("router_parameters", __config__=ConfigDict(extra="forbid"), **fields)
+    try:
+        values = model.model_validate(dict(parameters)).model_dump()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'parameters'}: {e['msg']}" for e in exc.errors())
+        raise InputError(f"router: {problems}") from None
+    check_request(values["request"], values["content_types"], catalog)
+    return values
+
+
+async def _route_and_merge(
+    catalog: AgentCatalog, agent_flows: Mapping[str, Flow[..., Any]], parameters: dict[str, Any]
+) -> State[Manifest]:
+    """The router flow's body: decide the route, run its graph (each branch as soon as its upstreams
+    finish), save the manifest."""
+    started = time.monotonic()
+    await asyncio.to_thread(current_runtime().store_settings)  # a bad storage URL fails before any model call
+    request = str(parameters["request"])
+    shared = {name: parameters.get(name) for name in SHARED_PARAMETERS}
+    route = await decide_route(request, catalog, parameters.get("content_types"), shared)
+    uses = {a: tuple(catalog[a].definition.uses) for a in route.agents}
+    graph = route_graph(route.agents, uses, parameters.get("after") or ())
+    order = f" ({graph.describe()})" if graph.edges else ""
+    emit(ProgressEvent(ROUTER_NAME, "route", "done", f"{route.method}: {', '.join(graph.order())}{order}"))
+    refresh = bool(parameters.get("refresh"))
+    with SyncClientContext.get_or_create():  # the branches share one sync Prefect client
+        components = await _run_branches(catalog, agent_flows, route, graph, request, refresh)
+    named = unique_names(components)
+    context = FlowRunContext.get()
+    manifest = Manifest(
+        request=request,
+        route=route.method,
+        evidence=route.evidence,
+        parameters=route.parameters,
+        components=tuple(named),
+        edges=graph.edges,
+        problems=tuple(consistency_problems(named, graph.edges)),
+        status=run_status(named),
+        router_run_id=str(context.flow_run.id) if context and context.flow_run else None,
+        seconds=time.monotonic() - started,
     )
+    manifest = await save_manifest(manifest)
+    return _final_state(manifest)
+
+
+async def _run_branches(
+    catalog: AgentCatalog,
+    agent_flows: Mapping[str, Flow[..., Any]],
+    route: Route,
+    graph: DependencyGraph,
+    request: str,
+    refresh: bool,
+) -> list[Component]:
+    """Every branch of `graph`, each as soon as its upstreams finish; the components in dependency order."""
+
+    def start(agent: str, upstream: Mapping[str, BranchRun]) -> Awaitable[BranchRun]:
+        d = catalog[agent].definition
+        return run_branch(
+            agent_flows[agent], agent, d.content_type, route.parameters[agent], request, refresh, upstream, d.uses
+        )
+
+    def skip(agent: str, upstream: Mapping[str, BranchRun]) -> BranchRun:
+        return skipped_branch(agent, catalog[agent].definition.content_type, upstream)
+
+    return [run.component for run in await run_graph(graph, start, skip)]
+
+
+def _final_state(manifest: Manifest) -> State[Manifest]:
+    if manifest.problems:
+        return Failed(name="Inconsistent", message="; ".join(manifest.problems), data=manifest)
+    broken = manifest.failed() + manifest.skipped()
+    if not broken:
+        return Completed(message=f"{len(manifest.components)} components", data=manifest)
+    summary = "; ".join(f"{c.agent}: {c.error}" for c in broken)
+    if manifest.status == "failed":
+        return Failed(message=f"no branch completed: {summary}", data=manifest)
+    counts = f"{len(manifest.failed())} of {len(manifest.components)} failed" + (
+        f", {len(manifest.skipped())} skipped" if manifest.skipped() else ""
+    )
+    return Completed(name="Partly failed", message=f"{counts}: {summary}", data=manifest)
+
+
+REQUEST_TEXT: Any = text_annotation(*REQUEST_LENGTH)
+SHARED_TEXT: Any = text_annotation() | None
+_TEXT_FIELDS: dict[str, Any] = {"request": (REQUEST_TEXT, ...), **dict.fromkeys(SHARED_PARAMETERS, (SHARED_TEXT, None))}
+_ROUTER_TEXT = create_model("router_inputs", **_TEXT_FIELDS)
+
+
+def checked_text(request: str, shared: Mapping[str, Any]) -> dict[str, Any]:
+    """The router's request and shared parameters, cleaned and checked; `InputError` names a bad one."""
+    given = {"request": request, **shared}
+    try:
+        return _ROUTER_TEXT.model_validate(given).model_dump()
+    except ValidationError as exc:
+        problems = [value_problem(str(e["loc"][0]), e, given.get(str(e["loc"][0]))) for e in exc.errors()]
+        raise InputError(f"router: {'; '.join(problems)}") from None
 
 
 def router_signature(agent_names: list[str]) -> inspect.Signature:
     """The router's parameters: the request, a multi-select of content types, shared parameters, refresh."""
     kind = inspect.Parameter.KEYWORD_ONLY
     names: Any = Literal[tuple(agent_names)]
-    text = Annotated[str, Field(min_length=3, max_length=4000)]
     return inspect.Signature(
         [
-            inspect.Parameter("request", kind, annotation=text),
+            inspect.Parameter("request", kind, annotation=REQUEST_TEXT),
             inspect.Parameter("content_types", kind, default=None, annotation=list[names] | None),
-            *(inspect.Parameter(name, kind, default=None, annotation=str | None) for name in SHARED_PARAMETERS),
+            *(inspect.Parameter(name, kind, default=None, annotation=SHARED_TEXT) for name in SHARED_PARAMETERS),
+            inspect.Parameter("after", kind, default=None, annotation=list[str] | None),
             inspect.Parameter("refresh", kind, default=False, annotation=bool),
         ]
     )
@@ -466,18 +319,19 @@ def router_signature(agent_names: list[str]) -> inspect.Signature:
 def _router_run_name() -> str:
     from prefect.runtime import flow_run
 
-    request = " ".join(str(flow_run.parameters.get("request", "")).split())
-    return f"route: {request[:70]}" if request else ROUTER_NAME
+    request = str(flow_run.parameters.get("request", ""))
+    return shortened(f"route: {request}", 80) if request.strip() else ROUTER_NAME
 
 
 # -- Python interface -----------------------------------------------------------------------
 
 
 def compiled_router(catalog: AgentCatalog) -> Flow[..., Any]:
-    """The router over `catalog`, compiled once per set of agent versions and result storage."""
+    """The router over `catalog`, compiled once per set of agent versions, classifier prompt and result storage."""
     runtime = current_runtime()
     version = (
         tuple(f"{agent.file}@{agent.flow_version}" for agent in catalog.values()),
+        tuple(sorted((catalog.classifier_templates or {}).items())),
         str(runtime.settings.result_storage),
     )
     return runtime.remembered(("router", str(catalog.root)), version, lambda: compile_router(catalog))
@@ -490,20 +344,24 @@ async def route_async(
     audience: str | None = None,
     language: str | None = None,
     level: str | None = None,
+    after: list[str] | None = None,
     refresh: bool = False,
     definitions: Path | str | None = None,
 ) -> Manifest:
-    """Route `request` and return the manifest (also when some branches failed)."""
-    router = compiled_router(load_agents(definitions))
-    with SyncClientContext.get_or_create():  # one sync Prefect client for the run, not one per use
+    """Route `request` and return the manifest (also when some branches failed or were skipped).
+
+    `after` adds dependencies by hand, each `"AGENT=UPSTREAM"`, to those the agents' `uses` declare.
+    A request the router would refuse (empty, too long, or naming an unknown content type)
+    raises `RoutingError` or `InputError` before any flow run starts.
+    """
+    catalog = load_agents(definitions)
+    check_request(request, content_types, catalog)
+    text = checked_text(request, {"audience": audience, "language": language, "level": level})
+    router = compiled_router(catalog)
+    # One sync Prefect client for the run, not one per use; state changes ride out a short outage.
+    with riding_out_outages(), SyncClientContext.get_or_create():
         state: State[Any] = await router(  # type: ignore[misc]
-            request=request,
-            content_types=content_types,
-            audience=audience,
-            language=language,
-            level=level,
-            refresh=refresh,
-            return_state=True,
+            **text, content_types=content_types, after=after, refresh=refresh, return_state=True
         )
     result = await state.aresult(raise_on_failure=False)
     if isinstance(result, BaseException):
@@ -515,8 +373,4 @@ async def route_async(
 
 def route(request: str, **options: Any) -> Manifest:
     """Route `request` and return the manifest (blocking); see `route_async` for the options."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(route_async(request, **options))
-    raise RuntimeError("route was called inside a running event loop; await route_async(...) instead")
+    return run_blocking(lambda: route_async(request, **options), "route")

@@ -20,7 +20,7 @@ from pydantic_core import ErrorDetails
 
 from agentflows.definition import PATTERN_MEANINGS, AgentDefinition
 from agentflows.errors import Problem
-from agentflows.yaml_source import LineMap, YamlPath
+from agentflows.yaml_source import LineMap, YamlPath, dotted
 
 
 def problems_from_validation(exc: ValidationError, file: Path, data: Any, lines: LineMap) -> list[Problem]:
@@ -42,14 +42,6 @@ def problems_from_validation(exc: ValidationError, file: Path, data: Any, lines:
         if not (errors[0]["type"] == "missing" and path in misspelt)
     ]
     return sorted(problems, key=lambda p: (p.line or 0, p.path))
-
-
-def dotted(path: YamlPath) -> str:
-    """`("inputs", "tone", "enum", 2)` → `inputs.tone.enum[2]`."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 def _data_path(loc: Sequence[int | str], data: Any, kind: str) -> YamlPath:
@@ -145,7 +137,7 @@ def _model_at(path: YamlPath) -> Any:
     for part in path:
         current = _unwrap(current)
         if isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(str(part))
+            field = _yaml_fields(current).get(str(part))
             if field is None:
                 return None
             current = field.annotation
@@ -160,7 +152,12 @@ def _model_at(path: YamlPath) -> Any:
 
 def _model_fields(path: YamlPath) -> list[str]:
     model = _model_at(path)
-    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+    return list(_yaml_fields(model)) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
+def _yaml_fields(model: type[BaseModel]) -> dict[str, Any]:
+    """The fields of `model` by the key an author writes for them (its alias, such as `as`, else its name)."""
+    return {field.alias or name: field for name, field in model.model_fields.items()}
 
 
 def _field_doc(path: YamlPath) -> str:
@@ -168,7 +165,7 @@ def _field_doc(path: YamlPath) -> str:
         return ""
     parent = _model_at(path[:-1])
     if isinstance(parent, type) and issubclass(parent, BaseModel):
-        field = parent.model_fields.get(str(path[-1]))
+        field = _yaml_fields(parent).get(str(path[-1]))
         if field is not None and field.description:
             return " ".join(field.description.split())
     return ""

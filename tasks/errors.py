@@ -1,26 +1,34 @@
-"""Errors raised while an agent runs.
+"""Errors raised while an agent runs: the base class and the run errors.
 
-Every error agentflows raises derives from `AgentflowsError`; its message is one
-sentence that names the offending value and what would be valid. Definition
-errors (the user's YAML and templates) live in `flows.errors`; this module holds
-the base class and the errors of a run::
+Every error agentflows raises on purpose derives from `AgentflowsError`; its
+message is one sentence that names the offending value and what would be valid.
+This module holds the base class, the configuration error and the errors of a
+run; `agentflows.errors` draws the whole tree, definition errors included::
 
-    AgentflowsError
+    AgentflowsError                       base of every error agentflows raises on purpose
     ├── ConfigurationError                an environment variable or setting is invalid
-    ├── flows.errors.DefinitionError      a definition is invalid (file, line, YAML path)
-    ├── flows.errors.AgentNotFound        no definition has that name
     └── RunError                          something failed while a flow ran
         ├── TemplateRenderError           a template failed or grew too large at render time
         ├── ModelError                    the model provider could not be used
         │   ├── ProviderNotFound          the step names an unknown provider
         │   ├── PromptTooLarge            the prompt would not fit the model's context window
         │   └── ModelCallError            the provider failed or answered with an error
+        │       └── ModelUnavailable      every attempt at one model failed; a fallback may work
         ├── ModelOutputError              the model answered, but not what the schema asks for
         ├── BuildError                    drafts cannot be assembled into content
-        └── StorageError                  the content store could not read or write
+        ├── KnowledgeError                a knowledge source cannot be read, or retrieval cannot run
+        ├── StorageError                  the content store could not read or write
+        │   ├── ContentNotFound           no stored content has the requested id
+        │   └── ObjectMissing             a content's file is missing, or is not a plain file of the store
+        └── PrefectAPIError               Prefect's API failed or could not be reached
+    AnswerTimeout                         no answer, or no new token, in time (inside the model client)
+    BrokenAnswer                          a 200 that is not a chat completion (inside the model client)
 
-`retryable` says whether repeating the same step may succeed; the step tasks
-retry only errors that say so.
+`AnswerTimeout` and `BrokenAnswer` never leave the OpenAI-compatible client: it tries
+again or raises `ModelCallError` with their message. `retryable` says whether
+repeating the same step may succeed; the step tasks
+retry only errors that say so. `one_line` tells any error, ours or a library's,
+in one line.
 """
 
 from __future__ import annotations
@@ -84,6 +92,10 @@ class ModelCallError(ModelError):
         self.attempts = attempts
 
 
+class ModelUnavailable(ModelCallError):
+    """Every attempt at one model failed with a retryable error; a fallback model may still work."""
+
+
 class ModelOutputError(RunError):
     """The model answered, but its output does not satisfy the step's schema."""
 
@@ -92,9 +104,47 @@ class BuildError(RunError):
     """Drafts cannot be assembled into finished content."""
 
 
+class KnowledgeError(RunError):
+    """A knowledge source cannot be read (missing, outside its allowed roots, not text), or retrieval cannot run."""
+
+
 class StorageError(RunError):
     """The content store could not read or write."""
 
 
 class ContentNotFound(StorageError):
     """No stored content has the requested id."""
+
+
+class PrefectAPIError(RunError):
+    """Prefect's API failed or could not be reached while a run needed it, after its client's retries."""
+
+
+def one_line(error: BaseException) -> str:
+    """`Type: the first line of its message`: an error told in one line (a manifest entry, a wrapped cause)."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"
+
+
+class ObjectMissing(StorageError):
+    """A stored object is missing, or is a link rather than a plain file inside the store."""
+
+
+class AnswerTimeout(Exception):
+    """The answer did not start within the read timeout, or a streamed one stopped for the idle timeout.
+
+    A signal inside the OpenAI-compatible client, which tries again or raises `ModelCallError` with it."""
+
+    @classmethod
+    def waiting(cls, seconds: float) -> AnswerTimeout:
+        return cls(f"timed out: sent no answer within {seconds:g} s (read_timeout)")
+
+    @classmethod
+    def stalled(cls, seconds: float) -> AnswerTimeout:
+        return cls(f"timed out: stopped streaming, no new token for {seconds:g} s (idle_timeout)")
+
+
+class BrokenAnswer(Exception):
+    """A 200 whose body is not a chat completion (or a stream that reported an error).
+
+    A signal inside the OpenAI-compatible client, which tries again or raises `ModelCallError` with it."""

@@ -1,6 +1,7 @@
 """One model step's conversation: compose the prompt, call, read the answer, re-ask, degrade or refuse.
 
-    compose   system = base layer + domain layer; user = step prompt + a guide to the answer's fields
+    compose   system = base layer + domain layer; user = step prompt (+ the knowledge passages, unless a
+              template places them) + a guide to the answer's fields
     check     the prompt plus room for the answer must fit the model's context window (before any call)
     call      the provider (which retries transport failures and falls back to other models itself),
               within what is left of the step's timeout
@@ -29,9 +30,10 @@ from pydantic import JsonValue
 from agentflows.tasks.answers import is_runaway
 from agentflows.tasks.artifacts import Attempt, Usage
 from agentflows.tasks.errors import ModelCallError, ModelOutputError, PromptTooLarge
+from agentflows.tasks.knowledge.retrieved import reference_section
 from agentflows.tasks.ledger import RunLedger, run_ledger
 from agentflows.tasks.llm.base import RUNAWAY, Message, ModelProvider, ModelReply, ModelRequest
-from agentflows.tasks.llm.structured import field_guide, shape_instruction
+from agentflows.tasks.llm.structured import FIELD_GUIDE_HEADING, field_guide, shape_instruction
 from agentflows.tasks.parsing import MAX_ANSWER_CHARS, Check, Reading, plain_text, read_answer, schema_problems
 from agentflows.tasks.prompts import render, template_hashes
 from agentflows.tasks.runtime import current_runtime
@@ -40,6 +42,8 @@ from agentflows.tasks.specs import ModelStepSpec
 CHARS_PER_TOKEN = 3.0
 """Conservative characters-per-token estimate for the context-window check (real tokenizers average ~4)."""
 RAW_KEPT = 2_000
+PROMPT_KEPT = 8_000
+"""Most characters of the message an attempt answered kept with it (`Attempt.prompt`)."""
 REASK_ECHO = 1_500
 """Most characters of a rejected answer quoted back when re-asking (a cut-off answer is never quoted)."""
 CUT_OFF = ("length", RUNAWAY)
@@ -69,6 +73,8 @@ def compose_messages(spec: ModelStepSpec, variables: Mapping[str, Any], schema: 
     """
     system = "\n\n".join(render(spec.templates, name, variables).strip() for name in spec.system)
     user = render(spec.templates, spec.prompt, variables).strip()
+    if spec.append_knowledge and variables.get("knowledge"):
+        user += "\n\n" + reference_section(variables["knowledge"])
     return [Message(role="system", content=system), Message(role="user", content=f"{user}\n\n{field_guide(schema)}")]
 
 
@@ -130,6 +136,7 @@ class _Conversation:
         hashes = template_hashes(self.spec.templates)
         max_tokens = self.spec.model.max_tokens
         follow_up: list[Message] = []
+        asked = base[-1].content.partition(f"\n\n{FIELD_GUIDE_HEADING}")[0]  # what each attempt answers
         for round_ in range(self.spec.reasks + 1):
             settings = self.spec.model.model_copy(update={"max_tokens": max_tokens})
             messages = base + follow_up
@@ -146,7 +153,7 @@ class _Conversation:
             reply = await self._call(request)
             truncated = reply.finish_reason in CUT_OFF
             reading = read_answer(reply.text, self.schema, self.check, truncated=truncated)
-            self._keep(_attempt(reply, reading, reasked=round_ > 0))
+            self._keep(_attempt(reply, reading, asked, reasked=round_ > 0))
             if reading.payload is not None:
                 return ModelAnswer(reading.payload, reply, self.usage, tuple(self.attempts), (), hashes)
             if truncated:
@@ -157,6 +164,7 @@ class _Conversation:
                     Message(role="assistant", content=reply.text[:REASK_ECHO]),
                     Message(role="user", content=reask(reading)),
                 ]
+            asked = follow_up[-1].content if follow_up else asked
         return self._last_resort(reply, reading, hashes)
 
     async def _call(self, request: ModelRequest) -> ModelReply:
@@ -230,7 +238,7 @@ def reask(reading: Reading) -> str:
     return f"Your answer could not be used:\n{problems}\nAnswer again with only the corrected JSON object."
 
 
-def _attempt(reply: ModelReply, reading: Reading, *, reasked: bool) -> Attempt:
+def _attempt(reply: ModelReply, reading: Reading, prompt: str, *, reasked: bool) -> Attempt:
     method = reading.method if reading.payload is not None else None
     if method and reasked:
         method = f"reasked+{method}"
@@ -240,6 +248,7 @@ def _attempt(reply: ModelReply, reading: Reading, *, reasked: bool) -> Attempt:
         method=method,
         error=None if reading.payload is not None else "; ".join(reading.problems[:5]),
         finish_reason=reply.finish_reason,
+        prompt=prompt[:PROMPT_KEPT],
     )
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import json_repair
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
 
 from agentflows.tasks.answers import content_problems, looks_like_schema, schema_echo_problem
 from agentflows.tasks.llm.structured import drop_nulls
@@ -102,8 +102,19 @@ def schema_problems(payload: Any, schema: dict[str, Any]) -> list[str]:
     found = []
     for error in sorted(validator.iter_errors(payload), key=lambda e: [str(p) for p in e.absolute_path]):
         where = "/".join(str(p) for p in error.absolute_path) or "(answer)"
-        found.append(f"{where}: {_short(error.message)}")
+        found.append(f"{where}: {_path_message(error) or _short(error.message)}")
     return found
+
+
+def _path_message(error: ValidationError) -> str | None:
+    """A `format: path` field's pattern in words a model can act on, rather than the regular expression."""
+    if error.validator != "pattern" or not isinstance(error.schema, dict) or error.schema.get("format") != "path":
+        return None
+    name = next((str(p) for p in reversed(error.absolute_path) if isinstance(p, str)), "path")
+    return (
+        f"`{name}` {error.instance!r} is not a safe relative path; use letters, digits, '_', '-', '.' "
+        "and '/' between names, without '..' or a leading '/'"
+    )
 
 
 def plain_text(text: str) -> str:

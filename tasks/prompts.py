@@ -96,10 +96,13 @@ class UserText(str):
     __slots__ = ()
 
 
+def delimited(text: str) -> str:
+    """`text` between « and », with any « or » inside it removed: printed as data, as `UserText` is."""
+    return "«" + text.replace("«", "").replace("»", "") + "»"
+
+
 def _delimit(value: Any) -> Any:
-    if isinstance(value, UserText):
-        return "«" + value.replace("«", "").replace("»", "") + "»"
-    return value
+    return delimited(value) if isinstance(value, UserText) else value
 
 
 _INVISIBLE = frozenset({"Cc", "Cf", "Co", "Cs"})

@@ -7,15 +7,15 @@
 
 The plain functions can be called without Prefect. The tasks add persisted,
 cached results (Prefect's `INPUTS` policy: the key is a hash of the step spec,
-the inputs and the upstream artifacts) and retries for errors that say they are
-retryable. The compiler sets per-agent names, retries and timeouts on top.
+the inputs, the upstream artifacts and the knowledge passages the step
+retrieved) and retries for errors that say they are retryable. The compiler
+sets per-agent names, retries and timeouts on top.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 from typing import Any
 
 import anyio
@@ -36,9 +36,13 @@ from agentflows.tasks.artifacts import (
     Usage,
     canonical_json,
 )
-from agentflows.tasks.builders import BuildJob, build_content, check_draft
+from agentflows.tasks.builders import BuildJob, build_content, check_draft, check_plan
 from agentflows.tasks.errors import TemplateRenderError
+from agentflows.tasks.handoff import upstream_variables
+from agentflows.tasks.knowledge.retrieved import NOTHING, Retrieved
 from agentflows.tasks.modelcall import ModelAnswer, ask_model
+from agentflows.tasks.names import slug
+from agentflows.tasks.previews import preview_markdown, viewer_link
 from agentflows.tasks.prompts import as_user_text, evaluate, template_hashes
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
@@ -50,15 +54,16 @@ Inputs = dict[str, JsonValue]
 # -- plain step functions -----------------------------------------------------------------
 
 
-async def make_plan(spec: DecideSpec, inputs: Inputs, context: RunContext) -> Plan:
+async def make_plan(spec: DecideSpec, inputs: Inputs, context: RunContext, knowledge: Retrieved = NOTHING) -> Plan:
     """Ask the model for the plan: a title and the items `generate` will write."""
     low, high = item_bounds(spec, inputs)
     answer = await ask_model(
         spec,
         label=f"{spec.agent_name}/decide",
-        variables=template_variables(spec.agent, inputs, context),
+        variables=template_variables(spec.agent, inputs, context, knowledge=knowledge, uses=spec.uses),
         context={"agent": spec.agent_name, "step": "decide", "inputs": inputs},
         schema=plan_schema(spec, low, high),
+        check=lambda payload: check_plan(spec.builder, payload["items"]),
     )
     payload = answer.payload
     raw_items: list[dict[str, Any]] = payload["items"]
@@ -77,17 +82,19 @@ async def make_plan(spec: DecideSpec, inputs: Inputs, context: RunContext) -> Pl
         title=str(payload["title"]),
         items=items,
         fields={k: v for k, v in payload.items() if k not in ("title", "items")},
-        provenance=_model_provenance(spec.agent, "decide", answer, request_checksum),
+        provenance=_model_provenance(spec.agent, "decide", answer, request_checksum, knowledge),
     ).sealed()
 
 
-async def write_draft(spec: GenerateSpec, inputs: Inputs, context: RunContext, plan: Plan, item_key: str) -> Draft:
+async def write_draft(
+    spec: GenerateSpec, inputs: Inputs, context: RunContext, plan: Plan, item_key: str, knowledge: Retrieved = NOTHING
+) -> Draft:
     """Ask the model for the draft of one plan item."""
     item = plan.item(item_key)
     answer = await ask_model(
         spec,
         label=f"{spec.agent_name}/generate/{item.key}",
-        variables=template_variables(spec.agent, inputs, context, plan, item),
+        variables=template_variables(spec.agent, inputs, context, plan, item, knowledge, uses=spec.uses),
         context={"agent": spec.agent_name, "step": "generate", "inputs": inputs, "item": item.view()},
         schema=spec.draft_schema,
         check=lambda fields: check_draft(spec.builder, {**item.fields, **fields}),
@@ -96,7 +103,7 @@ async def write_draft(spec: GenerateSpec, inputs: Inputs, context: RunContext, p
         item_key=item.key,
         title=item.title,
         fields=answer.payload,
-        provenance=_model_provenance(spec.agent, "generate", answer, plan.checksum),
+        provenance=_model_provenance(spec.agent, "generate", answer, plan.checksum, knowledge),
     ).sealed()
 
 
@@ -147,15 +154,22 @@ def template_variables(
     context: RunContext,
     plan: Plan | None = None,
     item: PlanItem | None = None,
+    knowledge: Retrieved = NOTHING,
+    *,
+    uses: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The variables a prompt template sees: agent, inputs, context, and plan/item in generate.
+    """The variables a prompt template sees: agent, inputs, context, knowledge, plan/item in generate,
+    and the result of each agent it builds on under its `uses` name (None when not part of the run).
 
-    Inputs and context are the user's words, so they print between « and » (see `UserText`).
+    Inputs, context and knowledge passages are data, so they print between « and » (see `UserText`);
+    upstream results are model output, like the plan.
     """
     variables: dict[str, Any] = {
+        **upstream_variables(uses or {}, context.upstream),
         "agent": agent,
         "inputs": as_user_text(inputs),
-        "context": as_user_text(context.model_dump()),
+        "context": as_user_text(context.model_dump(exclude={"upstream"})),
+        "knowledge": knowledge.view(),
     }
     if plan is not None:
         variables["plan"] = plan.view()
@@ -194,11 +208,12 @@ def plan_schema(spec: DecideSpec, low: int, high: int) -> dict[str, Any]:
 
 def item_key(index: int, title: str) -> str:
     """`03-how-it-works`: position plus a slug of the title; unique within a plan."""
-    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:32].strip("-") or "item"
-    return f"{index + 1:02d}-{slug}"
+    return f"{index + 1:02d}-{slug(title, 32)}"
 
 
-def _model_provenance(agent: dict[str, str], step: Any, answer: ModelAnswer, parent: str) -> Provenance:
+def _model_provenance(
+    agent: dict[str, str], step: Any, answer: ModelAnswer, parent: str, knowledge: Retrieved
+) -> Provenance:
     reply = answer.reply
     return Provenance(
         agent=agent["name"],
@@ -212,6 +227,7 @@ def _model_provenance(agent: dict[str, str], step: Any, answer: ModelAnswer, par
         parent_checksum=parent,
         attempts=answer.attempts,
         warnings=answer.warnings,
+        knowledge=knowledge.refs(),
     )
 
 
@@ -232,15 +248,17 @@ _CACHED: dict[str, Any] = {
 
 
 @task(name="decide", **_CACHED)
-async def decide(spec: DecideSpec, inputs: Inputs, context: RunContext) -> Plan:
-    """Plan the content (one model call)."""
-    return await make_plan(spec, inputs, context)
+async def decide(spec: DecideSpec, inputs: Inputs, context: RunContext, knowledge: Retrieved = NOTHING) -> Plan:
+    """Plan the content (one model call); `knowledge`, what it retrieved, is part of its cache key."""
+    return await make_plan(spec, inputs, context, knowledge)
 
 
 @task(name="generate", **_CACHED)
-async def generate(spec: GenerateSpec, inputs: Inputs, context: RunContext, plan: Plan, item_key: str) -> Draft:
-    """Write the draft of one plan item (one model call)."""
-    return await write_draft(spec, inputs, context, plan, item_key)
+async def generate(
+    spec: GenerateSpec, inputs: Inputs, context: RunContext, plan: Plan, item_key: str, knowledge: Retrieved = NOTHING
+) -> Draft:
+    """Write the draft of one plan item (one model call); `knowledge`, what it retrieved, is part of its cache key."""
+    return await write_draft(spec, inputs, context, plan, item_key, knowledge)
 
 
 @task(name="build", **_CACHED)
@@ -263,27 +281,18 @@ async def save(built: BuiltContent, run: RunInfo) -> SavedContent:
 
 
 async def publish(built: BuiltContent, saved: SavedContent) -> None:
-    """Attach a preview and a link to the run, for users who started it from the UI."""
-    key = re.sub(r"[^a-z0-9-]+", "-", f"{built.provenance.agent}-{saved.content_id}".lower())[:100]
+    """Attach a preview and a link to the run, for users who started it from the UI.
+
+    Both point at the content's viewer page when `AGENTFLOWS_VIEWER_URL` is set, else at the stored file.
+    """
+    key = slug(f"{built.provenance.agent}-{saved.content_id}", 100)
+    link = viewer_link(saved.content_id, saved.location) or saved.location
     await asyncio.gather(
         acreate_markdown_artifact(
-            markdown=preview_markdown(built, saved), key=key, description=f"Preview of {built.title!r}"
+            markdown=preview_markdown(built, saved.content_id, link), key=key, description=f"Preview of {built.title!r}"
         ),
-        acreate_link_artifact(
-            link=saved.location, link_text=built.title, description="Where the full output is stored"
-        ),
+        acreate_link_artifact(link=link, link_text=built.title, description="Open the content"),
     )
-
-
-def preview_markdown(built: BuiltContent, saved: SavedContent, limit: int = 4000) -> str:
-    """A Markdown preview of the content for the Prefect UI."""
-    head = f"# {built.title}\n\n**{built.content_type.value}** · id `{saved.content_id}` · [open]({saved.location})\n\n"
-    markdown = next((f for f in built.files if f.media_type == "text/markdown"), None)
-    if markdown is not None:
-        body = markdown.text[:limit] + ("\n\n…" if len(markdown.text) > limit else "")
-    else:
-        body = "\n".join(f"- `{f.path}` ({len(f.text):,} characters)" for f in built.files)
-    return head + body
 
 
 def usage_of(*artifacts: Plan | Draft) -> Usage:

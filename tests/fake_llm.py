@@ -3,18 +3,23 @@
 Each request to `/v1/chat/completions` takes the next scripted `Reply` for its
 model (or for any model), else a default reply: a chat completion whose content
 is a schema-valid JSON answer, written by the offline provider's writer around
-the first «user text» in the prompt, to the schema the request's `response_format`
-carries (else the JSON shown in the prompt). A request with `stream: true` is
-answered as server-sent events, one chunk per few characters, `chunk_delay`
-apart, with the usage chunk when `stream_options.include_usage` asks for it; a
-reply can stall mid-stream. `slots` makes `GET /props` answer as llama.cpp's
-server does. Every request is recorded with its body and its start and end
-times, so tests can count calls and see which ones overlapped.
+the first «user text» of the user messages, to the schema the request's
+`response_format` carries (else the JSON shown in the prompt). A request with
+`stream: true` is answered as server-sent events, one chunk per few characters,
+`chunk_delay` apart, with the usage chunk when `stream_options.include_usage`
+asks for it; a reply can stall mid-stream. `slots` makes `GET /props` answer as
+llama.cpp's server does. Every request is recorded with its body and its start
+and end times, so tests can count calls and see which ones overlapped.
+
+`/v1/embeddings` answers every input with a deterministic bag-of-words vector
+(`embedding_of`: texts sharing words point the same way), or the next scripted
+`Reply` queued for the embeddings model; its inputs are recorded in `embedded`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 import threading
@@ -74,6 +79,8 @@ class FakeLLM:
         """What `GET /props` reports as `total_slots` (None: `/props` is not found, as on most servers)."""
         self.chunk_delay = chunk_delay
         self.received: list[Received] = []
+        self.embedded: list[list[str]] = []
+        """The inputs of every `/v1/embeddings` request, in order."""
         self._scripts: dict[str | None, deque[Reply]] = {}
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -137,9 +144,11 @@ class FakeLLM:
 
 def default_answer(body: dict[str, Any]) -> Any:
     """A schema-valid answer to the request's schema (`response_format`, else the prompt's), about the first
-    «user text»."""
+    «user text» of the user messages (the system prompt's « and » is not a topic), so different requests get
+    different answers."""
     prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
-    topic = next(iter(_USER_TEXT.findall(prompt)), "the subject")
+    asked = "\n".join(str(m.get("content", "")) for m in body.get("messages", []) if m.get("role") == "user")
+    topic = next(iter(_USER_TEXT.findall(asked)), "the subject")
     schema = (body.get("response_format") or {}).get("json_schema", {}).get("schema")
     if schema is None:
         shown = _SCHEMA.findall(prompt) or _SHAPE.findall(prompt)
@@ -156,6 +165,20 @@ def _schema_of(shown: Any) -> dict[str, Any]:
     if isinstance(shown, list):
         return {"type": "array", "items": _schema_of(shown[0] if shown else ""), "minItems": 1}
     return {"type": "string"}
+
+
+EMBEDDING_SIZE = 64
+_WORD = re.compile(r"[^\W_]+")
+
+
+def embedding_of(text: str) -> list[float]:
+    """A deterministic unit vector of `text`'s words (each word hashed to one dimension)."""
+    vector = [0.0] * EMBEDDING_SIZE
+    for word in _WORD.findall(text.lower()):
+        digest = hashlib.sha256(word.encode()).digest()
+        vector[digest[0] % EMBEDDING_SIZE] += 1.0 if digest[1] % 2 else -1.0
+    norm = sum(v * v for v in vector) ** 0.5 or 1.0
+    return [v / norm for v in vector]
 
 
 def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
@@ -186,6 +209,9 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             started = time.monotonic()
             body = json.loads(raw)
             model = str(body.get("model", ""))
+            if self.path.endswith("/embeddings"):
+                self._embeddings(model, body)
+                return
             reply = fake.next_reply(model, body)
             if reply.delay:
                 fake.wait(reply.delay)
@@ -259,6 +285,20 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
         def _data(self, chunk: dict[str, Any]) -> None:
             self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
             self.wfile.flush()
+
+        def _embeddings(self, model: str, body: dict[str, Any]) -> None:
+            texts = body.get("input") or []
+            texts = [texts] if isinstance(texts, str) else [str(t) for t in texts]
+            with fake._lock:
+                fake.embedded.append(texts)
+                queue = fake._scripts.get(model)
+                scripted = queue.popleft() if queue else None
+            if scripted is not None:
+                self._send(scripted, model)
+                return
+            data = [{"object": "embedding", "index": i, "embedding": embedding_of(t)} for i, t in enumerate(texts)]
+            usage = {"prompt_tokens": sum(len(t.split()) for t in texts), "total_tokens": 0}
+            self._reply(200, json.dumps({"object": "list", "model": model, "data": data, "usage": usage}).encode())
 
         def _reply(self, status: int, payload: bytes) -> None:
             self.send_response(status)

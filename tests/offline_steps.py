@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from agentflows import load_agents
-from agentflows.compiler import StepSpecs, step_specs
+from agentflows.compiler import step_specs
 from agentflows.inputs import validate_inputs
+from agentflows.pipeline import StepSpecs
 from agentflows.tasks.artifacts import BuiltContent, Draft, Plan
 from agentflows.tasks.specs import RunContext
 from agentflows.tasks.steps import build_drafts, make_plan, write_draft

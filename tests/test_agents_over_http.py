@@ -8,6 +8,9 @@ so the per-provider limit is a Prefect global concurrency limit.
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +20,12 @@ from prefect import get_client
 
 from agentflows import open_store, run_agent
 from agentflows.blocks.model_provider import ModelProviderBlock
-from agentflows.tasks.llm.server_limits import limit_name
+from agentflows.tasks.llm.endpoint import Endpoint
+from agentflows.tasks.llm.server_limits import PrefectLimiter, limit_name
+from agentflows.tasks.llm.settings import ProviderSettings
 from tests.conftest import SHIPPED_AGENTS
 from tests.fake_llm import FakeLLM, Reply
-from tests.test_flows import INPUTS
+from tests.offline_steps import INPUTS
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 PRICES = {"AGENTFLOWS_LLM_PRICE_PROMPT": "0.5", "AGENTFLOWS_LLM_PRICE_COMPLETION": "1.5"}
@@ -33,7 +38,7 @@ def fake_llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLM]:
         monkeypatch.setenv("AGENTFLOWS_LLM_BASE_URL", fake.base_url)
         monkeypatch.setenv("AGENTFLOWS_LLM_MODEL", "fake-model")
         monkeypatch.setenv("AGENTFLOWS_LLM_API_KEY", "sk-fake-key-for-tests")
-        # The test server is SQLite-backed: server-scoped slots wait on its database (see tasks.llm.limits).
+        # The test server is SQLite-backed: server-scoped slots wait on its database (see agentflows.tasks.llm.limits).
         monkeypatch.setenv("AGENTFLOWS_LLM_LIMIT_SCOPE", "process")
         for name, value in PRICES.items():
             monkeypatch.setenv(name, value)
@@ -95,45 +100,68 @@ def test_a_degraded_draft_is_flagged_in_the_run_result(fake_llm: FakeLLM, defini
     assert "Glaciers are slow rivers of ice." in Path(result.files["index.md"].removeprefix("file://")).read_text()
 
 
-@pytest.mark.parametrize("scope", ["process", "server"])
-def test_the_provider_concurrency_limit_holds(fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch, scope: str) -> None:
+def test_the_process_concurrency_limit_holds(fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTFLOWS_LLM_MAX_CONCURRENCY", "2")
-    monkeypatch.setenv("AGENTFLOWS_LLM_LIMIT_SCOPE", scope)
     fake_llm.latency = 0.3
 
     run_agent("ebook", topic="Rivers", chapters=4)  # generate would make 4 calls at once without the limit
 
-    if scope == "process":
-        assert fake_llm.max_overlap() == 2
-    else:  # a slot is reused once the SQLite-backed test server has it back, which may come after the next call
-        assert 1 <= fake_llm.max_overlap() <= 2
+    assert fake_llm.max_overlap() == 2
 
 
-def test_server_scope_counts_slots_that_other_processes_hold(
+async def hold_server_slots(slots: int, limit: int) -> Any:
+    """Take `slots` of the provider's server-scope limit under a lease of their own, as a run elsewhere would."""
+    async with get_client() as client:
+        await client.upsert_global_concurrency_limit_by_name(limit_name("openai"), limit)
+        response = await client.increment_concurrency_slots_with_lease(
+            [limit_name("openai")], slots, "concurrency", 120
+        )
+        return response.json()["lease_id"]
+
+
+async def release_server_slots(lease: Any) -> None:
+    async with get_client() as client:
+        await client.release_concurrency_slots_with_lease(lease)
+
+
+@pytest.mark.parametrize("held", [1, 2])
+def test_server_scope_leaves_a_run_only_the_slots_other_processes_do_not_hold(
+    fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch, held: int
+) -> None:
+    monkeypatch.setenv("AGENTFLOWS_LLM_MAX_CONCURRENCY", "3")
+    monkeypatch.setenv("AGENTFLOWS_LLM_LIMIT_SCOPE", "server")
+    fake_llm.latency = 0.3
+    lease = asyncio.run(hold_server_slots(held, limit=3))
+    try:
+        run_agent("ebook", topic="Rivers", chapters=4)  # 3 calls at once with every slot free
+    finally:
+        asyncio.run(release_server_slots(lease))
+
+    # A slot is reused once the SQLite-backed test server has it back, which may come after the next call.
+    assert 1 <= fake_llm.max_overlap() <= 3 - held
+
+
+def test_server_scope_holds_a_run_back_while_other_processes_hold_every_slot(
     fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AGENTFLOWS_LLM_MAX_CONCURRENCY", "2")
     monkeypatch.setenv("AGENTFLOWS_LLM_LIMIT_SCOPE", "server")
-    fake_llm.latency = 0.2
-    name = limit_name("openai")
+    lease = asyncio.run(hold_server_slots(2, limit=2))
+    released: list[float] = []
 
-    async def held_elsewhere() -> Any:  # what a run in another worker process holds while this one runs
-        async with get_client() as client:
-            await client.upsert_global_concurrency_limit_by_name(name, 2)
-            response = await client.increment_concurrency_slots_with_lease([name], 1, "concurrency", 120)
-            return response.json()["lease_id"]
+    def release_later() -> None:
+        time.sleep(3)
+        released.append(time.monotonic())
+        asyncio.run(release_server_slots(lease))
 
-    async def release(lease: Any) -> None:
-        async with get_client() as client:
-            await client.release_concurrency_slots_with_lease(lease)
-
-    lease = asyncio.run(held_elsewhere())
+    releaser = threading.Thread(target=release_later)
+    releaser.start()
     try:
-        run_agent("ebook", topic="Rivers", chapters=3)  # would make 2 calls at once with both slots free
+        run_agent("quiz", topic="Rivers", questions=1)
     finally:
-        asyncio.run(release(lease))
+        releaser.join()
 
-    assert fake_llm.max_overlap() == 1
+    assert min(call.started for call in fake_llm.received) >= released[0]
 
 
 def test_server_scope_is_a_prefect_global_concurrency_limit(fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -181,3 +209,27 @@ def test_offline_results_are_never_served_for_a_real_model(fake_llm: FakeLLM, mo
     assert offline.offline and offline.model_calls == 2
     assert not real.offline and real.model_calls == 2 and real.cache_hits == 0
     assert len(fake_llm.received) == 2
+
+
+def test_runs_that_make_their_first_call_at_once_all_get_a_slot() -> None:
+    settings = ProviderSettings(base_url="http://127.0.0.1:9/v1", max_concurrency=3, limit_scope="server")
+    provider = f"first-{uuid.uuid4().hex[:8]}"  # a limit no run has created yet
+
+    async def first_call() -> None:
+        endpoint = Endpoint(provider, settings)  # a fresh process's view: it has not set the limit up
+        limiter = PrefectLimiter(endpoint, settings, endpoint.local_limiter(settings))
+        async with limiter.slot():
+            pass
+        await limiter.drain()
+
+    async def at_once() -> list[Any]:
+        return await asyncio.gather(*(first_call() for _ in range(12)), return_exceptions=True)
+
+    assert [r for r in asyncio.run(at_once()) if r is not None] == []  # each created or found the limit
+
+    async def limit() -> Any:
+        async with get_client() as client:
+            return await client.read_global_concurrency_limit_by_name(limit_name(provider))
+
+    found = asyncio.run(limit())
+    assert (found.limit, found.active_slots) == (3, 0)

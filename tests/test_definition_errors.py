@@ -24,6 +24,12 @@ GENERATE = "prompts/demo/generate.md"
 DOMAIN = "prompts/demo/domain.md"
 LAYOUT = "layouts/document.html"
 STYLE = "prompts/modules/style.md"
+SYSTEM = "prompts/base/system.md"
+CLASSIFIER = "prompts/router/classify.md"
+CLASSIFIER_PROMPT = (
+    "Which of these does «{{ inputs.request }}» ask for?\n{% for a in agents %}- {{ a.name }}\n{% endfor %}"
+)
+UPSTREAM = "lesson.yaml"
 
 BASE_YAML = """\
 name: demo
@@ -79,7 +85,7 @@ routing:
 
 BASE_FILES: dict[str, str] = {
     AGENT: BASE_YAML,
-    "prompts/base/system.md": (
+    SYSTEM: (
         "You are {{ agent.name }}: {{ agent.description }}\n"
         "{% if context.request %}The request: {{ context.request }}{% endif %}\n"
     ),
@@ -114,6 +120,18 @@ def replace_once(text: str, old: str, new: str) -> str:
 def edit(old: str, new: str, file: str = AGENT) -> dict[str, str]:
     """The base `file` with `old` (which must occur exactly once) replaced by `new`."""
     return {file: replace_once(BASE_FILES[file], old, new)}
+
+
+KNOWLEDGE_FILE = "knowledge/demo/facts.md"
+
+
+def with_knowledge(block: str, files: Mapping[str, str | bytes] | None = None) -> dict[str, str | bytes | None]:
+    """The base agent with a `knowledge:` key holding `block`, a knowledge file, and any other `files`."""
+    return {
+        AGENT: BASE_YAML + "knowledge:\n" + block,
+        KNOWLEDGE_FILE: "# Facts\n\nThe demo's one fact.\n",
+        **(files or {}),
+    }
 
 
 @dataclass(frozen=True)
@@ -420,7 +438,7 @@ CASES = [
         AGENT,
         "refresh:",
         "inputs.refresh",
-        "input name 'refresh' is reserved for the flow; choose another (reserved: context, refresh)",
+        "input name 'refresh' is reserved for the flow; choose another (reserved: builds_on, context, refresh)",
     ),
     Case(
         "list-field-without-items",
@@ -592,7 +610,8 @@ CASES = [
         GENERATE,
         3,
         "steps.generate.prompt",
-        "uses variable 'topic', which this step does not provide; available: agent, context, inputs, item, plan",
+        "uses variable 'topic', which this step does not provide; "
+        "available: agent, context, inputs, item, knowledge, plan",
     ),
     Case(
         "template-unknown-input",
@@ -763,6 +782,253 @@ CASES = [
         "name",
         "agent name 'demo' is already used by agent.yaml; names must be unique",
     ),
+    # -- the router's classifier prompt (optional; checked against what the classifier renders it with) -----
+    Case(
+        "classifier-syntax-error",
+        {CLASSIFIER: CLASSIFIER_PROMPT.replace("{{ a.name }}", "{{ a.name }")},
+        CLASSIFIER,
+        "{% for a in agents %}",
+        "",
+        "template syntax error: unexpected '}'",
+    ),
+    Case(
+        "classifier-unknown-variable",
+        {CLASSIFIER: CLASSIFIER_PROMPT + "\nMake it fit {{ plan.title }}.\n"},
+        CLASSIFIER,
+        "Make it fit",
+        "",
+        "uses variable 'plan', which this step does not provide; available: agent, agents, context, inputs",
+    ),
+    Case(
+        "classifier-input-it-does-not-get",
+        {CLASSIFIER: CLASSIFIER_PROMPT.replace("inputs.request", "inputs.topic")},
+        CLASSIFIER,
+        1,
+        "",
+        "uses inputs.topic, but 'inputs' has no 'topic'; it has: request",
+    ),
+    Case(
+        "classifier-includes-a-missing-template",
+        {CLASSIFIER: CLASSIFIER_PROMPT + '\n{% include "prompts/router/cards.md" %}\n'},
+        CLASSIFIER,
+        "{% include",
+        "",
+        "includes 'prompts/router/cards.md', which does not exist under",
+    ),
+    Case(
+        "classifier-system-prompt-uses-an-agent-input",
+        {CLASSIFIER: CLASSIFIER_PROMPT, SYSTEM: BASE_FILES[SYSTEM] + "Stay on {{ inputs.topic }}.\n"},
+        SYSTEM,
+        "Stay on",
+        "",
+        "uses inputs.topic, but 'inputs' has no 'topic'; it has: request",
+    ),
+    # -- knowledge ----------------------------------------------------------------------------------------
+    Case(
+        "knowledge-source-missing",
+        with_knowledge("  sources:\n    - knowledge/demo/\n    - knowledge/missing/\n"),
+        AGENT,
+        "    - knowledge/missing/",
+        "knowledge.sources[1]",
+        "knowledge source 'knowledge/missing/' does not exist under",
+    ),
+    Case(
+        "knowledge-source-leaves-the-folder",
+        with_knowledge("  sources:\n    - ../notes/\n"),
+        AGENT,
+        "    - ../notes/",
+        "knowledge.sources[0]",
+        "a file or folder relative to the definitions folder, such as knowledge/lesson_plan/ (no '..'",
+        extra={"notes/facts.md": "# Outside\nNot part of the definitions.\n"},
+    ),
+    Case(
+        "knowledge-source-absolute",
+        with_knowledge("  sources: [/etc/]\n"),
+        AGENT,
+        "  sources: [/etc/]",
+        "knowledge.sources[0]",
+        "a file or folder relative to the definitions folder",
+    ),
+    Case(
+        "knowledge-source-not-text",
+        with_knowledge("  sources: [knowledge/demo/table.csv]\n", {"knowledge/demo/table.csv": "a,b\n1,2\n"}),
+        AGENT,
+        "  sources:",
+        "knowledge.sources[0]",
+        "knowledge source 'knowledge/demo/table.csv' is not a Markdown or text file; knowledge files end in .markdown",
+    ),
+    Case(
+        "knowledge-folder-without-knowledge-files",
+        with_knowledge("  sources: [knowledge/tables/]\n", {"knowledge/tables/table.csv": "a,b\n"}),
+        AGENT,
+        "  sources:",
+        "knowledge.sources[0]",
+        "knowledge folder 'knowledge/tables/' holds no knowledge files (.markdown, .md, .txt)",
+    ),
+    Case(
+        "knowledge-file-not-utf8",
+        with_knowledge(
+            "  sources: [knowledge/demo/]\n",
+            {"knowledge/demo/old.txt": "caf\N{LATIN SMALL LETTER E WITH ACUTE}".encode("cp1252")},
+        ),
+        AGENT,
+        "  sources:",
+        "knowledge.sources[0]",
+        "knowledge file 'knowledge/demo/old.txt' is not UTF-8 text (byte 3); save it as UTF-8",
+    ),
+    Case(
+        "knowledge-without-sources",
+        with_knowledge("  top_k: 3\n"),
+        AGENT,
+        "knowledge:",
+        "knowledge.sources",
+        "required key 'sources' is missing",
+    ),
+    Case(
+        "knowledge-top-k-zero",
+        with_knowledge("  sources: [knowledge/demo/]\n  top_k: 0\n"),
+        AGENT,
+        "  top_k: 0",
+        "knowledge.top_k",
+        "0",
+    ),
+    Case(
+        "knowledge-input-unknown",
+        with_knowledge("  sources: [knowledge/demo/]\n  input: material\n"),
+        AGENT,
+        "  input: material",
+        "knowledge.input",
+        "'material' is not an input; inputs: topic, sections, tone",
+    ),
+    Case(
+        "knowledge-input-not-text",
+        with_knowledge("  sources: [knowledge/demo/]\n  input: sections\n"),
+        AGENT,
+        "  input: sections",
+        "knowledge.input",
+        "input 'sections' is integer; a knowledge input holds folders or s3:// prefixes",
+    ),
+    Case(
+        "knowledge-query-unknown-item-field",
+        with_knowledge("  sources: [knowledge/demo/]\n  query:\n    generate: '{{ item.sumary }}'\n"),
+        AGENT,
+        "    generate:",
+        "knowledge.query.generate",
+        "query '{{ item.sumary }}' uses item.sumary, but 'item' has no 'sumary'; it has: key, summary, title",
+    ),
+    Case(
+        "knowledge-query-item-in-decide",
+        with_knowledge("  sources: [knowledge/demo/]\n  query: {decide: '{{ item.title }}'}\n"),
+        AGENT,
+        "  query:",
+        "knowledge.query.decide",
+        "query '{{ item.title }}' uses variable 'item', which this step does not provide",
+    ),
+]
+
+
+UPSTREAM_YAML = replace_once(BASE_YAML, "name: demo", "name: lesson").replace("prompts/demo/", "prompts/lesson/")
+"""A second valid agent, `lesson`, with templates of its own, that `demo` may build on (its plan has a
+`subtitle` field)."""
+UPSTREAM_FILES = {
+    UPSTREAM: UPSTREAM_YAML,
+    **{name.replace("/demo/", "/lesson/"): BASE_FILES[name] for name in (DECIDE, GENERATE, DOMAIN)},
+}
+
+
+def builds_on(uses: str, **files: str) -> dict[str, str | bytes | None]:
+    """The base folder plus the `lesson` agent, with `demo` given this `uses` block (and files edited)."""
+    return {**UPSTREAM_FILES, AGENT: BASE_YAML + uses, **files}
+
+
+EARLIER = "uses:\n  lesson: {as: earlier}\n"
+CASES += [
+    # -- what an agent builds on (`uses`), checked across the folder -------------------------------------
+    Case(
+        "uses-an-agent-that-does-not-exist",
+        builds_on("uses:\n  lessen: {as: earlier}\n"),
+        AGENT,
+        "  lessen:",
+        "uses.lessen",
+        "'lessen' is not an agent in",
+    ),
+    Case(
+        "uses-in-a-cycle",
+        {**UPSTREAM_FILES, UPSTREAM: UPSTREAM_YAML + "uses:\n  demo: {}\n", AGENT: BASE_YAML + EARLIER},
+        AGENT,
+        "  lesson:",
+        "uses.lesson",
+        "'demo' builds on 'lesson', which leads back to it (demo → lesson → demo)",
+    ),
+    Case(
+        "uses-a-field-the-upstream-lacks",
+        builds_on(
+            EARLIER, **{DECIDE: BASE_FILES[DECIDE] + "{% if earlier %}After {{ earlier.subtitel }}.{% endif %}\n"}
+        ),
+        DECIDE,
+        "{% if earlier",
+        "uses.lesson",
+        "uses earlier.subtitel, but 'earlier' has no 'subtitel'; it has: agent, content_id, inputs, items, location, "
+        "subtitle, text, title",
+    ),
+    Case(
+        "uses-the-upstream-without-checking-it-is-there",
+        builds_on(EARLIER, **{GENERATE: BASE_FILES[GENERATE] + "It follows {{ earlier.title }}.\n"}),
+        GENERATE,
+        "It follows",
+        "uses.lesson",
+        "reads 'earlier' outside `{% if earlier %}`; it is none when 'lesson' is not part of the run",
+    ),
+    Case(
+        "uses-a-built-in-variable-name",
+        builds_on("uses:\n  lesson: {as: plan}\n"),
+        AGENT,
+        "  lesson: {as: plan}",
+        "uses.lesson.as",
+        "template variable 'plan' is built in; set another name with `as`",
+    ),
+    Case("uses-itself", builds_on("uses:\n  demo: {}\n"), AGENT, "  demo: {}", "uses.demo", "cannot build on itself"),
+    Case(
+        "uses-a-variable-that-is-not-a-name",
+        builds_on("uses:\n  lesson: {as: Earlier}\n"),
+        AGENT,
+        "  lesson:",
+        "uses.lesson.as",
+        "'Earlier' is not a name of lower case letters, digits and underscores",
+    ),
+    Case(
+        "uses-an-unknown-key",
+        builds_on("uses:\n  lesson: {name: earlier}\n"),
+        AGENT,
+        "  lesson:",
+        "uses.lesson.name",
+        "unknown key 'name'; valid keys here: as",
+    ),
+    # -- size words the router maps onto inputs ---------------------------------------------------------
+    Case(
+        "sizes-an-unknown-input",
+        {AGENT: BASE_YAML + "  sizes:\n    short: {sectionz: 1}\n"},
+        AGENT,
+        "    short:",
+        "routing.sizes.short.sectionz",
+        "'sectionz' is not an input; inputs: topic, sections, tone",
+    ),
+    Case(
+        "sizes-a-value-that-does-not-fit",
+        {AGENT: BASE_YAML + "  sizes:\n    long: {sections: 9}\n"},
+        AGENT,
+        "    long:",
+        "routing.sizes.long.sections",
+        "9 does not fit input 'sections': Input should be less than or equal to 5",
+    ),
+    Case(
+        "sizes-an-unknown-size-word",
+        {AGENT: BASE_YAML + "  sizes:\n    tiny: {sections: 1}\n"},
+        AGENT,
+        "    tiny:",
+        "routing.sizes.tiny",
+        "'short', 'medium' or 'long'",
+    ),
 ]
 
 
@@ -827,7 +1093,7 @@ def test_the_shipped_definitions_are_valid(capsys: pytest.CaptureFixture[str], d
 
 
 def test_the_corpus_is_large_enough() -> None:
-    assert len(CASES) >= 35
+    assert len(CASES) >= 45
     assert len({case.id for case in CASES}) == len(CASES)
 
 
@@ -912,6 +1178,32 @@ def test_validating_one_file_reports_its_problem(capsys: pytest.CaptureFixture[s
     assert code == 1
     assert problems == [
         f"{base / AGENT}:3: descripton: unknown key 'descripton'; did you mean 'description'? "
-        + "Valid keys here: cache, content_type, description, inputs, model, name, prompts, retries, routing, "
-        + "run_name, steps, timeout_seconds, version"
+        + "Valid keys here: cache, content_type, description, inputs, knowledge, model, name, prompts, retries, "
+        + "routing, run_name, steps, timeout_seconds, uses, version"
     ]
+
+
+def test_validating_one_file_checks_what_it_uses_against_the_files_beside_it(
+    capsys: pytest.CaptureFixture[str], base: Path
+) -> None:
+    write_files(base, builds_on("uses:\n  lessen: {as: earlier}\n"))
+
+    code, problems = validate(capsys, base / AGENT)
+    valid, _ = validate(capsys, base / UPSTREAM)
+
+    assert code == 1 and valid == 0
+    line = (base / AGENT).read_text().split("\n").index("  lessen: {as: earlier}") + 1
+    assert [p.removeprefix(f"{base / AGENT}:").split(": ")[:2] for p in problems] == [[str(line), "uses.lessen"]]
+    assert "did you mean 'lesson'?" in problems[0]
+
+
+def test_a_template_problem_the_classifier_shares_with_an_agent_is_reported_once(
+    capsys: pytest.CaptureFixture[str], base: Path
+) -> None:
+    shared = f'{CLASSIFIER_PROMPT}\n{{% include "{STYLE}" %}}\n'
+    write_files(base, {CLASSIFIER: shared, **edit("Keep sentences short.", "Keep sentences short. {% if %}", STYLE)})
+
+    code, problems = validate(capsys, base)
+
+    assert code == 1
+    assert [p.removeprefix(f"{base}/").split(": ")[0] for p in problems] == ["prompts/modules/style.md:1"]

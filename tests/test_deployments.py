@@ -1,44 +1,55 @@
 """Deployments end to end, the way a user runs them: `agentflows up` starts a real
 `prefect server start` on a free loopback port (its own PREFECT_HOME), deploys
-`prefect.yaml` and starts a process worker; flow runs are created through the
-REST endpoint the UI's Run button calls; `agentflows down` stops it all."""
+`prefect.yaml`, starts a process worker and the content viewer; flow runs are created through the
+REST endpoint the UI's Run button calls, and a browser follows a run's artifact from the Prefect UI
+to the content's page in the viewer; `agentflows down` stops it all."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
+from playwright.sync_api import expect
 from prefect.deployments import run_deployment
+from prefect.deployments.runner import RunnerDeployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from agentflows import load_agents, open_store
-from agentflows.deployments.stack import Stack, down, up
+from agentflows.deployments.stack import WORK_POOL, Stack, down, up
 from agentflows.tasks.artifacts import AgentResult
 from agentflows.tasks.manifest import Manifest
 from tests.conftest import REPO, SHIPPED_AGENTS
 from tests.servers import free_port
+from tests.viewing import chromium
 
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+SCHEDULER_LOOP = "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS"
+SCHEDULER_MAX_RUNS = "PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS"
 PROJECT_YAML = yaml.safe_load((REPO / "prefect.yaml").read_text())
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Path]]:
     home = tmp_path_factory.mktemp("stack-home")
-    previous = os.environ.get("AGENTFLOWS_HOME")
+    previous = {name: os.environ.get(name) for name in ("AGENTFLOWS_HOME", SCHEDULER_LOOP, SCHEDULER_MAX_RUNS)}
     os.environ["AGENTFLOWS_HOME"] = str(home)
+    os.environ[SCHEDULER_LOOP] = "5"  # the scheduler refills every 5 s instead of every minute
+    os.environ[SCHEDULER_MAX_RUNS] = "3"  # not 100 runs ahead of a 20-second interval
     try:
-        started = up(port=free_port(), echo=False)
+        started = up(port=free_port(), viewer_port=free_port(), echo=False)
     finally:
-        _restore("AGENTFLOWS_HOME", previous)
+        for name, value in previous.items():
+            _restore(name, value)
     try:
         yield started, home
     finally:
@@ -46,8 +57,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Pat
         try:
             assert down(echo=False)
         finally:
-            _restore("AGENTFLOWS_HOME", previous)
-        for pid in (started.server_pid, started.worker_pid):
+            _restore("AGENTFLOWS_HOME", previous["AGENTFLOWS_HOME"])
+        for pid in (started.server_pid, started.worker_pid, started.viewer_pid):
             assert pid is not None and not _alive(pid), f"process {pid} is still running after `agentflows down`"
 
 
@@ -97,9 +108,9 @@ def test_a_run_started_like_the_ui_run_button_ends_with_output_and_artifacts(
         f"/deployments/{quiz['id']}/create_flow_run",
         {"parameters": {"topic": "Volcanoes", "questions": 2}},
     )
+    assert created.status_code == 201, created.text
     run = wait_for(server, created.json()["id"])
 
-    assert created.status_code == 201
     assert run["state"]["type"] == "COMPLETED" and run["name"] == "quiz: Volcanoes"
     artifacts = api(server, "POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}}).json()
     previews = [a for a in artifacts if a["type"] == "markdown" and a["key"]]
@@ -108,7 +119,33 @@ def test_a_run_started_like_the_ui_run_button_ends_with_output_and_artifacts(
     monkeypatch.setenv("AGENTFLOWS_HOME", str(home))
     stored = [c for c in open_store().list() if c.agent == "quiz"]
     assert len(stored) == 1 and open_store().get(stored[0].id).flow_run_id == run["id"]
-    assert links and stored[0].location in links[0]["data"]
+    assert links and f"({server.viewer_url}/contents/{stored[0].id}/)" in links[0]["data"]
+
+
+def test_from_the_prefect_run_page_a_person_clicks_through_to_the_content(stack: tuple[Stack, Path]) -> None:
+    server, _ = stack
+    quiz = deployment(server, "quiz")
+    created = api(server, "POST", f"/deployments/{quiz['id']}/create_flow_run", {"parameters": {"topic": "Glaciers"}})
+    run = wait_for(server, created.json()["id"])
+    artifacts = api(server, "POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}}).json()
+    link = next(a for a in artifacts if a["type"] == "markdown" and not a["key"])
+    content_page = re.search(r"\((http://[^)]+/contents/[0-9a-f]+/)\)", link["data"])
+    assert run["state"]["type"] == "COMPLETED" and content_page is not None
+
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{server.ui_url}/v2/runs/flow-run/{run['id']}")
+        page.get_by_role("tab", name="Artifacts").click(timeout=60_000)
+        page.locator(f'a[href="/v2/artifacts/artifact/{link["id"]}"]').first.click(timeout=60_000)
+        page.locator(f'a[href="{content_page.group(1)}"]').click(timeout=60_000)
+
+        expect(page.get_by_role("heading", level=1, name="Glaciers", exact=True)).to_be_visible(timeout=30_000)
+        assert page.url == content_page.group(1)
+        frame = page.frame_locator("iframe.content-frame")
+        expect(frame.get_by_role("button", name="Check my answers")).to_be_visible()
+        expect(page.get_by_role("link", name="Prefect flow run")).to_have_attribute(
+            "href", f"{server.ui_url}/runs/flow-run/{run['id']}"
+        )
 
 
 @pytest.mark.parametrize("agent", [*SHIPPED_AGENTS, "router"])
@@ -149,6 +186,26 @@ def test_invalid_parameters_are_refused_by_the_server_and_never_run(stack: tuple
     assert "topic" in answers[0].json()["detail"] and "chapters" in answers[1].json()["detail"]
     time.sleep(2)
     assert started_runs() == before
+
+
+def test_parameters_the_server_did_not_check_are_refused_by_the_flow_before_any_step(stack: tuple[Stack, Path]) -> None:
+    """The UI's custom run with "Validate parameters" unticked sends `enforce_parameter_schema: false`."""
+    server, _ = stack
+    ebook, router = deployment(server, "ebook"), deployment(server, "router")
+
+    unchecked = [
+        (ebook, {"topic": "x", "chapters": 40}, "InputError: agent 'ebook': input 'topic'"),
+        (router, {"request": "   "}, "RoutingError: the request is empty"),
+    ]
+    for found, parameters, message in unchecked:
+        body = {"parameters": parameters, "enforce_parameter_schema": False}
+        created = api(server, "POST", f"/deployments/{found['id']}/create_flow_run", body)
+        assert created.status_code == 201, created.text
+        run = wait_for(server, created.json()["id"])
+        assert run["state"]["type"] == "FAILED" and message in run["state"]["message"], run["state"]
+        assert "\n" not in run["state"]["message"]
+        task_runs = api(server, "POST", "/task_runs/filter", {"flow_runs": {"id": {"any_": [run["id"]]}}}).json()
+        assert task_runs == []  # refused before any step
 
 
 def test_run_deployment_from_python_returns_the_result(stack: tuple[Stack, Path]) -> None:
@@ -206,3 +263,48 @@ def test_agentflows_serve_serves_every_agent_and_the_router(stack: tuple[Stack, 
     finally:
         os.killpg(served.pid, 15)
         served.wait(timeout=30)
+
+
+def _runs(stack: Stack, deployment_id: str, state: str) -> list[dict[str, Any]]:
+    body = {"deployments": {"id": {"any_": [deployment_id]}}, "flow_runs": {"state": {"type": {"any_": [state]}}}}
+    return api(stack, "POST", "/flow_runs/filter", body).json()  # type: ignore[no-any-return]
+
+
+def test_the_scheduler_fills_every_schedule_and_an_interval_deployment_runs(stack: tuple[Stack, Path]) -> None:
+    server, _ = stack
+    scheduled = [d for d in PROJECT_YAML["deployments"] if d.get("schedules")]
+    interval = RunnerDeployment.from_entrypoint(
+        "agentflows.agents:quiz", name="every-20s", interval=timedelta(seconds=20), parameters={"topic": "Comets"}
+    )
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        interval_id = str(interval.apply(work_pool_name=WORK_POOL))
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not _runs(server, interval_id, "COMPLETED"):
+            time.sleep(2)
+        completed = _runs(server, interval_id, "COMPLETED")
+    finally:
+        api(server, "POST", f"/deployments/{interval_id}/pause_deployment")
+
+    assert completed, "the interval deployment's run was never completed by the worker"
+    for declared in scheduled:
+        flow = declared["entrypoint"].rsplit(":", 1)[1]
+        upcoming = _runs(server, deployment(server, flow)["id"], "SCHEDULED")
+        assert upcoming, f"{declared['entrypoint']} has no upcoming run"
+    assert server_errors(Path(server.logs) / "server.log") == []
+
+
+SQLITE_CONTENTION = "database is locked"
+"""Prefect's SQLite-backed server under heavy load: a worker heartbeat loses a write race and is
+sent again 30 s later (upstream behaviour, not a failed service; production servers use PostgreSQL)."""
+
+
+def server_errors(log: Path) -> list[str]:
+    """The last line of every traceback in a server log, but SQLite's write contention."""
+    lines = log.read_text(errors="replace").splitlines()
+    errors = []
+    for start in (i for i, line in enumerate(lines) if line.startswith("Traceback")):
+        end = next((i for i in range(start + 1, len(lines)) if lines[i] and not lines[i][0].isspace()), start)
+        if not ("OperationalError" in lines[end] and SQLITE_CONTENTION in lines[end]):
+            errors.append(lines[end])
+    return errors

@@ -31,17 +31,10 @@ from agentflows import InputError, load_agents, open_store, run_agent
 from agentflows.tasks.artifacts import AgentResult, BuiltContent, Draft, Plan, SavedContent
 from agentflows.tasks.errors import ModelCallError, ProviderNotFound
 from tests.conftest import REPO, SHIPPED_AGENTS
+from tests.offline_steps import INPUTS
 from tests.providers import CallLog, FlakyProvider, using
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
-
-INPUTS: dict[str, dict[str, Any]] = {
-    "ebook": {"topic": "How tides work", "chapters": 3},
-    "lesson_plan": {"topic": "Photosynthesis", "stages": 4},
-    "quiz": {"topic": "The water cycle", "questions": 3},
-    "api_scaffold": {"service": "a to-do list with due dates"},
-    "data_report": {"subject": "monthly sales of a small bakery", "sections": 2},
-}
 
 
 def file_text(uri: str) -> str:
@@ -239,7 +232,8 @@ def test_parameter_schema_as_prefect_deploy_reads_it(agent: str) -> None:
     inputs = load_agents()[agent].definition.inputs
     json_types = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean", "list": "array"}
 
-    assert set(schema["properties"]) == {*inputs, "refresh", "context"}
+    builds_on = ["builds_on"] if load_agents()[agent].definition.uses else []  # what the router passes a dependent
+    assert set(schema["properties"]) == {*inputs, "refresh", "context", *builds_on}
     assert set(schema.get("required", [])) == {name for name, spec in inputs.items() if spec.is_required}
     for name, spec in inputs.items():
         prop = schema["properties"][name]
@@ -277,6 +271,31 @@ def test_bad_inputs_are_rejected_before_any_model_call(model_calls: CallLog) -> 
     with pytest.raises(InputError, match=r"input 'topic' is required"):
         run_agent("ebook")
     assert len(model_calls) == 0
+
+
+def test_a_failed_run_shows_its_own_error_not_the_event_loop_check() -> None:
+    with pytest.raises(InputError) as caught:
+        run_agent("ebook", topic="x")
+
+    assert not any(isinstance(e, RuntimeError) for e in error_chain(caught.value))
+
+
+def test_run_agent_inside_an_event_loop_says_to_await_run_agent_async() -> None:
+    async def inside_a_loop() -> None:
+        run_agent("ebook", topic="Tides")
+
+    with pytest.raises(RuntimeError, match=r"^run_agent was called inside a running event loop; await run_agent_async"):
+        asyncio.run(inside_a_loop())
+
+
+def error_chain(error: BaseException) -> list[BaseException]:
+    """`error` and every error it was raised from or while handling."""
+    chain = []
+    current: BaseException | None = error
+    while current is not None:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
 
 
 def test_an_unknown_provider_fails_before_any_model_call(definitions: Path, model_calls: CallLog) -> None:

@@ -173,11 +173,18 @@ def outcome_of(draft: Draft) -> str:
     return "strict" if method == "strict" else "repaired"
 
 
-def assert_valid(case: Case, draft: Draft) -> None:
+def draft_problems(case: Case, draft: Draft) -> list[str]:
+    """Why `draft` is not a valid artifact: its schema's and its builder's problems (none when it is)."""
     run = run_of(case.agent)
     fields = {**run.plan.items[0].fields, **draft.fields}
-    assert schema_problems(draft.fields, run.specs.generate.draft_schema) == []
-    assert check_draft(run.specs.generate.builder, fields) == []
+    return [
+        *schema_problems(draft.fields, run.specs.generate.draft_schema),
+        *check_draft(run.specs.generate.builder, fields),
+    ]
+
+
+def assert_valid(case: Case, draft: Draft) -> None:
+    assert draft_problems(case, draft) == []
 
 
 def test_the_corpus_is_large_enough() -> None:
@@ -201,18 +208,26 @@ def test_each_answer_has_its_outcome(case: Case) -> None:
 
 
 def test_summary_no_crash_and_no_invalid_artifact(capsys: pytest.CaptureFixture[str]) -> None:
-    counts: Counter[str] = Counter()
+    outcomes: dict[str, str] = {}
+    crashes: dict[str, str] = {}
+    invalid: dict[str, list[str]] = {}
     for case in CASES:
-        outcome, draft, _ = run_case(case)  # any exception but ModelOutputError fails the test: a crash
-        counts[outcome] += 1
-        if draft is not None:
-            assert_valid(case, draft)
+        try:
+            outcomes[case.id], draft, _ = run_case(case)  # ModelOutputError is the outcome "rejected"
+        except Exception as exc:  # anything else is a crash
+            crashes[case.id] = f"{type(exc).__name__}: {exc}"
+            continue
+        if draft is not None and (problems := draft_problems(case, draft)):
+            invalid[case.id] = problems
+    counts = Counter(outcomes.values())
     with capsys.disabled():
         print(
             f"\nmalformed-output corpus ({len(CASES)} answers): "
             + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         )
-    assert sum(counts.values()) == len(CASES)
+    assert crashes == {}
+    assert invalid == {}
+    assert outcomes == {c.id: c.outcome for c in CASES}
     assert counts == Counter(c.outcome for c in CASES)
 
 

@@ -151,6 +151,11 @@ def test_the_wheel_installs_one_import_name_with_its_data(wheel: Path) -> None:
         names
     )
     assert any(n.startswith("agentflows/tasks/storage/migrations/versions/") for n in names)
+    assert {"agentflows/viewer/templates/content.html", "agentflows/viewer/static/viewer.css"} <= set(names)
+    assert {
+        "agentflows/agent_definitions/knowledge/lesson_plan/style_guide.md",
+        "agentflows/tasks/knowledge/index.py",
+    } <= (set(names))
 
 
 @pytest.fixture

@@ -24,9 +24,8 @@ from agentflows.tasks.storage.config import StoreSettings
 from agentflows.tasks.storage.migrate import current_revision, downgrade, head_revision, upgrade
 from agentflows.tasks.storage.records import open_engine
 from tests.conftest import SHIPPED_AGENTS
-from tests.offline_steps import OfflineRun, offline_run
+from tests.offline_steps import INPUTS, OfflineRun, offline_run
 from tests.servers import PostgresCluster, S3Server, free_port
-from tests.test_flows import INPUTS
 from tests.test_storage import run_info
 
 EXPECTED = {
@@ -272,10 +271,10 @@ def test_file_paths_that_would_escape_are_refused_before_anything_is_written(
     assert list(store.objects.objects()) == []
 
 
-def test_to_dataframe_has_one_row_per_content_with_usage(any_store: StoreSettings) -> None:
+def test_to_dataframe_has_one_row_per_run_that_saved_content_with_its_usage(any_store: StoreSettings) -> None:
     store = open_store()
-    for run, built in _mixed_contents()[:3]:
-        store.save(built, run_info(run, built))
+    for number, (run, built) in enumerate(_mixed_contents()[:3]):
+        store.save(built, run_info(run, built, f"run-{number}"))
 
     frame = store.to_dataframe()
 
@@ -295,7 +294,9 @@ def test_migrations_upgrade_and_downgrade_a_postgres_database(postgres: Postgres
         assert current_revision(engine) is None
         upgrade(engine)
         assert current_revision(engine) == head_revision()
-        assert {"generations", "generated_contents", "artifact_versions"} <= set(inspect(engine).get_table_names())
+        assert {"generations", "generated_contents", "artifact_versions", "knowledge_passages"} <= set(
+            inspect(engine).get_table_names()
+        )
         downgrade(engine, "base")
         assert set(inspect(engine).get_table_names()) == {"alembic_version"}
     finally:
@@ -309,12 +310,13 @@ def test_an_unmigrated_postgres_database_is_refused_with_the_command_to_run(
     postgres.create_database("fresh")
     monkeypatch.setenv("AGENTFLOWS_DATABASE_URL", postgres.url("fresh", password="hunter2"))
     try:
-        with pytest.raises(StorageError, match=r"schema revision none, not 0001; run `agentflows db upgrade`"):
+        head = head_revision()
+        with pytest.raises(StorageError, match=rf"schema revision none, not {head}; run `agentflows db upgrade`"):
             open_store()
 
         assert main(["db", "upgrade"]) == 0
         out = capsys.readouterr().out
-        assert "postgres:***@" in out and "hunter2" not in out and "none -> 0001" in out
+        assert "postgres:***@" in out and "hunter2" not in out and f"none -> {head}" in out
         assert main(["db", "current"]) == 0
         assert "(up to date)" in capsys.readouterr().out
         assert open_store().list() == []

@@ -73,7 +73,7 @@ def lineage(llama: LlamaServer, content_id: str) -> list[dict[str, Any]]:
 
 def assert_no_answer_was_cut_off_while_streaming(steps: list[dict[str, Any]]) -> None:
     failed = [a["error"] for step in steps for a in step["attempts"] if a.get("failed_call")]
-    assert [e for e in failed if "timed out" in e or "no answer within" in e or "stopped streaming" in e] == []
+    assert [e for e in failed if "timed out" in e] == []  # AnswerTimeout: no first token, or a stream that stopped
 
 
 @pytest.mark.parametrize("agent", SHIPPED_AGENTS)

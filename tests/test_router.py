@@ -22,6 +22,7 @@ from agentflows.tasks.errors import ModelCallError
 from agentflows.tasks.llm import ModelReply, ModelRequest
 from tests.fake_llm import FakeLLM, Received, Reply
 from tests.providers import using
+from tests.test_flows import error_chain
 
 LESSON_REQUEST = "a lesson on photosynthesis for 8th grade, with a quiz and a short e-book chapter for home reading"
 
@@ -94,7 +95,7 @@ def test_a_request_for_three_content_types_runs_three_subflows() -> None:
     manifest = route(LESSON_REQUEST)
 
     assert manifest.status == "completed" and manifest.route == "rules"
-    assert [c.agent for c in manifest.components] == ["ebook", "lesson_plan", "quiz"]
+    assert [c.agent for c in manifest.components] == ["lesson_plan", "ebook", "quiz"]  # after what they build on
     assert len({c.flow_run_id for c in manifest.components}) == 3  # each branch in its own run namespace
     assert manifest.parameters["lesson_plan"]["grade_level"] == "8th grade"
     store = open_store()
@@ -102,10 +103,8 @@ def test_a_request_for_three_content_types_runs_three_subflows() -> None:
         assert store.get(component.content_id or "").agent == component.agent
         assert "photosynthesis" in file_text(component.location or "").lower()
     stored = json.loads(file_text(_file(manifest.location, "manifest.json")))
-    assert [c["agent"] for c in stored["components"]] == ["ebook", "lesson_plan", "quiz"]
-    names = [c.name for c in manifest.components]
-    assert len(set(names)) == 3  # equal titles got content-hash suffixes
-    assert all(name.startswith("Photosynthesis") for name in names)
+    assert [c["agent"] for c in stored["components"]] == ["lesson_plan", "ebook", "quiz"]
+    assert all(c.name == f"{c.agent}: {c.title}" and c.title.startswith("Photosynthesis") for c in manifest.components)
 
 
 def _file(location: str | None, name: str) -> str:
@@ -123,8 +122,12 @@ def test_explicit_types_override_the_rules() -> None:
 
 @on_server
 def test_an_unmatched_request_fails_with_the_list_of_agents() -> None:
-    with pytest.raises(RoutingError, match="the agents are: api_scaffold, data_report, ebook, lesson_plan, quiz"):
+    with pytest.raises(
+        RoutingError, match="the agents are: api_scaffold, data_report, ebook, lesson_plan, quiz"
+    ) as caught:
         route("make me a sandwich")
+
+    assert not any(isinstance(e, RuntimeError) for e in error_chain(caught.value))  # its own traceback, no loop check
 
 
 class BrokenProvider:
@@ -202,7 +205,7 @@ def _agent_of(call: Received) -> str:
 
 @on_server
 def test_branches_run_concurrently(fake_llm: FakeLLM) -> None:
-    manifest = route(LESSON_REQUEST)
+    manifest = route("a quiz, a short e-book chapter and a data report on photosynthesis")  # none builds on another
 
     assert manifest.status == "completed"
     calls = fake_llm.received
@@ -212,7 +215,7 @@ def test_branches_run_concurrently(fake_llm: FakeLLM) -> None:
         if _agent_of(a) != _agent_of(b) and a.started < b.ended and b.started < a.ended
     }
     assert overlapping  # calls of different branches were in flight at the same time
-    assert {_agent_of(c) for c in calls} == {"ebook", "lesson_plan", "quiz"}
+    assert {_agent_of(c) for c in calls} == {"ebook", "data_report", "quiz"}
 
 
 @on_server
@@ -227,6 +230,34 @@ def test_the_classifier_decides_when_the_rules_find_nothing(fake_llm: FakeLLM) -
     assert manifest.parameters["quiz"]["questions"] == 2
     first = fake_llm.received[0].body["messages"][1]["content"]
     assert "«help my students check what they know about volcanoes»" in first
+
+
+VOLCANO_REQUEST = "help my students check what they know about volcanoes"
+
+
+def test_the_classifier_renders_the_prompt_loaded_with_the_definitions(fake_llm: FakeLLM, definitions: Path) -> None:
+    prompt = definitions / "prompts/router/classify.md"
+    (definitions / "prompts/router/hint.md").write_text("When in doubt, prefer the quiz.\n")
+    prompt.write_text(prompt.read_text() + '{% include "prompts/router/hint.md" %}\n')
+    catalog = load_agents(definitions)
+    prompt.write_text("Edited after loading: {{ inputs.request }}\n")
+    fake_llm.script(Reply(content=json.dumps({"content_types": ["quiz"], "parameters": {"quiz": {"topic": "lava"}}})))
+
+    chosen = asyncio.run(decide_route(VOLCANO_REQUEST, catalog, None, {}))
+
+    sent = fake_llm.received[0].body["messages"][1]["content"]
+    assert "When in doubt, prefer the quiz." in sent and "Edited after loading" not in sent
+    assert (chosen.method, chosen.agents) == ("classifier", ("quiz",))
+
+
+def test_without_a_classifier_prompt_only_the_classifier_fails(fake_llm: FakeLLM, definitions: Path) -> None:
+    (definitions / "prompts/router/classify.md").unlink()
+    catalog = load_agents(definitions)  # the prompt is optional: the rules route without it
+
+    assert asyncio.run(decide_route("a quiz on tides", catalog, None, {})).agents == ("quiz",)
+    with pytest.raises(RoutingError, match=r"^the classifier needs the template 'prompts/router/classify.md' in /"):
+        asyncio.run(decide_route(VOLCANO_REQUEST, catalog, None, {}))
+    assert fake_llm.received == []
 
 
 @on_server
@@ -270,5 +301,5 @@ def test_route_on_the_command_line_prints_the_manifest(capsys: pytest.CaptureFix
 
     assert code == 0
     manifest = json.loads(out)
-    assert manifest["version"] == 1 and manifest["status"] == "completed"
+    assert manifest["version"] == 2 and manifest["status"] == "completed"
     assert [c["agent"] for c in manifest["components"]] == ["quiz"]

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +45,11 @@ class Assembly:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+def no_plan_checks(items: Sequence[Mapping[str, Any]]) -> list[str]:
+    """`check_plan` of a builder that needs nothing of the plan as a whole."""
+    return []
+
+
 def section_fields(job: BuildJob, draft: Draft) -> dict[str, Any]:
     """A draft's fields over its plan item's fields (the draft wins on a clash)."""
     return {**job.plan.item(draft.item_key).fields, **draft.fields}
@@ -67,11 +71,6 @@ def render_layout(job: BuildJob, **variables: Any) -> str:
         "notice": OFFLINE_NOTICE if job.offline else "",
     }
     return render(job.templates, job.layout, {**common, **variables}, html=True)
-
-
-def slug(text: str, limit: int = 48) -> str:
-    """Lower-case, hyphenated, file-name-safe version of `text`."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit].strip("-") or "item"
 
 
 def html_file(path: str, text: str) -> BuiltFile:

@@ -6,7 +6,8 @@ the first column and the one after it). A row is a list of cells, or an object
 whose values are its cells in column order: a `{label, value: number}` row lets a
 server that holds the answer to its schema make the value a number. Tables go
 through pandas; every section yields `tables/<key>.csv` and a Vega-Lite spec
-`charts/<key>.vl.json`. The layout receives `sections`: mappings with `key`,
+`charts/<key>.vl.json`; `report.md` opens with the plan's text fields (the key
+finding). The layout receives `sections`: mappings with `key`,
 `title`, `narrative` (HTML), `table` (HTML), `chart_svg` (an inline SVG drawing
 of the chart, so the page needs no script or network) and `chart_spec` (path).
 """
@@ -28,6 +29,7 @@ from agentflows.tasks.builders.common import (
     html_file,
     markdown_file,
     markdown_to_html,
+    no_plan_checks,
     offline_banner,
     render_layout,
     section_fields,
@@ -43,6 +45,9 @@ REQUIRES = {
 LAYOUT_VARIABLES = frozenset({"sections"})
 VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
 CHART_KINDS = ("bar", "line")
+
+
+check_plan = no_plan_checks
 
 
 def check(fields: Mapping[str, Any]) -> list[str]:
@@ -89,7 +94,7 @@ def chart_axes(columns: list[Any], chart: Mapping[str, Any]) -> dict[str, Any]:
 def assemble(job: BuildJob) -> Assembly:
     files: list[BuiltFile] = []
     sections = []
-    markdown = [f"# {job.plan.title}\n\n{offline_banner(job)}"]
+    markdown = [f"# {job.plan.title}\n\n{offline_banner(job)}{plan_summary(job.plan.fields)}"]
     for draft in job.drafts:
         fields = section_fields(job, draft)
         if problems := check(fields):
@@ -124,6 +129,16 @@ def assemble(job: BuildJob) -> Assembly:
         primary="index.html",
         metadata={"tables": len(sections), "charts": [s["chart_spec"] for s in sections]},
     )
+
+
+def plan_summary(fields: Mapping[str, Any]) -> str:
+    """The plan's own text fields (such as the key finding) as bold-labelled Markdown lines."""
+    lines = [
+        f"**{name.replace('_', ' ').capitalize()}:** {' '.join(value.split())}\n"
+        for name, value in fields.items()
+        if isinstance(value, str) and value.strip()
+    ]
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 def chart_spec(title: str, frame: pd.DataFrame, chart: Mapping[str, Any]) -> dict[str, Any]:

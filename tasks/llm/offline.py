@@ -25,6 +25,7 @@ from agentflows.tasks.answers import word_count
 from agentflows.tasks.artifacts import Usage
 from agentflows.tasks.llm.base import ModelReply, ModelRequest
 from agentflows.tasks.llm.settings import ModelSettings
+from agentflows.tasks.names import slug
 
 MODEL_NAME = "agentflows-offline-1"
 TOPIC_KEYS = ("topic", "subject", "title", "theme", "name", "question", "goal")
@@ -239,7 +240,7 @@ class _Writer:
         if fmt == "markdown":
             return self.markdown()
         if fmt == "path" or name == "path":
-            return f"{_slug(self.subject)}-{index + 1}.md"
+            return f"{slug(self.subject, 40)}-{index + 1}.md"
         path = str(siblings.get("path") or self.item.get("path") or "")
         if fmt == "code" or name == "code":
             return _code(path, self.subject, self.topic)
@@ -297,10 +298,6 @@ def _capitalise(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "item"
-
-
 def _suffix(path: str) -> str:
     match = re.search(r"(\.[A-Za-z0-9]+)$", path)
     return match.group(1).lower() if match else ""
@@ -320,13 +317,13 @@ def _code(path: str, subject: str, topic: str) -> str:
     if suffix == ".md":
         return f"# {_capitalise(subject)}\n\nPart of the {topic} scaffold (written offline).\n"
     if suffix == ".toml":
-        return f'[project]\nname = "{_slug(topic)}"\nversion = "0.1.0"\ndescription = {json.dumps(about)}\n'
+        return f'[project]\nname = "{slug(topic, 40)}"\nversion = "0.1.0"\ndescription = {json.dumps(about)}\n'
     if suffix == ".json":
-        return json.dumps({"name": _slug(topic), "description": about}, indent=2) + "\n"
+        return json.dumps({"name": slug(topic, 40), "description": about}, indent=2) + "\n"
     if suffix in (".yaml", ".yml"):
-        return f"name: {_slug(topic)}\ndescription: {json.dumps(about)}\n"
+        return f"name: {slug(topic, 40)}\ndescription: {json.dumps(about)}\n"
     if suffix in (".js", ".ts"):
         return f"export function describe() {{\n  return {json.dumps(about)};\n}}\n"
     if suffix == ".html":
-        return f"<!doctype html>\n<title>{_slug(topic)}</title>\n<p>{_slug(subject)}</p>\n"
+        return f"<!doctype html>\n<title>{slug(topic, 40)}</title>\n<p>{slug(subject, 40)}</p>\n"
     return f"{about}\n"

@@ -1,8 +1,10 @@
 """The OpenAI-compatible provider: `/v1/chat/completions` over httpx.
 
 Works with OpenAI, Moonshot/Kimi, vLLM, Ollama, llama.cpp's server and any
-endpoint that speaks the chat-completions protocol. Transport failures are
-retried here and only here (see `tasks.llm.transport` for the policy); when a
+endpoint that speaks the chat-completions protocol. With an embeddings model it
+also embeds texts through the same endpoint's `/v1/embeddings`
+(`agentflows.tasks.llm.embeddings`), for hybrid knowledge retrieval. Transport failures are
+retried here and only here (see `agentflows.tasks.llm.transport` for the policy); when a
 model's attempts are spent, the fallback models are tried in order. A call that
 fails for good raises a `ModelCallError` that is not retryable, so Prefect's
 task retries do not repeat what the client already repeated. Error messages
@@ -33,20 +35,18 @@ from dataclasses import dataclass, field
 import httpx
 
 from agentflows.tasks.artifacts import Attempt, Usage
-from agentflows.tasks.errors import ModelCallError
+from agentflows.tasks.errors import AnswerTimeout, BrokenAnswer, ModelCallError, ModelUnavailable
 from agentflows.tasks.llm.base import ModelReply, ModelRequest
+from agentflows.tasks.llm.embeddings import embed_texts
 from agentflows.tasks.llm.endpoint import Endpoint
 from agentflows.tasks.llm.session import ModelSession, model_session
 from agentflows.tasks.llm.settings import ProviderSettings
 from agentflows.tasks.llm.structured import is_structured_output_refusal
 from agentflows.tasks.llm.transport import is_retryable_status, wait_before_retry
-from agentflows.tasks.llm.wire import AnswerTimeout, BrokenAnswer, Received, exchange, prompt_chars, request_body
+from agentflows.tasks.llm.wire import Received, exchange, prompt_chars, request_body
+from agentflows.tasks.masking import masked
 
 RAW_KEPT = 2_000
-
-
-class ModelUnavailable(ModelCallError):
-    """Every attempt at one model failed with a retryable error; a fallback model may still work."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,11 @@ class OpenAICompatibleProvider:
         self.settings = settings
         self.endpoint = endpoint
         self.default_model = settings.model
+        self.embeddings_model = settings.embeddings_model
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """One vector per text from this endpoint's embeddings model (`agentflows.tasks.llm.embeddings`)."""
+        return await embed_texts(self.name, self.settings, self.endpoint, texts)
 
     @property
     def context_window(self) -> int:
@@ -255,7 +260,7 @@ class OpenAICompatibleProvider:
         return self.settings.base_url.rstrip("/") + "/chat/completions"
 
     def _endpoint(self) -> str:
-        return self.settings.base_url.rstrip("/")
+        return self.settings.describe_url()
 
     def _headers(self) -> dict[str, str]:
         key = self.settings.api_key.get_secret_value() if self.settings.api_key else ""
@@ -265,15 +270,15 @@ class OpenAICompatibleProvider:
         return f"provider {self.name!r} model {model!r} at {self._endpoint()} {what}"
 
     def _snippet(self, response: httpx.Response, limit: int = 200) -> str:
-        """The start of an error body, with the API key removed should the server echo it."""
+        """The start of an error body, with the API key and URL credentials removed should the server echo them."""
         text = response.text.strip().replace("\n", " ")
         try:
             error = json.loads(text).get("error")
             text = str(error.get("message") if isinstance(error, dict) else error or text)
         except (ValueError, AttributeError):
             pass
-        if self.settings.api_key:
-            text = text.replace(self.settings.api_key.get_secret_value(), "***")
+        secrets = [self.settings.api_key.get_secret_value()] if self.settings.api_key else []
+        text = masked(text, secrets)
         return (text[:limit] + "…") if len(text) > limit else (text or "(empty body)")
 
 

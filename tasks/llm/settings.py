@@ -25,10 +25,11 @@ from ipaddress import ip_address
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from agentflows.tasks.errors import ConfigurationError
 from agentflows.tasks.llm.structured import JsonMode
+from agentflows.tasks.masking import masked
 
 ENV_PREFIX = "AGENTFLOWS_LLM_"
 PROVIDER_BLOCK_TYPE = "agentflows-model-provider"
@@ -152,6 +153,11 @@ class ProviderSettings(BaseModel):
         description="Sampling seed sent with every call: servers that honour it (llama.cpp, vLLM, Ollama, OpenAI) "
         "answer the same prompt the same way. Empty: none.",
     )
+    embeddings_model: str | None = Field(
+        default=None,
+        description="Embeddings model of this endpoint (/v1/embeddings) for hybrid knowledge retrieval; "
+        "empty: knowledge is searched by keywords only.",
+    )
     price_per_1k_prompt_tokens: float = Field(default=0.0, ge=0, description="Price per 1,000 prompt tokens.")
     price_per_1k_completion_tokens: float = Field(default=0.0, ge=0, description="Price per 1,000 completion tokens.")
 
@@ -177,6 +183,20 @@ class ProviderSettings(BaseModel):
         if self.max_attempts is not None:
             return self.max_attempts
         return LOOPBACK_ATTEMPTS if self.on_loopback else REMOTE_ATTEMPTS
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "must be an http:// or https:// URL up to and including /v1, e.g. http://localhost:8000/v1"
+            )
+        return value.strip()
+
+    def describe_url(self) -> str:
+        """The base URL as it may be shown or stored: any password in it masked."""
+        return masked(self.base_url.rstrip("/"))
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         """Cost of one call at the configured prices."""
@@ -220,8 +240,9 @@ class ProviderSettings(BaseModel):
             error = exc.errors()[0]
             field = str(error["loc"][0]) if error["loc"] else "?"
             got = values.get(field)
-            shown = "" if field == "api_key" else f" (got {got!r})"
-            raise ConfigurationError(f"{where(field)} is invalid: {error['msg']}{shown}") from None
+            shown = "" if field == "api_key" else f" (got {masked(repr(got))})"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            raise ConfigurationError(f"{where(field)} is invalid: {message}{shown}") from None
 
 
 def is_loopback(base_url: str) -> bool:

@@ -207,6 +207,10 @@ def _allows_null(schema: dict[str, Any]) -> bool:
 # -- what the prompt says about the answer's shape ---------------------------------------------
 
 
+FIELD_GUIDE_HEADING = "Fields of the answer:"
+"""The first line of the field guide, which ends every model step's user message."""
+
+
 def field_guide(schema: dict[str, Any]) -> str:
     """The answer's fields, one line each with their kind and size: what every prompt shows.
 
@@ -217,7 +221,7 @@ def field_guide(schema: dict[str, Any]) -> str:
     step's prompt says what to write; descriptions go to the server in the schema,
     where servers that show it to the model use them.
     """
-    lines = ["Fields of the answer:"]
+    lines = [FIELD_GUIDE_HEADING]
     _guide_lines(schema, "", lines)
     return "\n".join(lines)
 

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from agentflows.tasks.answers import is_runaway
+from agentflows.tasks.errors import AnswerTimeout, BrokenAnswer
 from agentflows.tasks.llm.base import RUNAWAY, ModelRequest
 from agentflows.tasks.llm.structured import ResponseFormat, shape_instruction
 
@@ -30,22 +31,6 @@ RUNAWAY_CHECK_EVERY = 32
 RUNAWAY_WINDOW = 600
 """Chunks (about tokens) of the stream's tail looked at for repetition."""
 RUNAWAY_MIN_CHARS = 1_500
-
-
-class AnswerTimeout(Exception):
-    """The answer did not start within the read timeout, or a streamed one stopped for the idle timeout."""
-
-    @classmethod
-    def waiting(cls, seconds: float) -> AnswerTimeout:
-        return cls(f"sent no answer within {seconds:g} s (read_timeout)")
-
-    @classmethod
-    def stalled(cls, seconds: float) -> AnswerTimeout:
-        return cls(f"stopped streaming: no new token for {seconds:g} s (idle_timeout)")
-
-
-class BrokenAnswer(Exception):
-    """A 200 whose body is not a chat completion (or a stream that reported an error)."""
 
 
 @dataclass

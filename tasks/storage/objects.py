@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -23,12 +22,11 @@ import fsspec
 from botocore.exceptions import BotoCoreError
 from fsspec.implementations.local import LocalFileSystem
 
-from agentflows.tasks.errors import StorageError
+from agentflows.tasks.errors import ObjectMissing, StorageError
 from agentflows.tasks.normalize import safe_key
+from agentflows.tasks.storage.retries import RETRY_DELAYS, retrying
 
 T = TypeVar("T")
-RETRY_DELAYS = (0.2, 0.5, 1.0)
-"""Waits between attempts at a storage operation that failed for a transient reason."""
 
 __all__ = ["ObjectInfo", "ObjectStore", "safe_key"]
 
@@ -95,11 +93,19 @@ class ObjectStore:
             raise StorageError(f"cannot {action} {self.name}: {_reason(exc)}") from None
 
     def get(self, key: str) -> bytes:
+        """The bytes at `key`; `ObjectMissing` when there are none, or (in a folder) when a link stands there."""
         path = self.path(key)
+        if self.local and not self._plain_file(path):
+            raise ObjectMissing(f"object {key!r} in {self.name} is a link, not a file the store wrote")
         try:
             return self._retrying(f"read {key!r} from", lambda: bytes(self.fs.cat_file(path)))
         except FileNotFoundError:
-            raise StorageError(f"object {key!r} does not exist in {self.name}") from None
+            raise ObjectMissing(f"object {key!r} does not exist in {self.name}") from None
+
+    def _plain_file(self, path: str) -> bool:
+        """Whether `path` resolves to itself under the base: no link on the way, so no read leaves the key."""
+        base = os.path.realpath(self.root)
+        return os.path.realpath(path) == os.path.join(base, os.path.relpath(path, self.root))
 
     def exists(self, key: str) -> bool:
         path = self.path(key)
@@ -138,20 +144,20 @@ class ObjectStore:
         bucket or a refused permission fails at once; outages of a remote store are
         retried (`RETRY_DELAYS`), while a local folder's errors would only repeat.
         """
-        for delay in (*(() if self.local else RETRY_DELAYS), None):
-            try:
-                return operation()
-            except FileNotFoundError as exc:
-                if _missing_bucket(exc):
-                    raise StorageError(f"cannot {action} {self.name}: {_reason(exc)}") from None
-                raise
-            except PermissionError as exc:
+        try:
+            return retrying(operation, _transient, () if self.local else RETRY_DELAYS)
+        except FileNotFoundError as exc:
+            if _missing_bucket(exc):
                 raise StorageError(f"cannot {action} {self.name}: {_reason(exc)}") from None
-            except (OSError, TimeoutError, BotoCoreError) as exc:
-                if delay is None:
-                    raise StorageError(f"cannot {action} {self.name}: {_reason(exc)}") from None
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+            raise
+        except (OSError, TimeoutError, BotoCoreError) as exc:
+            raise StorageError(f"cannot {action} {self.name}: {_reason(exc)}") from None
+
+
+def _transient(exc: Exception) -> bool:
+    """Whether a storage failure may pass on another attempt: an outage, not a missing object or permission."""
+    outage = isinstance(exc, OSError | TimeoutError | BotoCoreError)
+    return outage and not isinstance(exc, FileNotFoundError | PermissionError)
 
 
 def _reason(exc: BaseException) -> str:

@@ -4,32 +4,31 @@
 in a single transaction (`record_many` a whole batch of them, a statement per
 table): the generation and the lineage upsert on their keys, the content
 upserts on its content hash, so repeating a save adds nothing.
-Database outages are retried with backoff; the final error names the database
+Database outages are retried with backoff (`retries.retrying`); the final error names the database
 with its password masked.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, make_url, select
+from sqlalchemy import Engine, create_engine, event, func, make_url, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from agentflows.tasks.errors import StorageError
+from agentflows.tasks.errors import StorageError, one_line
 from agentflows.tasks.storage.migrate import revision_of
+from agentflows.tasks.storage.retries import retrying
 from agentflows.tasks.storage.schema import ArtifactVersion, GeneratedContent, Generation
 
 MIN_PREFIX = 6
 """Fewest characters of an id that `get` accepts as a prefix."""
-RETRY_DELAYS = (0.2, 0.5, 1.0)
 T = TypeVar("T")
 
 
@@ -103,15 +102,12 @@ class ContentRepository:
 
     def _in_session(self, work: Callable[[Session], T]) -> T:
         """Run `work` in one transaction, again after a pause when the database could not be reached."""
-        for delay in (*RETRY_DELAYS, None):
-            try:
-                with self.session() as session:
-                    return work(session)
-            except StorageError as exc:
-                if delay is None or not _transient(exc.__context__):
-                    raise
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+
+        def attempt() -> T:
+            with self.session() as session:
+                return work(session)
+
+        return retrying(attempt, lambda exc: isinstance(exc, StorageError) and _transient(exc.__context__))
 
     def schema_revision(self) -> str | None:
         """The schema revision the database is at (None before the first migration)."""
@@ -154,10 +150,43 @@ class ContentRepository:
             query = query.limit(limit)
         return self._in_session(lambda session: list(session.scalars(query)))
 
-    def rows_with_generations(self) -> list[tuple[GeneratedContent, Generation]]:
-        """Every content with the generation that made it."""
+    def search(
+        self, content_type: str | None, agent: str | None, text: str | None, limit: int, offset: int
+    ) -> tuple[list[tuple[GeneratedContent, Generation]], int]:
+        """One page of the newest contents that match every filter given (each with the generation
+        that made it), and how many match in all."""
+        query = select(GeneratedContent)
+        if content_type:
+            query = query.where(GeneratedContent.content_type == content_type)
+        if agent:
+            query = query.where(GeneratedContent.agent == agent)
+        if text:
+            query = query.where(GeneratedContent.title.icontains(text, autoescape=True))
+        counted = select(func.count()).select_from(query.subquery())
+        joined = query.add_columns(Generation).join(Generation, GeneratedContent.generation_id == Generation.id)
+        ordered = joined.order_by(GeneratedContent.created_at.desc(), GeneratedContent.id).limit(limit).offset(offset)
+
+        def page(session: Session) -> tuple[list[tuple[GeneratedContent, Generation]], int]:
+            return [(c, g) for c, g in session.execute(ordered).all()], int(session.scalar(counted) or 0)
+
+        return self._in_session(page)
+
+    def agents(self) -> list[str]:
+        """The agents that made stored contents, by name."""
+        query = select(GeneratedContent.agent).distinct().order_by(GeneratedContent.agent)
+        return self._in_session(lambda session: list(session.scalars(query)))
+
+    def made_by(self, agent: str, limit: int) -> list[tuple[GeneratedContent, Generation]]:
+        """The newest contents of `agent`, each with the generation that made it."""
         query = select(GeneratedContent, Generation).join(Generation, GeneratedContent.generation_id == Generation.id)
-        query = query.order_by(GeneratedContent.created_at)
+        query = query.where(GeneratedContent.agent == agent)
+        query = query.order_by(GeneratedContent.created_at.desc(), GeneratedContent.id).limit(limit)
+        return self._in_session(lambda session: [(c, g) for c, g in session.execute(query).all()])
+
+    def generations_with_contents(self) -> list[tuple[GeneratedContent, Generation]]:
+        """Every generation with the content it saved, oldest first."""
+        query = select(GeneratedContent, Generation).join(Generation, GeneratedContent.id == Generation.content_id)
+        query = query.order_by(Generation.finished_at, Generation.id)
         return self._in_session(lambda session: [(c, g) for c, g in session.execute(query).all()])
 
     def content_ids(self, among: Iterable[str] | None = None) -> set[str]:
@@ -193,6 +222,4 @@ def now() -> datetime:
 
 def error_reason(exc: BaseException) -> str:
     """The first line of what the database driver said, with its type (no SQL, no parameters)."""
-    original = getattr(exc, "orig", None) or exc
-    text = str(original).strip().splitlines()
-    return f"{type(original).__name__}: {text[0] if text else ''}"
+    return one_line(getattr(exc, "orig", None) or exc)

@@ -1,11 +1,16 @@
 """The database schema (SQLAlchemy 2), the same on PostgreSQL and SQLite.
 
     generations          one per agent run that saved content: agent, version, parameters,
-                         flow run, status, timings, model calls, tokens, cost
+                         flow run, status, timings, the content it saved, and what it
+                         really spent: model calls, tokens, cost (steps served from the
+                         cache count 0; `cached_steps` says how many there were)
     generated_contents   one per distinct content (unique content hash): type, format, title,
                          metadata (JSONB on PostgreSQL), content reference URI, files, size
     artifact_versions    the lineage: every step artifact of a generation (step, checksum,
-                         parent checksum, template hashes, provider, model, tokens, attempts)
+                         parent checksum, template hashes, knowledge passages, provider, model,
+                         tokens, attempts)
+
+The knowledge index's tables are in `agentflows.tasks.knowledge.tables`.
 
 A content links to the generation that first made it; that generation's
 artifact versions trace it back to the prompts and the model. Migrations live in
@@ -63,6 +68,10 @@ class Generation(Base):
     cost: Mapped[float] = mapped_column(Float, default=0.0)
     latency_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     """Time spent waiting for the model, summed over the calls."""
+    cached_steps: Mapped[int] = mapped_column(Integer, default=0)
+    """Steps of the run served from the cache: they cost it nothing, so the usage columns leave them out."""
+    content_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    """The content the run saved, made by it or by an earlier run (no foreign key: each table names the other)."""
 
 
 class GeneratedContent(Base):
@@ -106,11 +115,15 @@ class ArtifactVersion(Base):
     provider: Mapped[str | None] = mapped_column(String(128), nullable=True)
     model: Mapped[str | None] = mapped_column(String(256), nullable=True)
     offline: Mapped[bool] = mapped_column(Boolean, default=False)
+    cached: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Whether the generation took this artifact from the cache; its calls, tokens and cost are then 0."""
     calls: Mapped[int] = mapped_column(Integer, default=0)
-    """Model calls made for this artifact (re-asks included)."""
+    """Model calls the generation made for this artifact (re-asks included)."""
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cost: Mapped[float] = mapped_column(Float, default=0.0)
     attempts: Mapped[list[Any]] = mapped_column(JsonColumn)
     """Every answer the model gave for this artifact and how it was read."""
     warnings: Mapped[list[Any]] = mapped_column(JsonColumn)
+    knowledge: Mapped[list[Any]] = mapped_column(JsonColumn, default=list)
+    """The knowledge passages (source, heading, hash) the step's prompt was given."""

@@ -2,7 +2,7 @@
 
 Write once, never half:
 
-1. normalize the content (`tasks.normalize`): content-addressed keys, format, metadata;
+1. normalize the content (`agentflows.tasks.normalize`): content-addressed keys, format, metadata;
 2. write every object (repeats are harmless: same key, same bytes);
 3. one database transaction: the generation, the content (upserted on its
    content hash) and the lineage of its artifacts.
@@ -19,10 +19,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, JsonValue
+from pydantic import BaseModel, ConfigDict, JsonValue, computed_field
 
-from agentflows.tasks.artifacts import BuiltContent, ContentType, Provenance, SavedContent
+from agentflows.tasks.artifacts import BuiltContent, ContentType, Provenance, SavedContent, Usage
 from agentflows.tasks.errors import ContentNotFound, StorageError
+from agentflows.tasks.handoff import builds_on
 from agentflows.tasks.normalize import NormalizedContent, normalize
 from agentflows.tasks.storage.objects import ObjectStore
 from agentflows.tasks.storage.records import MIN_PREFIX, ContentRepository, now
@@ -46,9 +47,10 @@ DATAFRAME_COLUMNS = (
     "tokens",
     "cost",
     "latency_seconds",
+    "cached_steps",
     "seconds",
 )
-"""Columns of `ContentStore.to_dataframe()`, one row per content."""
+"""Columns of `ContentStore.to_dataframe()`, one row per run that saved content."""
 
 
 class LineageEntry(BaseModel):
@@ -60,6 +62,13 @@ class LineageEntry(BaseModel):
     label: str
     """`decide`, `generate 02-how-it-works`, `build`."""
     provenance: Provenance
+    cached: bool = False
+    """Whether the run took this artifact from the cache: then making it cost the run nothing."""
+
+    @property
+    def spent(self) -> Usage:
+        """What this artifact cost the run: its usage, or nothing when it came from the cache."""
+        return Usage() if self.cached else self.provenance.usage
 
 
 class RunInfo(BaseModel):
@@ -99,7 +108,25 @@ class StoredContent(BaseModel):
     """The inputs of the run that made it."""
     created_at: datetime
     lineage: list[dict[str, Any]] = []
-    """The step artifacts of the generation that made it: step, checksum, parent, templates, model, usage."""
+    """The step artifacts of the generation that made it: step, checksum, parent, templates, knowledge passages
+    (source, heading, hash), model, usage; first, one `uses` entry per upstream content it was made from."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def builds_on(self) -> dict[str, str]:
+        """Content id of each upstream content this one was made from, by agent (from the lineage)."""
+        return builds_on(self.lineage)
+
+
+class ContentPage(BaseModel):
+    """One page of a search of the store: its contents (without lineage) and how many matched in all."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: list[StoredContent]
+    total: int
+    limit: int
+    offset: int
 
 
 class ContentStore:
@@ -127,7 +154,7 @@ class ContentStore:
         self.objects.put_many({f.key: f.data for content in normalized for f in content.files})
         generations, contents, lineage = [], [], []
         for content, (built, run) in zip(normalized, items, strict=True):
-            generation = _generation_row(built, run)
+            generation = _generation_row(built, run, content.content_id)
             generations.append(generation)
             contents.append(self._content_row(content, built, generation["id"]))
             lineage.extend(_lineage_rows(run, generation["id"]))
@@ -189,6 +216,30 @@ class ContentStore:
         short = f" (a prefix needs at least {MIN_PREFIX} characters)" if len(content_id) < MIN_PREFIX else ""
         return f"no stored content has id {content_id!r}{short}; `agentflows contents` lists them"
 
+    def search(
+        self,
+        content_type: ContentType | str | None = None,
+        agent: str | None = None,
+        text: str | None = None,
+        *,
+        limit: int = 25,
+        offset: int = 0,
+    ) -> ContentPage:
+        """One page of the newest contents of a type, by an agent, with `text` in the title (each filter optional)."""
+        kind = _content_type(content_type).value if content_type else None
+        found, total = self.records.search(kind, agent or None, text or None, limit, offset)
+        items = [self._stored(c, g, []) for c, g in found]
+        return ContentPage(items=items, total=total, limit=limit, offset=offset)
+
+    def agents(self) -> list[str]:
+        """The agents that made stored contents."""
+        return self.records.agents()
+
+    def versions(self, content: StoredContent, limit: int = 200) -> list[StoredContent]:
+        """Contents the same agent made from the same inputs (`content` among them), newest first."""
+        found = self.records.made_by(content.agent, limit)
+        return [self._stored(c, g, []) for c, g in found if g.parameters == content.parameters]
+
     def list(self, content_type: ContentType | str | None = None, limit: int = 50) -> list[StoredContent]:
         """The newest contents, optionally of one type (without lineage; `get` has it)."""
         kind = _content_type(content_type).value if content_type else None
@@ -203,12 +254,16 @@ class ContentStore:
         return self.objects.get(content.keys[path])
 
     def to_dataframe(self) -> pd.DataFrame:
-        """One row per content with its generation's model calls, tokens, cost and latency (`DATAFRAME_COLUMNS`)."""
-        rows = [_dataframe_row(c, g) for c, g in self.records.rows_with_generations()]
+        """One row per run that saved content: the content, and the calls, tokens, cost and latency the run spent.
+
+        A content saved by several runs has a row for each, so sums over the frame are
+        what was really spent (`DATAFRAME_COLUMNS`).
+        """
+        rows = [_dataframe_row(c, g) for c, g in self.records.generations_with_contents()]
         return pd.DataFrame(rows, columns=list(DATAFRAME_COLUMNS))
 
     def sweep(self, older_than: timedelta, *, dry_run: bool = False) -> SweepReport:
-        """Remove objects no content row refers to, once they are older than `older_than` (`tasks.storage.sweep`)."""
+        """Remove objects no content row refers to, once older than `older_than` (`agentflows.tasks.storage.sweep`)."""
         return sweep(self.objects, self.records, older_than, dry_run)
 
     def _stored(
@@ -239,8 +294,8 @@ class ContentStore:
 # -- rows -------------------------------------------------------------------------------------
 
 
-def _generation_row(built: BuiltContent, run: RunInfo) -> dict[str, Any]:
-    usages = [entry.provenance.usage for entry in run.lineage]
+def _generation_row(built: BuiltContent, run: RunInfo, content_id: str) -> dict[str, Any]:
+    usages = [entry.spent for entry in run.lineage]
     finished = now()
     started = run.started_at
     return {
@@ -258,6 +313,8 @@ def _generation_row(built: BuiltContent, run: RunInfo) -> dict[str, Any]:
         "completion_tokens": sum(u.completion_tokens for u in usages),
         "cost": sum(u.cost for u in usages),
         "latency_seconds": sum(u.latency_seconds for u in usages),
+        "cached_steps": sum(1 for entry in run.lineage if entry.cached),
+        "content_id": content_id,
     }
 
 
@@ -274,12 +331,14 @@ def _lineage_rows(run: RunInfo, generation_id: str) -> list[dict[str, Any]]:
             "provider": entry.provenance.provider,
             "model": entry.provenance.model,
             "offline": entry.provenance.offline,
-            "calls": entry.provenance.usage.calls,
-            "prompt_tokens": entry.provenance.usage.prompt_tokens,
-            "completion_tokens": entry.provenance.usage.completion_tokens,
-            "cost": entry.provenance.usage.cost,
+            "cached": entry.cached,
+            "calls": entry.spent.calls,
+            "prompt_tokens": entry.spent.prompt_tokens,
+            "completion_tokens": entry.spent.completion_tokens,
+            "cost": entry.spent.cost,
             "attempts": [a.model_dump(mode="json") for a in entry.provenance.attempts],
             "warnings": list(entry.provenance.warnings),
+            "knowledge": [ref.model_dump(mode="json") for ref in entry.provenance.knowledge],
         }
         for position, entry in enumerate(run.lineage)
     ]
@@ -295,6 +354,7 @@ def _lineage_view(a: ArtifactVersion) -> dict[str, Any]:
         "provider": a.provider,
         "model": a.model,
         "offline": a.offline,
+        "cached": a.cached,
         "usage": {
             "calls": a.calls,
             "prompt_tokens": a.prompt_tokens,
@@ -303,6 +363,7 @@ def _lineage_view(a: ArtifactVersion) -> dict[str, Any]:
         },
         "attempts": a.attempts,
         "warnings": a.warnings,
+        "knowledge": a.knowledge,
     }
 
 
@@ -324,6 +385,7 @@ def _dataframe_row(c: GeneratedContent, g: Generation) -> dict[str, Any]:
         "tokens": g.prompt_tokens + g.completion_tokens,
         "cost": g.cost,
         "latency_seconds": g.latency_seconds,
+        "cached_steps": g.cached_steps,
         "seconds": g.seconds,
     }
 

@@ -1,4 +1,4 @@
-"""Alembic environment: runs migrations on the connection `tasks.storage.migrate` passes in."""
+"""Alembic environment: runs migrations on the connection `agentflows.tasks.storage.migrate` passes in."""
 
 from __future__ import annotations
 
