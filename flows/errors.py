@@ -12,6 +12,8 @@ The whole tree, each class with the module that defines it::
     ├── InputError                        values given to an agent do not fit its inputs    [here]
     ├── RoutingError                      the router cannot tell what a request asks for    [here]
     ├── ViewerError                       the content viewer cannot start (port, token)     [here]
+    ├── BaselineError                     an eval's baseline file cannot be read            [here]
+    ├── EvalFailed                        an eval flow run found failing or regressed cases [here]
     ├── StackError                        a Prefect server or worker could not start or stop [deployments]
     │   └── PrefectUnreachable            the configured Prefect API does not answer
     └── RunError                          something failed while a flow ran                 [tasks]
@@ -102,3 +104,11 @@ class RoutingError(AgentflowsError):
 
 class ViewerError(AgentflowsError):
     """The content viewer cannot start: its address is taken or refused, or it would listen unprotected."""
+
+
+class BaselineError(AgentflowsError):
+    """The baseline an eval is compared with cannot be read, or is not a report of `agentflows eval --json`."""
+
+
+class EvalFailed(AgentflowsError):
+    """An eval run as a flow found cases that regressed against the baseline or failed (the CLI exits 1)."""

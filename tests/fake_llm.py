@@ -3,13 +3,16 @@
 Each request to `/v1/chat/completions` takes the next scripted `Reply` for its
 model (or for any model), else a default reply: a chat completion whose content
 is a schema-valid JSON answer, written by the offline provider's writer around
-the first «user text» of the user messages, to the schema the request's
-`response_format` carries (else the JSON shown in the prompt). A request with
-`stream: true` is answered as server-sent events, one chunk per few characters,
-`chunk_delay` apart, with the usage chunk when `stream_options.include_usage`
-asks for it; a reply can stall mid-stream. `slots` makes `GET /props` answer as
-llama.cpp's server does. Every request is recorded with its body and its start
-and end times, so tests can count calls and see which ones overlapped.
+the first «user text» of the user messages and what the prompt states that the
+shipped agents' checks hold an answer to (a lesson's length, an API's framework,
+the file to write), as a model that reads its prompt would, to the schema the
+request's `response_format` carries (else the JSON shown in the prompt). A
+request with `stream: true` is answered as server-sent events, one chunk per few
+characters, `chunk_delay` apart, with the usage chunk when
+`stream_options.include_usage` asks for it; a reply can stall mid-stream.
+`slots` makes `GET /props` answer as llama.cpp's server does. Every request is
+recorded with its body and its start and end times, so tests can count calls
+and see which ones overlapped.
 
 `/v1/embeddings` answers every input with a deterministic bag-of-words vector
 (`embedding_of`: texts sharing words point the same way), or the next scripted
@@ -25,6 +28,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -35,6 +39,13 @@ _SCHEMA = re.compile(r"```json\n(.*?)\n```", re.DOTALL)
 _SHAPE = re.compile(r"shaped like this \(replace every <…>\):\n(\{.*\})", re.DOTALL)
 _USER_TEXT = re.compile(r"«([^»]*)»")
 CHUNK_CHARS = 6
+_STATED: dict[str, tuple[re.Pattern[str], Callable[[str], Any]]] = {
+    "duration_minutes": (re.compile(r"\b(\d+)-minute\b"), int),
+    "framework": (re.compile(r"«(fastapi|flask)»"), str),
+}
+"""Inputs a prompt states, with how to read them: what the shipped agents' checks compare answers to."""
+_FILE = re.compile(r"the complete file `([^`]+)`")
+_GUIDE_EXAMPLE = re.compile(r"^- ([\w.\[\]]+): [^\n]*?; e\.g\. ([^\n]+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -148,12 +159,33 @@ def default_answer(body: dict[str, Any]) -> Any:
     different answers."""
     prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
     asked = "\n".join(str(m.get("content", "")) for m in body.get("messages", []) if m.get("role") == "user")
-    topic = next(iter(_USER_TEXT.findall(asked)), "the subject")
     schema = (body.get("response_format") or {}).get("json_schema", {}).get("schema")
     if schema is None:
         shown = _SCHEMA.findall(prompt) or _SHAPE.findall(prompt)
         schema = _schema_of(json.loads(shown[-1])) if shown else {"type": "object", "properties": {}}
-    return answer_for(schema, {"inputs": {"topic": topic}}, prompt[-200:])
+    schema = _with_guide_examples(schema, prompt)
+    inputs: dict[str, Any] = {"topic": next(iter(_USER_TEXT.findall(asked)), "the subject")}
+    for name, (pattern, kind) in _STATED.items():
+        if found := pattern.search(prompt):
+            inputs[name] = kind(found.group(1))
+    item = {"path": found.group(1)} if (found := _FILE.search(prompt)) else {}
+    return answer_for(schema, {"inputs": inputs, "item": item}, prompt[-200:])
+
+
+def _with_guide_examples(schema: dict[str, Any], prompt: str) -> dict[str, Any]:
+    """`schema` with the examples the prompt's field guide shows (`- items[].path: text; e.g. "app/main.py", …`):
+    the wire schema leaves them out, and a model that reads its prompt sees them."""
+    schema = json.loads(json.dumps(schema))
+    for path, shown in _GUIDE_EXAMPLE.findall(prompt):
+        node: Any = schema
+        for part in path.split("."):
+            node = (node.get("properties") or {}).get(part.removesuffix("[]")) if isinstance(node, dict) else None
+            if isinstance(node, dict) and part.endswith("[]"):
+                node = node.get("items")
+        if isinstance(node, dict):
+            with contextlib.suppress(ValueError):
+                node["examples"] = json.loads(f"[{shown}]")
+    return schema
 
 
 def _schema_of(shown: Any) -> dict[str, Any]:

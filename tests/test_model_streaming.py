@@ -60,7 +60,8 @@ def test_a_stream_that_stops_is_given_up_counted_and_kept() -> None:
     assert reply.usage.calls == 2
     assert reply.usage.completion_tokens == 3 + 80  # the stalled answer's three chunks, then the reported usage
     stalled = reply.failed_attempts[0]
-    assert stalled.raw == ANSWER[:18] and "timed out: stopped streaming, no new token for 0.3 s (idle_timeout)" in stalled.error
+    assert stalled.raw == ANSWER[:18]
+    assert "timed out: stopped streaming, no new token for 0.3 s (idle_timeout)" in str(stalled.error)
 
 
 def test_a_slow_server_never_opens_the_breaker() -> None:
