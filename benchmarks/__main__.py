@@ -1,6 +1,8 @@
 """`python -m benchmarks`: measure agentflows against the ideal and write benchmarks/RESULTS.md.
 
-python -m benchmarks                       every scenario at 0.2 s and 1 s model latency (~12 min on 2 cores)
+python -m benchmarks                       every scenario at 0.2 s and 1 s model latency, and the small real
+                                           model (~12 min on 2 cores, plus ~15 min for the real model)
+python -m benchmarks --scenario realmodel  only the real model: each agent and the router on SmolLM2-135M
 python -m benchmarks --quick               one small pass (smoke test)
 python -m benchmarks --profile router      also write benchmarks/profiles/router.txt (pyinstrument)
 """
@@ -33,8 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scenario",
         action="append",
-        choices=["agent", "router", "graph", "concurrent", "persistence", "knowledge", "startup", "load"],
-        help="only this scenario (repeatable); graph: lesson → quiz, lesson → ebook through the router",
+        choices=["agent", "router", "graph", "concurrent", "persistence", "knowledge", "startup", "load", "realmodel"],
+        help="only this scenario (repeatable); graph: lesson → quiz, lesson → ebook through the router; "
+        "realmodel: each agent and the router on SmolLM2-135M",
     )
     parser.add_argument(
         "--profile",

@@ -16,16 +16,18 @@
     agentflows blocks register               put the Block types in the Prefect UI catalogue
 
 Every failure prints one line, `error: …`, and exits 1 (a definition error: one line
-per problem); Ctrl-C exits 130 with one line (`agentflows.console`). `--debug` shows
-Prefect's console logging and the traceback of a failure. `run` and `route` start a
-temporary Prefect server when no Prefect API is configured (`agentflows.local_prefect`).
+per problem); Ctrl-C exits 130 with one line saying how many model calls were made
+(`agentflows.console`). With `--json`, a failure also prints a JSON error object on
+stdout: what failed, the flow run, what the run spent, and the answers the failed
+step got (`agentflows.reporting.error_object`). `--debug` shows Prefect's console
+logging and the traceback of a failure. `run` and `route` start a temporary Prefect
+server when no Prefect API is configured (`agentflows.local_prefect`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -35,15 +37,18 @@ from typing import Any
 
 from agentflows.catalog import check_paths, definitions_root, load_agents
 from agentflows.cli_store import add_store_commands
-from agentflows.console import report
+from agentflows.console import report, sigterm_interrupts
 from agentflows.errors import DefinitionError, InputError
 from agentflows.eval_cli import add_eval_command
 from agentflows.fields import InputSpec
 from agentflows.inputs import validate_inputs
 from agentflows.knowledge_cli import add_knowledge_commands
 from agentflows.local_prefect import prefect_for_cli
+from agentflows.reporting import print_json_error
 from agentflows.routing import check_request
 from agentflows.stack_cli import add_stack_commands
+from agentflows.tasks.errors import AgentflowsError
+from agentflows.tasks.ledger import run_ledger
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.settings import DEFINITIONS_VARIABLE
 
@@ -55,35 +60,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `agentflows` command."""
     args = parser().parse_args(argv)
     terminated = threading.Event()
-    try:
-        with _sigterm_interrupts(terminated):
-            return int(args.command(args) or 0)
-    except DefinitionError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return 1
-    except SystemExit:
-        raise
-    except BaseException as exc:  # every failure, Ctrl-C and SIGTERM: one line (agentflows.console)
-        return report(exc, debug=args.debug, terminated=terminated.is_set())
-
-
-@contextmanager
-def _sigterm_interrupts(terminated: threading.Event) -> Iterator[None]:
-    """SIGTERM interrupts like Ctrl-C (and sets `terminated`), so a terminated run ends as orderly."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def terminate(signum: int, frame: Any) -> None:
-        terminated.set()
-        signal.default_int_handler(signum, frame)
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with run_ledger() as ledger:
+        try:
+            with sigterm_interrupts(terminated):
+                return int(args.command(args) or 0)
+        except DefinitionError as exc:
+            print_json_error(args, exc, ledger)
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            return 1
+        except SystemExit:
+            raise
+        except BaseException as exc:  # every failure, Ctrl-C and SIGTERM: one line (agentflows.console)
+            if isinstance(exc, AgentflowsError):
+                print_json_error(args, exc, ledger)
+            return report(exc, debug=args.debug, terminated=terminated.is_set(), calls=ledger.usage.calls)
 
 
 def parser() -> argparse.ArgumentParser:

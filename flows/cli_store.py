@@ -7,6 +7,7 @@ from typing import Any
 
 from agentflows.errors import InputError
 from agentflows.knowledge_cli import knowledge_lines
+from agentflows.reporting import answers_summary
 from agentflows.tasks.artifacts import ContentType
 
 
@@ -67,9 +68,9 @@ def show(args: argparse.Namespace) -> int:
         usage = step["usage"]
         model = f"{step['provider']}/{step['model']}" if step["model"] else "no model"
         warnings = f"  WARNING {'; '.join(step['warnings'])}" if step["warnings"] else ""
-        cached = " (from the cache)" if step["cached"] else ""
+        answers = " (from the cache)" if step["cached"] else answers_summary(step["attempts"])
         print(
-            f"  {step['label']:<32} {model:<36} calls {usage['calls']}{cached}  "
+            f"  {step['label']:<32} {model:<36} calls {usage['calls']}{answers}  "
             f"tokens {usage['prompt_tokens']}+{usage['completion_tokens']}  cost {usage['cost']:.4f}  "
             f"checksum {step['checksum'][:12]} ← {(step['parent_checksum'] or 'request')[:12]}  "
             f"templates {len(step['template_hashes'])}{warnings}"

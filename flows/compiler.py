@@ -37,6 +37,7 @@ from agentflows.tasks.names import shortened
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
 
+DEFAULT_TITLE = {"type": "string", "description": "Title of this item.", "x-max-words": 15}
 REFRESH_HELP = "Ignore cached step results and call the model again."
 CONTEXT_HELP = "The free-text request this run serves (the router sets it); prompts see it as context.request."
 BUILDS_ON_HELP = "Results of the agents this one builds on, by agent name (the router sets them; leave empty)."
@@ -57,7 +58,7 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
     items = d.steps.decide.returns.items
     title_spec = items.fields.get("title")
     item_fields = {k: v for k, v in items.fields.items() if k != "title"}
-    title_schema = title_spec.json_schema() if title_spec else {"type": "string", "description": "Title of this item."}
+    title_schema = title_spec.json_schema() if title_spec else DEFAULT_TITLE
     plan_fields = object_schema(d.steps.decide.returns.fields)
     return StepSpecs(
         decide=DecideSpec(
@@ -68,6 +69,7 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
             prompt=d.steps.decide.prompt,
             model=d.model_settings(d.steps.decide),
             reasks=d.steps.decide.reasks,
+            timeout_seconds=d.timeout(d.steps.decide),
             append_knowledge=appends_knowledge(d, agent.templates_for("system", "decide")),
             checks=tuple(d.steps.decide.checks),
             uses=d.upstream_variables,
@@ -87,6 +89,7 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
             prompt=d.steps.generate.prompt,
             model=d.model_settings(d.steps.generate),
             reasks=d.steps.generate.reasks,
+            timeout_seconds=d.timeout(d.steps.generate),
             uses=d.upstream_variables,
             on_invalid=d.steps.generate.on_invalid,
             degrade_field=degrade_field(d),
@@ -104,6 +107,7 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
             content_type=d.content_type,
         ),
         concurrency=d.steps.generate.concurrency,
+        min_items_ok=d.steps.generate.min_items_ok,
         knowledge=knowledge_setup(d, agent.root),
     )
 
@@ -112,15 +116,26 @@ def step_tasks(definition: AgentDefinition) -> StepTasks:
     """The agent's step tasks with the settings its YAML declares."""
     s = definition.steps
     return StepTasks(
-        decide=_configured(steps.decide, definition, s.decide, "decide"),
-        generate=_configured(steps.generate, definition, s.generate, "generate-{item_key}"),
+        decide=_configured(steps.decide, definition, s.decide, "decide", grace=MODEL_STEP_GRACE),
+        generate=_configured(steps.generate, definition, s.generate, "generate-{item_key}", grace=MODEL_STEP_GRACE),
         build=_configured(steps.build, definition, s.build, "build"),
         save=_configured(steps.save, definition, s.save, "save", cached=False),
     )
 
 
+MODEL_STEP_GRACE = 30.0
+"""Seconds Prefect's timeout of a model step waits past the step's own: the conversation enforces the
+step's timeout itself and fails with what it spent and received; Prefect's is the backstop."""
+
+
 def _configured(
-    base: Task[..., Any], d: AgentDefinition, step: StepSettings, run_name: str, *, cached: bool = True
+    base: Task[..., Any],
+    d: AgentDefinition,
+    step: StepSettings,
+    run_name: str,
+    *,
+    cached: bool = True,
+    grace: float = 0.0,
 ) -> Task[..., Any]:
     retry = d.retry_settings(step)
     expiration: timedelta | None = d.cache.expiration
@@ -129,7 +144,7 @@ def _configured(
         retries=retry.attempts,
         # Prefect expands a backoff callable when a task is defined, so pass the list again here.
         retry_delay_seconds=exponential_backoff(retry.backoff_seconds)(retry.attempts) if retry.attempts else 0,
-        timeout_seconds=d.timeout(step),
+        timeout_seconds=d.timeout(step) + grace,
         cache_policy=(INPUTS if d.cache.enabled else NO_CACHE) if cached else steps.SAVE_POLICY,
         cache_expiration=expiration if cached and d.cache.enabled else None,
     )

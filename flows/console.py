@@ -4,7 +4,8 @@ Contracts:
 
 - a failure ends the command with one line on stderr, `error: <one sentence>`, and
   exit status 1; Ctrl-C ends it with one `error: interrupted …` line and 130, SIGTERM
-  with `error: terminated …` and 143;
+  (which `sigterm_interrupts` makes interrupt like Ctrl-C) with `error: terminated …`
+  and 143; both say how many model calls the command made;
 - the line names no secret: passwords in URLs and the values of secret variables
   (`AGENTFLOWS_LLM_API_KEY`, `AWS_SECRET_ACCESS_KEY`, …) are masked;
 - errors agentflows raises on purpose say what is wrong and what would be valid;
@@ -18,8 +19,13 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from agentflows.tasks.errors import AgentflowsError, one_line
 from agentflows.tasks.masking import environment_secrets, masked
@@ -34,21 +40,41 @@ def say(line: str) -> None:
     print(masked(line, environment_secrets(os.environ)), file=sys.stderr)
 
 
-def report(error: BaseException, *, debug: bool, terminated: bool = False) -> int:
+def report(error: BaseException, *, debug: bool, terminated: bool = False, calls: int | None = None) -> int:
     """Print `error` as one line (after its traceback under `--debug`); the exit status it means.
 
     `terminated`: the KeyboardInterrupt was raised for SIGTERM, not for Ctrl-C (while a
     flow runs, Prefect's own SIGTERM handler raises its `TerminationSignal` instead).
+    `calls`: the model calls the command made, which an interrupted one says it spent.
     """
     if debug:
         traceback.print_exception(error)
     terminated = terminated or _is_prefect_termination(error)
     if isinstance(error, KeyboardInterrupt) or terminated:
         what = "terminated" if terminated else "interrupted"
-        say(f"error: {what}; a run's finished steps are cached, so the same command continues from there")
+        spent = "" if calls is None else f" after {calls} model call{'s' if calls != 1 else ''}"
+        say(f"error: {what}{spent}; a run's finished steps are cached, so the same command continues from there")
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     say(f"error: {failure_sentence(error)}")
     return EXIT_FAILED
+
+
+@contextmanager
+def sigterm_interrupts(terminated: threading.Event) -> Iterator[None]:
+    """SIGTERM interrupts like Ctrl-C (and sets `terminated`), so a terminated run ends as orderly."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        terminated.set()
+        signal.default_int_handler(signum, frame)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def failure_sentence(error: BaseException) -> str:

@@ -156,7 +156,8 @@ class StepSettings(Spec):
     retries: RetrySpec | None = None
     """Retry settings of this step; default: the agent's `retries`."""
     timeout_seconds: float | None = Field(default=None, gt=0, le=86_400)
-    """Longest this step may run; default: the agent's `timeout_seconds`."""
+    """Longest this step may run, re-asks and retries of its model calls included; default: the agent's
+    `timeout_seconds`."""
 
 
 class ModelStep(StepSettings):
@@ -215,7 +216,10 @@ class GenerateStep(ModelStep):
     returns: dict[Identifier, FieldSpec] = Field(min_length=1)
     """Fields of each draft."""
     concurrency: int = Field(default=4, ge=1, le=64)
-    """Most drafts written at the same time."""
+    """Most drafts written at the same time (never more than the model provider's concurrency)."""
+    min_items_ok: int | None = Field(default=None, ge=1)
+    """Fewest drafts that must succeed for the content to be built; drafts that still fail are left out,
+    with a warning in the result and the manifest. Default: every draft must succeed."""
 
 
 class BuildStep(StepSettings):

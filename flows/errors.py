@@ -30,6 +30,8 @@ The whole tree, each class with the module that defines it::
         │   ├── ContentNotFound           no stored content has the requested id
         │   └── ObjectMissing             a content's file is missing, or not a plain file of the store
         └── PrefectAPIError               Prefect's API failed or could not be reached
+    AnswerTimeout                         no answer, or no new token, in time (inside the model client)  [tasks]
+    BrokenAnswer                          a 200 that is not a chat completion (inside the model client)  [tasks]
 
 `[here]` is this module, `agentflows.errors`; `[tasks]` is `agentflows.tasks.errors`
 (every `RunError` lives there too); `[deployments]` is `agentflows.deployments.errors`.

@@ -3,9 +3,17 @@
 It reads like the diagram. Each step runs as a Prefect task so its result is
 persisted and cached; a step served from the cache is reported as such, which
 is how a run counts (and the save step records) the model calls it really made.
-An agent with knowledge retrieves in the flow, before decide and before each
-generate task, so what a step retrieved is one of its task's arguments, and so
-part of its cache key.
+Every call is also written to the run's ledger (`tasks.ledger`) as it is made, so
+a run that fails still says what it spent and what the model answered: the failed
+step's answers are published on the flow run, and the error reaches the caller
+with the ledger. An agent with knowledge retrieves in the flow, before decide and
+before each generate task, so what a step retrieved is one of its task's
+arguments, and so part of its cache key.
+
+The fan-out writes at most as many drafts at once as the provider takes calls
+(a local server's slots). Where the definition sets `min_items_ok`, drafts that
+still fail are dropped with a warning (and their answers kept in the lineage)
+as long as that many succeeded.
 
 The compiler makes what a run is given: `StepSpecs`, the immutable spec of each
 step, and `StepTasks`, the step tasks with the agent's retries, timeouts and
@@ -25,12 +33,25 @@ from prefect.states import State
 from pydantic import JsonValue
 
 from agentflows.progress import ProgressEvent, emit
-from agentflows.tasks.artifacts import AgentResult, Artifact, Draft, Handoff, Plan, Provenance, Step, StepReport
+from agentflows.tasks.artifacts import (
+    AgentResult,
+    Artifact,
+    Draft,
+    Handoff,
+    Plan,
+    PlanItem,
+    Provenance,
+    Step,
+    StepReport,
+)
+from agentflows.tasks.errors import ModelCallError, ModelOutputError, RunError
 from agentflows.tasks.handoff import handoff_of, uses_label
 from agentflows.tasks.knowledge.retrieved import NOTHING
 from agentflows.tasks.knowledge.setup import KnowledgeSetup
+from agentflows.tasks.ledger import RunLedger, current_ledger, run_ledger
 from agentflows.tasks.llm.session import model_session
 from agentflows.tasks.llm.settings import ModelSettings
+from agentflows.tasks.outcomes import dropped_draft, publish_failure
 from agentflows.tasks.prefect_api import riding_out_outages
 from agentflows.tasks.prompts import clean_user_text, clean_user_values
 from agentflows.tasks.runtime import current_runtime
@@ -49,6 +70,8 @@ class StepSpecs:
     generate: GenerateSpec
     build: BuildSpec
     concurrency: int
+    min_items_ok: int | None = None
+    """Fewest drafts that must succeed (the rest are dropped with a warning); None: all of them."""
     knowledge: KnowledgeSetup | None = None
     """What decide and generate retrieve from (None: the agent has no knowledge)."""
 
@@ -89,15 +112,33 @@ async def run_pipeline(
     await asyncio.to_thread(current_runtime().store_settings)
     inputs = clean_user_values(inputs)
     context = context.model_copy(update={"request": clean_user_text(context.request)}) if context else RunContext()
-    specs = replace(
-        specs,
-        decide=specs.decide.model_copy(update={"model": await resolved_settings(specs.decide.model)}),
-        generate=specs.generate.model_copy(update={"model": await resolved_settings(specs.generate.model)}),
-    )
     # A worker runs the flow outside `run_agent`: the steps' state changes ride out a short outage here too.
     with riding_out_outages():
         async with model_session():
-            return await _run_steps(specs, tasks.for_run(refresh=refresh), inputs, context)
+            generate_model, fan_out = await _resolved(specs.generate.model, specs.concurrency)
+            specs = replace(
+                specs,
+                decide=specs.decide.model_copy(update={"model": await resolved_settings(specs.decide.model)}),
+                generate=specs.generate.model_copy(update={"model": generate_model}),
+                concurrency=fan_out,
+            )
+            with run_ledger() as ledger:
+                ledger.agent, ledger.flow_run_id = specs.decide.agent_name, _flow_run_id()
+                try:
+                    return await _run_steps(specs, tasks.for_run(refresh=refresh), inputs, context)
+                except Exception as exc:
+                    await publish_failure(ledger, exc)
+                    raise
+
+
+async def _resolved(settings: ModelSettings, concurrency: int) -> tuple[ModelSettings, int]:
+    """The generate step's resolved settings, and its fan-out capped by what the provider takes at once."""
+    provider = await current_runtime().provider(settings)
+    prepare = getattr(provider, "prepare", None)
+    if prepare is not None:
+        await prepare()  # learn the server's slots before deciding how many drafts go at once
+    takes = getattr(provider, "max_concurrency", None)
+    return await resolved_settings(settings), min(concurrency, takes) if isinstance(takes, int) else concurrency
 
 
 async def resolved_settings(settings: ModelSettings) -> ModelSettings:
@@ -138,13 +179,10 @@ async def _run_steps(
             return await run.generate(specs.generate, inputs, context, plan, key, found, return_state=True)
 
     states = await asyncio.gather(*(draft(item.key) for item in plan.items))
-    drafts: list[Draft] = [
-        await _finish(agent, "generate", f"generate {item.key}", state, reports)
-        for item, state in zip(plan.items, states, strict=True)
-    ]
+    drafts, dropped = await _drafts(specs, plan, states, reports)
     cached = sum(1 for r in reports if r.step == "generate" and r.cached)
     flagged = sum(1 for d in drafts if d.provenance.warnings)
-    note = f", {flagged} with warnings" if flagged else ""
+    note = (f", {flagged} with warnings" if flagged else "") + (f", {len(dropped)} dropped" if dropped else "")
     emit(ProgressEvent(agent, "generate", "done", f"{len(drafts)} drafts ({cached} from cache{note})"))
 
     emit(ProgressEvent(agent, "build", "started"))
@@ -160,8 +198,10 @@ async def _run_steps(
         *upstream_lineage(context.upstream),
         *(
             LineageEntry(checksum=a.checksum, label=label, provenance=a.provenance, cached=from_cache[label])
-            for label, a in [*made, ("build", built)]
+            for label, a in made
         ),
+        *dropped,
+        LineageEntry(checksum=built.checksum, label="build", provenance=built.provenance, cached=from_cache["build"]),
     ]
     run_info = RunInfo(flow_run_id=flow_run_id, inputs=inputs, lineage=lineage, started_at=started_at)
     emit(ProgressEvent(agent, "save", "started"))
@@ -184,10 +224,48 @@ async def _run_steps(
     )
 
 
+async def _drafts(
+    specs: StepSpecs, plan: Plan, states: list[State[Any]], reports: list[StepReport]
+) -> tuple[list[Draft], list[LineageEntry]]:
+    """The drafts that were written, and the lineage of those dropped (only where `min_items_ok` allows)."""
+    agent = specs.decide.agent_name
+    drafts: list[Draft] = []
+    failed: list[tuple[PlanItem, BaseException]] = []
+    for item, state in zip(plan.items, states, strict=True):
+        error = await _droppable(state) if specs.min_items_ok is not None else None
+        if error is not None:
+            emit(ProgressEvent(agent, "generate", "failed", f"generate {item.key} dropped: {await _why(state)}"))
+            failed.append((item, error))
+        else:
+            drafts.append(await _finish(agent, "generate", f"generate {item.key}", state, reports))
+    if failed and len(drafts) < (specs.min_items_ok or 0):
+        raise _too_few(agent, len(drafts), len(plan.items), specs.min_items_ok or 0, failed[0][1])
+    ledger = current_ledger() or RunLedger()
+    dropped = []
+    for item, error in failed:
+        entry, report = dropped_draft(specs.generate, plan, item, error, ledger)
+        dropped.append(entry)
+        reports.append(report)
+    return drafts, dropped
+
+
+async def _droppable(state: State[Any]) -> BaseException | None:
+    """The error of a draft that failed in a way that may leave it out (not a bug), else None."""
+    if not (state.is_failed() or state.is_crashed()):
+        return None
+    error = await state.aresult(raise_on_failure=False)
+    return error if isinstance(error, RunError | TimeoutError) else None
+
+
+def _too_few(agent: str, ok: int, total: int, needed: int, first: BaseException) -> BaseException:
+    message = f"{agent}/generate: {ok} of {total} drafts succeeded, fewer than min_items_ok ({needed}); first: {first}"
+    return type(first)(message) if isinstance(first, ModelOutputError | ModelCallError) else first
+
+
 async def _finish(agent: str, step: Step, label: str, state: State[Any], reports: list[StepReport]) -> Any:
     """The task's result (raising its error if it failed), recorded in `reports`."""
     if state.is_failed() or state.is_crashed() or state.is_cancelled():
-        emit(ProgressEvent(agent, step, "failed", f"{label}: {state.message or state.name}"))
+        emit(ProgressEvent(agent, step, "failed", f"{label}: {await _why(state)}"))
     result = await state.aresult()
     cached = state.name == "Cached"
     if isinstance(result, Plan | Draft):
@@ -198,6 +276,13 @@ async def _finish(agent: str, step: Step, label: str, state: State[Any], reports
         report = StepReport(step=step, label=label, cached=cached)
     reports.append(report)
     return result
+
+
+async def _why(state: State[Any]) -> str:
+    """The first line of a failed task's error (not Prefect's wrapping of it)."""
+    error = await state.aresult(raise_on_failure=False)
+    text = str(error).strip().splitlines() if isinstance(error, BaseException) else []
+    return text[0] if text else state.message or state.name or "failed"
 
 
 async def open_knowledge(specs: StepSpecs, inputs: dict[str, JsonValue]) -> RunKnowledge | None:

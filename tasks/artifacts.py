@@ -82,9 +82,43 @@ class Attempt(Frozen):
     error: str | None = None
     """Why it could not be used, when it could not."""
     finish_reason: str = ""
+    failed_call: bool = False
+    """The call itself failed (timed out, 5xx, a broken stream): `raw` is what arrived before it did."""
     prompt: str = ""
     """The user message it answers: the step's rendered prompt (first attempt) or the problems of the
     answer before (a re-ask), without the JSON Schema instruction; its first 8,000 characters."""
+
+
+class AttemptCounts(Frozen):
+    """How a step's answers went: what `agentflows show` and the benchmarks count."""
+
+    reasks: int = 0
+    """Answers asked for again after one that could not be used (a cut-off one included)."""
+    repairs: int = 0
+    """Answers used after extraction or repair rather than read as strict JSON."""
+    degrades: int = 0
+    """Answers kept as plain text because none fit the schema."""
+    failed_calls: int = 0
+    """Calls that failed (timed out, 5xx) and were tried again or given up."""
+
+    @classmethod
+    def of(cls, attempts: tuple[Attempt, ...] | list[Attempt]) -> AttemptCounts:
+        read = [a for a in attempts if not a.failed_call and a.method != "degraded"]
+        methods = [(a.method or "").removeprefix("reasked+") for a in read]
+        return cls(
+            reasks=max(0, len(read) - 1),
+            repairs=sum(1 for m in methods if m in ("extracted", "repaired")),
+            degrades=sum(1 for a in attempts if a.method == "degraded"),
+            failed_calls=sum(1 for a in attempts if a.failed_call),
+        )
+
+    def __add__(self, other: AttemptCounts) -> AttemptCounts:
+        return AttemptCounts(
+            reasks=self.reasks + other.reasks,
+            repairs=self.repairs + other.repairs,
+            degrades=self.degrades + other.degrades,
+            failed_calls=self.failed_calls + other.failed_calls,
+        )
 
 
 class KnowledgeRef(Frozen):

@@ -58,9 +58,16 @@ class Component(Frozen):
     finished_at: datetime | None = None
     seconds: float = 0.0
     model_calls: int = 0
+    model_seconds: float = 0.0
+    """Time the branch's model calls took, summed."""
     tokens: int = 0
     cost: float = 0.0
+    """Model calls, tokens and cost of the branch as spent, also when it failed."""
     error: str | None = None
+    failed_step: str | None = None
+    """The call label of the step that failed (e.g. `quiz/generate/02-…`); its answers are on the branch's run."""
+    warnings: tuple[str, ...] = ()
+    """What a reader should know about a completed branch, e.g. items its fan-out dropped."""
 
 
 class Manifest(Frozen):
@@ -161,4 +168,5 @@ def table_row(c: Component, uri: str | None) -> dict[str, JsonValue]:
         "tokens": c.tokens,
         "cost": round(c.cost, 6),
         "error": c.error,
+        "warnings": "; ".join(c.warnings) or None,
     }

@@ -77,6 +77,8 @@ class ModelStepSpec(StepSpec):
     on_invalid: Literal["fail", "degrade"] = "fail"
     degrade_field: str | None = None
     """The one text field a degraded answer is kept in (generate steps that allow degrading)."""
+    timeout_seconds: float | None = None
+    """Longest the step's model calls may take together, re-asks and retries included; None: no limit."""
     append_knowledge: bool = False
     """Whether the passages the step retrieved are appended to its user message, because none of its
     templates places the `knowledge` variable itself."""

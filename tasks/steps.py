@@ -117,7 +117,8 @@ async def write_draft(
 def build_drafts(spec: BuildSpec, inputs: Inputs, plan: Plan, drafts: list[Draft]) -> BuiltContent:
     """Assemble the drafts, in plan order, into finished content."""
     by_key = {d.item_key: d for d in drafts}
-    ordered = tuple(by_key[item.key] for item in plan.items)
+    ordered = tuple(by_key[item.key] for item in plan.items if item.key in by_key)
+    dropped = [item.key for item in plan.items if item.key not in by_key]
     offline = plan.provenance.offline or any(d.provenance.offline for d in ordered)
     job = BuildJob(
         agent=spec.agent,
@@ -137,8 +138,13 @@ def build_drafts(spec: BuildSpec, inputs: Inputs, plan: Plan, drafts: list[Draft
         template_hashes=template_hashes(spec.templates),
         offline=offline,
         parent_checksum=parents,
+        warnings=(f"built without {len(dropped)} of {len(plan.items)} items: {', '.join(dropped)}",) if dropped else (),
     )
-    return build_content(spec.builder, job, provenance)
+    built = build_content(spec.builder, job, provenance)
+    if not dropped:
+        return built
+    metadata = {**built.metadata, "dropped_items": list(dropped)}
+    return built.model_copy(update={"metadata": metadata}).sealed()
 
 
 def save_content(built: BuiltContent, run: RunInfo) -> SavedContent:
@@ -210,7 +216,7 @@ def plan_schema(spec: DecideSpec, low: int, high: int) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
-            "title": {"type": "string", "description": "Title of the whole piece of content."},
+            "title": {"type": "string", "description": "Title of the whole piece of content.", "x-max-words": 20},
             "items": {"type": "array", "items": spec.item_schema, "minItems": low, "maxItems": high},
             **spec.plan_fields,
         },
