@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, JsonValue
 
-from agentflows.tasks.artifacts import BuiltContent, ContentType, Provenance, SavedContent
+from agentflows.tasks.artifacts import BuiltContent, ContentType, Provenance, ReviewRecord, SavedContent
 from agentflows.tasks.errors import ContentNotFound, StorageError
 from agentflows.tasks.normalize import NormalizedContent, normalize
 from agentflows.tasks.storage.objects import ObjectStore
@@ -58,8 +58,12 @@ class LineageEntry(BaseModel):
 
     checksum: str
     label: str
-    """`decide`, `generate 02-how-it-works`, `build`."""
+    """`decide`, `generate 02-how-it-works`, `build`; `review round 1: approve` for an editor's decision."""
     provenance: Provenance
+    artifact: dict[str, JsonValue] | None = None
+    """The plan or draft itself, kept so a rework can start from it."""
+    review: ReviewRecord | None = None
+    """The person's decision this entry records (review and rework entries)."""
 
 
 class RunInfo(BaseModel):
@@ -71,6 +75,8 @@ class RunInfo(BaseModel):
     inputs: dict[str, JsonValue] = {}
     lineage: list[LineageEntry] = []
     started_at: datetime | None = None
+    reworked_from: str | None = None
+    """The stored content this run reworked (`agentflows rerun`)."""
 
 
 class StoredContent(BaseModel):
@@ -100,7 +106,13 @@ class StoredContent(BaseModel):
     created_at: datetime
     lineage: list[dict[str, Any]] = []
     """The step artifacts of the generation that made it: step, checksum, parent, templates, knowledge passages
-    (source, heading, hash), model, usage."""
+    (source, heading, hash), model, usage, and an editor's decision (`review`) where one was made."""
+    reworked_from: str | None = None
+    """The content this one was reworked from (`agentflows rerun`), if it was."""
+    reviews: list[dict[str, Any]] = []
+    """The decisions people made in every run that made this content, oldest first: an editor's review of the
+    plan (decision, notes, reviewer, when, edits) or a rework's request. A run that makes the same content
+    again adds its decisions here, though `lineage` stays that of the first run."""
 
 
 class ContentPage(BaseModel):
@@ -139,7 +151,7 @@ class ContentStore:
         self.objects.put_many({f.key: f.data for content in normalized for f in content.files})
         generations, contents, lineage = [], [], []
         for content, (built, run) in zip(normalized, items, strict=True):
-            generation = _generation_row(built, run)
+            generation = _generation_row(built, run, content.content_id)
             generations.append(generation)
             contents.append(self._content_row(content, built, generation["id"]))
             lineage.extend(_lineage_rows(run, generation["id"]))
@@ -187,7 +199,9 @@ class ContentStore:
         if record is None:
             raise ContentNotFound(self._not_found(content_id))
         generation = self.records.generation(record.generation_id)
-        return self._stored(record, generation, self.records.lineage(record.generation_id))
+        stored = self._stored(record, generation, self.records.lineage(record.generation_id))
+        reviews = [a.review for a in self.records.reviews(record.id, record.generation_id) if a.review]
+        return stored.model_copy(update={"reviews": reviews})
 
     def _not_found(self, content_id: str) -> str:
         """Why `content_id` names no content: unknown, too short, or an ambiguous prefix."""
@@ -269,13 +283,14 @@ class ContentStore:
             parameters=generation.parameters if generation else {},
             created_at=record.created_at,
             lineage=[_lineage_view(a) for a in lineage],
+            reworked_from=generation.reworked_from if generation else None,
         )
 
 
 # -- rows -------------------------------------------------------------------------------------
 
 
-def _generation_row(built: BuiltContent, run: RunInfo) -> dict[str, Any]:
+def _generation_row(built: BuiltContent, run: RunInfo, content_id: str) -> dict[str, Any]:
     usages = [entry.provenance.usage for entry in run.lineage]
     finished = now()
     started = run.started_at
@@ -294,6 +309,8 @@ def _generation_row(built: BuiltContent, run: RunInfo) -> dict[str, Any]:
         "completion_tokens": sum(u.completion_tokens for u in usages),
         "cost": sum(u.cost for u in usages),
         "latency_seconds": sum(u.latency_seconds for u in usages),
+        "reworked_from": run.reworked_from,
+        "content_id": content_id,
     }
 
 
@@ -317,6 +334,8 @@ def _lineage_rows(run: RunInfo, generation_id: str) -> list[dict[str, Any]]:
             "attempts": [a.model_dump(mode="json") for a in entry.provenance.attempts],
             "warnings": list(entry.provenance.warnings),
             "knowledge": [ref.model_dump(mode="json") for ref in entry.provenance.knowledge],
+            "artifact": entry.artifact,
+            "review": entry.review.model_dump(mode="json") if entry.review else None,
         }
         for position, entry in enumerate(run.lineage)
     ]
@@ -341,6 +360,7 @@ def _lineage_view(a: ArtifactVersion) -> dict[str, Any]:
         "attempts": a.attempts,
         "warnings": a.warnings,
         "knowledge": a.knowledge,
+        "review": a.review,
     }
 
 

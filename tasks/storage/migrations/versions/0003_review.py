@@ -1,0 +1,43 @@
+"""Editors in the lineage: each artifact's own JSON, a person's decision beside it, and reworks.
+
+`artifact_versions.artifact` keeps the plan and each draft a content was built
+from (what `agentflows rerun` starts from); `artifact_versions.review` holds an
+editor's decision (approve, revise, reject) or a rework's request on its lineage
+row; `generations.reworked_from` names the content a rework started from, and
+`generations.content_id` the content a generation saved (the same content made
+again keeps its first generation; its later ones, and their reviews, are found by it).
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+def upgrade() -> None:
+    op.add_column("artifact_versions", sa.Column("artifact", JSON, nullable=True))
+    op.add_column("artifact_versions", sa.Column("review", JSON, nullable=True))
+    op.add_column("generations", sa.Column("reworked_from", sa.String(32), nullable=True))
+    op.add_column("generations", sa.Column("content_id", sa.String(32), nullable=True))
+    op.create_index("ix_generations_content_id", "generations", ["content_id"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_generations_content_id", table_name="generations")
+    with op.batch_alter_table("generations") as batch:
+        batch.drop_column("content_id")
+        batch.drop_column("reworked_from")
+    with op.batch_alter_table("artifact_versions") as batch:
+        batch.drop_column("review")
+        batch.drop_column("artifact")
