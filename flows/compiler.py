@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from prefect import Flow, Task, flow
-from prefect.cache_policies import INPUTS, NO_CACHE
+from prefect.cache_policies import INPUTS, NO_CACHE, CachePolicy
 from prefect.tasks import exponential_backoff
 
 from agentflows.definition import AgentDefinition, StepSettings
@@ -24,11 +24,16 @@ from agentflows.inputs import input_parameters
 from agentflows.knowledge import appends_knowledge, knowledge_setup
 from agentflows.loader import LoadedAgent, degrade_field
 from agentflows.pipeline import StepSpecs, StepTasks, run_pipeline
+from agentflows.review import ending_state
 from agentflows.tasks import steps
+from agentflows.tasks.errors import ReviewEnded
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
 
 REFRESH_HELP = "Ignore cached step results and call the model again."
+REVIEW_HELP = (
+    "Pause after planning until an editor approves, revises or rejects the plan (the form appears under Resume)."
+)
 CONTEXT_HELP = "The free-text request this run serves (the router sets it); prompts see it as context.request."
 
 
@@ -88,6 +93,7 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
         ),
         concurrency=d.steps.generate.concurrency,
         knowledge=knowledge_setup(d, agent.root),
+        review=d.review,
     )
 
 
@@ -96,14 +102,20 @@ def step_tasks(definition: AgentDefinition) -> StepTasks:
     s = definition.steps
     return StepTasks(
         decide=_configured(steps.decide, definition, s.decide, "decide"),
-        generate=_configured(steps.generate, definition, s.generate, "generate-{item_key}"),
+        generate=_configured(steps.generate, definition, s.generate, "generate-{item_key}", policy=steps.DRAFT_INPUTS),
         build=_configured(steps.build, definition, s.build, "build"),
         save=_configured(steps.save, definition, s.save, "save", cached=False),
     )
 
 
 def _configured(
-    base: Task[..., Any], d: AgentDefinition, step: StepSettings, run_name: str, *, cached: bool = True
+    base: Task[..., Any],
+    d: AgentDefinition,
+    step: StepSettings,
+    run_name: str,
+    *,
+    cached: bool = True,
+    policy: CachePolicy = INPUTS,
 ) -> Task[..., Any]:
     retry = d.retry_settings(step)
     expiration: timedelta | None = d.cache.expiration
@@ -113,7 +125,7 @@ def _configured(
         # Prefect expands a backoff callable when a task is defined, so pass the list again here.
         retry_delay_seconds=exponential_backoff(retry.backoff_seconds)(retry.attempts) if retry.attempts else 0,
         timeout_seconds=d.timeout(step),
-        cache_policy=(INPUTS if d.cache.enabled else NO_CACHE) if cached else steps.SAVE_POLICY,
+        cache_policy=(policy if d.cache.enabled else NO_CACHE) if cached else steps.SAVE_POLICY,
         cache_expiration=expiration if cached and d.cache.enabled else None,
     )
     # Prefect rejects a jitter factor of 0; "no jitter" is None.
@@ -130,7 +142,11 @@ def compile_agent(agent: LoadedAgent) -> Flow[..., Any]:
     async def agent_flow(**parameters: Any) -> Any:
         refresh = bool(parameters.pop("refresh", False))
         context = RunContext(request=str(parameters.pop("context", "") or ""))
-        return await run_pipeline(specs, tasks, parameters, refresh=refresh, context=context)
+        review = bool(parameters.pop("review", d.review.default))
+        try:
+            return await run_pipeline(specs, tasks, parameters, refresh=refresh, context=context, review=review)
+        except ReviewEnded as ended:
+            return ending_state(ended)
 
     agent_flow.__signature__ = flow_signature(d)  # type: ignore[attr-defined]
     agent_flow.__doc__ = flow_docstring(d)
@@ -150,10 +166,11 @@ def compile_agent(agent: LoadedAgent) -> Flow[..., Any]:
 
 
 def flow_signature(d: AgentDefinition) -> inspect.Signature:
-    """Keyword-only parameters: the declared inputs, then `refresh` and `context`."""
+    """Keyword-only parameters: the declared inputs, then `refresh`, `context` and `review`."""
     refresh = inspect.Parameter("refresh", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=bool)
     context = inspect.Parameter("context", inspect.Parameter.KEYWORD_ONLY, default="", annotation=str)
-    return inspect.Signature([*input_parameters(d), refresh, context])
+    review = inspect.Parameter("review", inspect.Parameter.KEYWORD_ONLY, default=d.review.default, annotation=bool)
+    return inspect.Signature([*input_parameters(d), refresh, context, review])
 
 
 def flow_docstring(d: AgentDefinition) -> str:
@@ -163,6 +180,7 @@ def flow_docstring(d: AgentDefinition) -> str:
         lines.append(f"    {name}: {' '.join(spec.description.split())}")
     lines.append(f"    refresh: {REFRESH_HELP}")
     lines.append(f"    context: {CONTEXT_HELP}")
+    lines.append(f"    review: {REVIEW_HELP}")
     return "\n".join(lines)
 
 

@@ -6,6 +6,11 @@ is how a run counts the model calls it really made. An agent with knowledge
 retrieves in the flow, before decide and before each generate task, so what a
 step retrieved is one of its task's arguments, and so part of its cache key.
 
+A run may ask for a review: an editor approves, revises or rejects the plan
+between decide and generate (`agentflows.review`). A rework starts after decide,
+on a stored content's plan, and keeps the stored drafts of the items it did not
+change (`Rework`, made by `agentflows.rework`).
+
 The compiler makes what a run is given: `StepSpecs`, the immutable spec of each
 step, and `StepTasks`, the step tasks with the agent's retries, timeouts and
 cache settings.
@@ -14,7 +19,8 @@ cache settings.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,14 +30,17 @@ from prefect.states import State
 from pydantic import JsonValue
 
 from agentflows.progress import ProgressEvent, emit
-from agentflows.tasks.artifacts import AgentResult, Draft, Plan, Step, StepReport
-from agentflows.tasks.knowledge.retrieved import NOTHING
+from agentflows.review import replaying, review_plan
+from agentflows.review_spec import ReviewSpec
+from agentflows.tasks.artifacts import AgentResult, Draft, Plan, ReviewRecord, Step, StepReport
+from agentflows.tasks.knowledge.retrieved import NOTHING, Retrieved
 from agentflows.tasks.knowledge.setup import KnowledgeSetup
 from agentflows.tasks.llm.session import model_session
 from agentflows.tasks.llm.settings import ModelSettings
-from agentflows.tasks.prompts import clean_user_text, clean_user_values
+from agentflows.tasks.prompts import clean_user_text, clean_user_values, template_hashes
+from agentflows.tasks.review import plan_entries
 from agentflows.tasks.runtime import current_runtime
-from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
+from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, PlanRevision, RunContext
 from agentflows.tasks.storage import LineageEntry, RunInfo
 
 if TYPE_CHECKING:
@@ -48,6 +57,33 @@ class StepSpecs:
     concurrency: int
     knowledge: KnowledgeSetup | None = None
     """What decide and generate retrieve from (None: the agent has no knowledge)."""
+    review: ReviewSpec = field(default_factory=ReviewSpec)
+    """How an editor reviews the plan, in runs that ask for a review."""
+
+
+@dataclass(frozen=True)
+class Rework:
+    """A run that starts after decide, from a stored content's plan (`agentflows.rework`)."""
+
+    plan: Plan
+    """The plan to write from: the stored one, or the editor's edit of it."""
+    lineage: tuple[LineageEntry, ...]
+    """The entries before the drafts': the rework's request, the stored plan, an edited plan."""
+    record: ReviewRecord
+    reworked_from: str
+    drafts: Mapping[str, Draft] = field(default_factory=dict)
+    """Stored drafts of the items the rework left as they were, by item key."""
+    keep_all: bool = False
+    """From build: every stored draft is kept as it is, and generate does not run."""
+
+    def kept(self, key: str, spec: GenerateSpec, found: Retrieved) -> Draft | None:
+        """The stored draft of item `key`, if it is still what generate would write from: same templates,
+        same knowledge passages (a change to either writes the item again)."""
+        draft = self.drafts.get(key)
+        if draft is None or self.keep_all:
+            return draft
+        current = draft.provenance.template_hashes == template_hashes(spec.templates)
+        return draft if current and draft.provenance.knowledge == found.refs() else None
 
 
 @dataclass(frozen=True)
@@ -77,8 +113,13 @@ async def run_pipeline(
     *,
     refresh: bool = False,
     context: RunContext | None = None,
+    review: bool = False,
+    rework: Rework | None = None,
 ) -> AgentResult:
-    """Run the four steps of one agent and say what they made."""
+    """Run the four steps of one agent and say what they made.
+
+    With `review`, an editor reviews the plan before generate (`agentflows.review`); a `rework` starts after
+    decide, from a stored content's plan and drafts."""
     inputs = clean_user_values(inputs)
     context = RunContext(request=clean_user_text(context.request)) if context else RunContext()
     specs = replace(
@@ -87,7 +128,7 @@ async def run_pipeline(
         generate=specs.generate.model_copy(update={"model": await resolved_settings(specs.generate.model)}),
     )
     async with model_session():
-        return await _run_steps(specs, tasks.for_run(refresh=refresh), inputs, context)
+        return await _run_steps(specs, tasks.for_run(refresh=refresh), inputs, context, review, rework)
 
 
 async def resolved_settings(settings: ModelSettings) -> ModelSettings:
@@ -104,32 +145,40 @@ async def resolved_settings(settings: ModelSettings) -> ModelSettings:
 
 
 async def _run_steps(
-    specs: StepSpecs, run: StepTasks, inputs: dict[str, JsonValue], context: RunContext
+    specs: StepSpecs,
+    run: StepTasks,
+    inputs: dict[str, JsonValue],
+    context: RunContext,
+    review: bool,
+    rework: Rework | None,
 ) -> AgentResult:
     agent = specs.decide.agent_name
     reports: list[StepReport] = []
     started_at = datetime.now(UTC)
-    knowledge = await open_knowledge(specs, inputs)
+    knowledge = None if rework and rework.keep_all else await open_knowledge(specs, inputs)
 
-    emit(ProgressEvent(agent, "decide", "started"))
-    found = await knowledge.for_decide(specs.decide.agent, inputs, context) if knowledge else NOTHING
-    plan: Plan = await _finish(
-        agent, "decide", "decide", await run.decide(specs.decide, inputs, context, found, return_state=True), reports
-    )
-    emit(ProgressEvent(agent, "decide", _status(reports[-1]), f"{plan.title!r}, {len(plan.items)} items"))
+    if rework is None:
+        plan, head, reviews = await _decide(specs, run, inputs, context, knowledge, reports, review)
+    else:
+        plan, head, reviews = rework.plan, list(rework.lineage), (rework.record,)
 
     emit(ProgressEvent(agent, "generate", "started", f"{len(plan.items)} drafts, up to {specs.concurrency} at a time"))
     limit = asyncio.Semaphore(specs.concurrency)
     per_item = await knowledge.for_items(specs.generate.agent, inputs, context, plan) if knowledge else {}
 
-    async def draft(key: str) -> State[Any]:
+    async def draft(key: str) -> State[Any] | Draft:
+        found = per_item.get(key, NOTHING)
+        kept = rework.kept(key, specs.generate, found) if rework else None
+        if kept is not None:
+            return kept
         async with limit:
-            found = per_item.get(key, NOTHING)
             return await run.generate(specs.generate, inputs, context, plan, key, found, return_state=True)
 
     states = await asyncio.gather(*(draft(item.key) for item in plan.items))
     drafts: list[Draft] = [
-        await _finish(agent, "generate", f"generate {item.key}", state, reports)
+        _kept(state, reports)
+        if isinstance(state, Draft)
+        else await _finish(agent, "generate", f"generate {item.key}", state, reports)
         for item, state in zip(plan.items, states, strict=True)
     ]
     cached = sum(1 for r in reports if r.step == "generate" and r.cached)
@@ -145,11 +194,25 @@ async def _run_steps(
 
     flow_run_id = _flow_run_id()
     lineage = [
-        LineageEntry(checksum=plan.checksum, label="decide", provenance=plan.provenance),
-        *(LineageEntry(checksum=d.checksum, label=f"generate {d.item_key}", provenance=d.provenance) for d in drafts),
+        *head,
+        *(
+            LineageEntry(
+                checksum=d.checksum,
+                label=f"generate {d.item_key}",
+                provenance=d.provenance,
+                artifact=d.model_dump(mode="json"),
+            )
+            for d in drafts
+        ),
         LineageEntry(checksum=built.checksum, label="build", provenance=built.provenance),
     ]
-    run_info = RunInfo(flow_run_id=flow_run_id, inputs=inputs, lineage=lineage, started_at=started_at)
+    run_info = RunInfo(
+        flow_run_id=flow_run_id,
+        inputs=inputs,
+        lineage=lineage,
+        started_at=started_at,
+        reworked_from=rework.reworked_from if rework else None,
+    )
     emit(ProgressEvent(agent, "save", "started"))
     saved = await _finish(agent, "save", "save", await run.save(built, run_info, return_state=True), reports)
     emit(ProgressEvent(agent, "save", "done", saved.location))
@@ -165,7 +228,51 @@ async def _run_steps(
         files=saved.files,
         offline=built.provenance.offline,
         steps=tuple(reports),
+        reviews=reviews,
     )
+
+
+async def _decide(
+    specs: StepSpecs,
+    run: StepTasks,
+    inputs: dict[str, JsonValue],
+    context: RunContext,
+    knowledge: RunKnowledge | None,
+    reports: list[StepReport],
+    review: bool,
+) -> tuple[Plan, list[LineageEntry], tuple[ReviewRecord, ...]]:
+    """Decide's plan, reviewed by an editor when the run asks for it; the lineage entries of both."""
+    agent = specs.decide.agent_name
+    # A suspended review starts the run again: decide must give the plans the editor already saw.
+    decide = run.decide.with_options(refresh_cache=False) if review and replaying() else run.decide
+    emit(ProgressEvent(agent, "decide", "started"))
+    found = await knowledge.for_decide(specs.decide.agent, inputs, context) if knowledge else NOTHING
+    plan: Plan = await _finish(
+        agent, "decide", "decide", await decide(specs.decide, inputs, context, found, return_state=True), reports
+    )
+    emit(ProgressEvent(agent, "decide", _status(reports[-1]), f"{plan.title!r}, {len(plan.items)} items"))
+    head = plan_entries([("decide", plan)])
+    if not review:
+        return plan, head, ()
+
+    async def redecide(revision: PlanRevision) -> Plan:
+        emit(ProgressEvent(agent, "decide", "started", f"round {revision.round}, with the editor's notes"))
+        state = await decide(specs.decide, inputs, context, found, revision, return_state=True)
+        revised: Plan = await _finish(agent, "decide", f"decide round {revision.round}", state, reports)
+        emit(ProgressEvent(agent, "decide", _status(reports[-1]), f"{revised.title!r}, {len(revised.items)} items"))
+        return revised
+
+    reviewed = await review_plan(specs.decide, specs.review, plan, redecide)
+    last = reviewed.records[-1]
+    edits = f", {len(last.edits)} edits" if last.edits else ""
+    emit(ProgressEvent(agent, "review", "done", f"approved by {last.reviewer or 'the editor'}{edits}"))
+    return reviewed.plan, [*head, *reviewed.lineage], reviewed.records
+
+
+def _kept(draft: Draft, reports: list[StepReport]) -> Draft:
+    """A stored draft a rework keeps, recorded as served from the cache (no model call)."""
+    reports.append(StepReport(step="generate", label=f"generate {draft.item_key}", cached=True))
+    return draft
 
 
 async def _finish(agent: str, step: Step, label: str, state: State[Any], reports: list[StepReport]) -> Any:

@@ -156,6 +156,8 @@ Args:
     language: Language to write in, passed to every agent that takes a language.
     level: Level of the audience (e.g. "8th grade"), passed to the agents that take one.
     refresh: Ignore cached step results and call the model again.
+    review: Agents whose plan an editor reviews before their drafts are written; each such branch pauses on its \
+own while the others go on.
 """
 
 
@@ -169,6 +171,7 @@ def compile_router(catalog: AgentCatalog) -> Flow[..., Any]:
         shared = {name: parameters.get(name) for name in SHARED_PARAMETERS}
         route = await decide_route(request, catalog, parameters.get("content_types"), shared)
         emit(ProgressEvent(ROUTER_NAME, "route", "done", f"{route.method}: {', '.join(route.agents)}"))
+        reviewed = _reviewed(route, parameters.get("review"))
         with SyncClientContext.get_or_create():  # the branches share one sync Prefect client
             components = await asyncio.gather(
                 *(
@@ -176,7 +179,7 @@ def compile_router(catalog: AgentCatalog) -> Flow[..., Any]:
                         agent_flows[a],
                         a,
                         catalog[a].definition.content_type,
-                        route.parameters[a],
+                        {**route.parameters[a], **reviewed.get(a, {})},
                         request,
                         bool(parameters.get("refresh")),
                     )
@@ -214,6 +217,14 @@ def compile_router(catalog: AgentCatalog) -> Flow[..., Any]:
     )(router)
 
 
+def _reviewed(route: Route, review: list[str] | None) -> dict[str, dict[str, bool]]:
+    """The `review` parameter of each branch the caller asked to review (the others keep their agent's default)."""
+    stray = [name for name in review or [] if name not in route.agents]
+    if stray:
+        raise RoutingError(f"--review {stray[0]!r} names no branch of this route; it runs: {', '.join(route.agents)}")
+    return {name: {"review": True} for name in review or []}
+
+
 def _final_state(manifest: Manifest) -> State[Manifest]:
     failed = manifest.failed()
     if not failed:
@@ -237,6 +248,7 @@ def router_signature(agent_names: list[str]) -> inspect.Signature:
             inspect.Parameter("content_types", kind, default=None, annotation=list[names] | None),
             *(inspect.Parameter(name, kind, default=None, annotation=str | None) for name in SHARED_PARAMETERS),
             inspect.Parameter("refresh", kind, default=False, annotation=bool),
+            inspect.Parameter("review", kind, default=None, annotation=list[names] | None),
         ]
     )
 
@@ -269,10 +281,12 @@ async def route_async(
     audience: str | None = None,
     language: str | None = None,
     level: str | None = None,
+    review: list[str] | None = None,
     refresh: bool = False,
     definitions: Path | str | None = None,
 ) -> Manifest:
-    """Route `request` and return the manifest (also when some branches failed)."""
+    """Route `request` and return the manifest (also when some branches failed); `review` names the branches
+    that pause for an editor's review of their plan."""
     router = compiled_router(load_agents(definitions))
     with SyncClientContext.get_or_create():  # one sync Prefect client for the run, not one per use
         state: State[Any] = await router(  # type: ignore[misc]
@@ -281,6 +295,7 @@ async def route_async(
             audience=audience,
             language=language,
             level=level,
+            review=review,
             refresh=refresh,
             return_state=True,
         )

@@ -15,7 +15,7 @@ fails the schema leaves this module.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,10 +85,14 @@ async def ask_model(
     context: dict[str, JsonValue],
     schema: dict[str, Any],
     check: Check | None = None,
+    follow_up: Sequence[Message] = (),
 ) -> ModelAnswer:
-    """Get an answer that satisfies `schema` and `check`, or raise `ModelOutputError`."""
+    """Get an answer that satisfies `schema` and `check`, or raise `ModelOutputError`.
+
+    `follow_up` turns come after the composed prompt (a revision request shows the earlier answer and
+    what to change in it)."""
     provider = await current_runtime().provider(spec.model)
-    messages = compose_messages(spec, variables, schema)
+    messages = [*compose_messages(spec, variables, schema), *follow_up]
     hashes = template_hashes(spec.templates)
     attempts: list[Attempt] = []
     usage = Usage()
