@@ -2,8 +2,10 @@
 
     agentflows list                          the agents and what they make
     agentflows validate [PATH ...]           check definitions; exit 1 on any problem
-    agentflows run AGENT -p k=v … [--refresh] [--json]
-    agentflows route "REQUEST" [--type AGENT …] [--json]   several agents from one request
+    agentflows run AGENT -p k=v … [--refresh] [--review] [--json]
+    agentflows route "REQUEST" [--type AGENT …] [--review AGENT …] [--json]   several agents from one request
+    agentflows review | approve | revise | reject RUN_ID     an editor's decision on a run paused for review
+    agentflows rerun CONTENT_ID --from generate|build [--plan FILE] [--param k=v]   rework a stored content
     agentflows show CONTENT_ID [--json]      a stored content, its files, lineage and knowledge used
     agentflows knowledge search AGENT "Q"    the knowledge passages a step would retrieve; `index` rebuilds
     agentflows contents [--type T]           the newest stored contents
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,15 +30,14 @@ from typing import Any
 
 from agentflows.catalog import check_paths, definitions_root, load_agents
 from agentflows.errors import DefinitionError, InputError
-from agentflows.fields import InputSpec
+from agentflows.inputs import parse_params
 from agentflows.knowledge_cli import add_knowledge_commands, knowledge_lines
+from agentflows.progress import quiet_prefect
+from agentflows.review_cli import add_review_commands, print_result, review_lines
 from agentflows.tasks.artifacts import ContentType
 from agentflows.tasks.errors import AgentflowsError
-from agentflows.tasks.manifest import ROUTER_NAME
+from agentflows.tasks.manifest import REWORK_NAME, ROUTER_NAME
 from agentflows.tasks.settings import DEFINITIONS_VARIABLE, VIEWER_TOKEN_VARIABLE
-
-TRUE_WORDS = {"true", "yes", "on", "1"}
-FALSE_WORDS = {"false", "no", "off", "0"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,9 +85,14 @@ def parser() -> argparse.ArgumentParser:
     )
     cmd.add_argument("--refresh", action="store_true", help="ignore cached step results and call the model again")
     cmd.add_argument(
+        "--review",
+        action=argparse.BooleanOptionalAction,
+        help="pause after planning until an editor approves the plan (default: the agent's review.default)",
+    )
+    cmd.add_argument(
         "--json",
         action="store_true",
-        help="print the result as JSON (ids, content type, location, model calls, cache hits)",
+        help="print the result as JSON (ids, content type, location, model calls, cache hits, reviews)",
     )
     cmd.set_defaults(command=run)
 
@@ -99,6 +104,7 @@ def parser() -> argparse.ArgumentParser:
     cmd.add_argument("--audience", help="who the content is for")
     cmd.add_argument("--language", help="language to write in")
     cmd.add_argument("--level", help='level of the audience, e.g. "8th grade"')
+    cmd.add_argument("--review", action="append", metavar="AGENT", help="pause this branch for review; repeatable")
     cmd.add_argument("--refresh", action="store_true", help="ignore cached step results and call the model again")
     cmd.add_argument("--json", action="store_true", help="print the manifest as JSON")
     cmd.set_defaults(command=route)
@@ -134,6 +140,7 @@ def parser() -> argparse.ArgumentParser:
     action.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     action.set_defaults(command=storage_sweep)
     add_knowledge_commands(sub)
+    add_review_commands(sub)
     _add_stack_commands(sub)
     return top
 
@@ -201,28 +208,20 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    _quiet_prefect()
+    quiet_prefect()
     from agentflows.api import run_agent
     from agentflows.progress import listening
 
     agent = load_agents(args.definitions)[args.agent]
     inputs = parse_params(args.param, agent.definition.inputs)
     with listening(lambda event: print(f"  {event}", file=sys.stderr)):
-        result = run_agent(args.agent, refresh=args.refresh, definitions=args.definitions, **inputs)
-    if args.json:
-        print(json.dumps(result.summary(), indent=2))
-        return 0
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    note = " (offline provider: no language model was called)" if result.offline else ""
-    print(f"{result.title!r}: {result.model_calls} model calls, {result.cache_hits} cached steps{note}")
-    print(f"content id {result.content_id}")
-    print(f"wrote {result.location}")
+        result = run_agent(args.agent, refresh=args.refresh, review=args.review, definitions=args.definitions, **inputs)
+    print_result(result, args.json)
     return 0
 
 
 def route(args: argparse.Namespace) -> int:
-    _quiet_prefect()
+    quiet_prefect()
     from agentflows.progress import listening
     from agentflows.router import route as route_request
 
@@ -233,6 +232,7 @@ def route(args: argparse.Namespace) -> int:
             audience=args.audience,
             language=args.language,
             level=args.level,
+            review=args.review,
             refresh=args.refresh,
             definitions=args.definitions,
         )
@@ -275,6 +275,9 @@ def show(args: argparse.Namespace) -> int:
             f"templates {len(step['template_hashes'])}{warnings}"
         )
     for line in knowledge_lines(content.lineage):
+        print(line)
+    reviews = review_lines(content.reviews)
+    for line in ["reviews:", *reviews] if reviews else []:
         print(line)
     return 0
 
@@ -352,7 +355,7 @@ def stack_down(args: argparse.Namespace) -> int:
 def serve_flows(args: argparse.Namespace) -> int:
     from agentflows.deployments.serve import serve_all
 
-    serve_all([*load_agents(), ROUTER_NAME], limit=args.limit)
+    serve_all([*load_agents(), ROUTER_NAME, REWORK_NAME], limit=args.limit)
     return 0
 
 
@@ -362,43 +365,6 @@ def blocks_register(args: argparse.Namespace) -> int:
     for slug in register_blocks():
         print(f"registered {slug}")
     return 0
-
-
-def parse_params(pairs: Sequence[str], inputs: dict[str, InputSpec]) -> dict[str, Any]:
-    """`["chapters=3", "topic=Tides"]` → values typed by the declared inputs."""
-    values: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, text = pair.partition("=")
-        if not sep:
-            raise InputError(f"--param {pair!r} needs the form NAME=VALUE")
-        spec = inputs.get(name.strip())
-        values[name.strip()] = _typed(name.strip(), text, spec) if spec else text
-    return values
-
-
-def _typed(name: str, text: str, spec: InputSpec) -> Any:
-    try:
-        if spec.type == "integer":
-            return int(text)
-        if spec.type == "number":
-            return float(text)
-    except ValueError:
-        kind = "a whole number" if spec.type == "integer" else "a number"
-        raise InputError(f"--param {name}={text!r}: {name!r} takes {kind}") from None
-    if spec.type == "boolean":
-        lowered = text.strip().lower()
-        if lowered in TRUE_WORDS | FALSE_WORDS:
-            return lowered in TRUE_WORDS
-        raise InputError(f"--param {name}={text!r}: {name!r} takes true or false")
-    if spec.type == "list":
-        return [part.strip() for part in text.split(",") if part.strip()]
-    return text
-
-
-def _quiet_prefect() -> None:
-    """Keep Prefect's own console logging out of the CLI's output, unless asked for."""
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 if __name__ == "__main__":

@@ -3,12 +3,13 @@
 The same annotations serve three readers: Prefect builds the UI form and the
 deployment's parameter schema from the flow signature; Prefect validates run
 parameters against it; and `validate_inputs` checks values given from Python or
-the CLI before anything runs.
+the CLI before anything runs; `parse_params` types the CLI's `NAME=VALUE` pairs.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
@@ -18,6 +19,8 @@ from agentflows.errors import InputError
 from agentflows.fields import InputSpec
 
 _BASE_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool}
+TRUE_WORDS = {"true", "yes", "on", "1"}
+FALSE_WORDS = {"false", "no", "off", "0"}
 
 
 def input_annotation(spec: InputSpec) -> Any:
@@ -116,3 +119,34 @@ def _input_message(definition: AgentDefinition, name: str, error: Any) -> str:
 
 def _first_message(exc: ValidationError) -> str:
     return str(exc.errors()[0]["msg"])
+
+
+def parse_params(pairs: Sequence[str], inputs: dict[str, InputSpec]) -> dict[str, Any]:
+    """`["chapters=3", "topic=Tides"]` → values typed by the declared inputs."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep:
+            raise InputError(f"--param {pair!r} needs the form NAME=VALUE")
+        spec = inputs.get(name.strip())
+        values[name.strip()] = _typed(name.strip(), text, spec) if spec else text
+    return values
+
+
+def _typed(name: str, text: str, spec: InputSpec) -> Any:
+    try:
+        if spec.type == "integer":
+            return int(text)
+        if spec.type == "number":
+            return float(text)
+    except ValueError:
+        kind = "a whole number" if spec.type == "integer" else "a number"
+        raise InputError(f"--param {name}={text!r}: {name!r} takes {kind}") from None
+    if spec.type == "boolean":
+        lowered = text.strip().lower()
+        if lowered in TRUE_WORDS | FALSE_WORDS:
+            return lowered in TRUE_WORDS
+        raise InputError(f"--param {name}={text!r}: {name!r} takes true or false")
+    if spec.type == "list":
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return text
