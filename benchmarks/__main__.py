@@ -1,6 +1,6 @@
 """`python -m benchmarks`: measure agentflows against the ideal and write benchmarks/RESULTS.md.
 
-python -m benchmarks                       every scenario at 0.2 s and 1 s model latency (~6 min on 2 cores)
+python -m benchmarks                       every scenario at 0.2 s and 1 s model latency (~12 min on 2 cores)
 python -m benchmarks --quick               one small pass (smoke test)
 python -m benchmarks --profile router      also write benchmarks/profiles/router.txt (pyinstrument)
 """
@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scenario",
         action="append",
-        choices=["agent", "router", "concurrent", "persistence", "knowledge", "startup"],
+        choices=["agent", "router", "graph", "concurrent", "persistence", "knowledge", "startup", "load"],
+        help="only this scenario (repeatable); graph: lesson → quiz, lesson → ebook through the router",
     )
     parser.add_argument(
         "--profile",

@@ -5,7 +5,7 @@ The harness starts what the scenarios need, each on loopback:
 - a PostgreSQL cluster (the Prefect server's database, and the content store's);
 - a Prefect server backed by that PostgreSQL, as in production (a SQLite-backed
   server slows concurrent runs several times; see README);
-- moto's S3 endpoint, for the persistence scenario;
+- moto's S3 endpoint, for the persistence and load scenarios;
 - a fake model server that answers embeddings at once, for the knowledge scenario;
 - a fake OpenAI-compatible model server per latency.
 
@@ -41,7 +41,16 @@ class Options:
     repeats: int = 3
     contents: int = 1000
     concurrency_limit: int = 8
-    scenarios: tuple[str, ...] = ("agent", "router", "concurrent", "persistence", "knowledge", "startup")
+    scenarios: tuple[str, ...] = (
+        "agent",
+        "router",
+        "graph",
+        "concurrent",
+        "persistence",
+        "knowledge",
+        "startup",
+        "load",
+    )
     passages: int = 1000
     """Knowledge passages indexed in the knowledge scenario."""
     profile: tuple[str, ...] = ()
@@ -81,7 +90,7 @@ def run(options: Options) -> Results:
         for latency in options.latencies:
             with FakeLLM(latency=latency) as fake:
                 env = {**base_env, "AGENTFLOWS_LLM_BASE_URL": fake.base_url, "BENCH_FAKE_CONTROL": fake.control_url}
-                for name in ("agent", "router", "concurrent"):
+                for name in ("agent", "router", "graph", "concurrent"):
                     if name in options.scenarios:
                         results.runs[f"{name}@{latency}"] = scenario(name, env, options)
         if "persistence" in options.scenarios:
@@ -90,6 +99,8 @@ def run(options: Options) -> Results:
             results.runs.update(knowledge(postgres, base_env, options))
         if "startup" in options.scenarios:
             results.runs["startup"] = startup(base_env)
+        if "load" in options.scenarios:
+            results.runs["load"] = load(postgres, s3, base_env, options)
     finally:
         if prefect is not None:
             stop_group(prefect.pid)
@@ -181,6 +192,27 @@ def knowledge(postgres: PostgresCluster, env: dict[str, str], options: Options) 
                 "knowledge", {**env, **extra, "BENCH_DATABASE_URL": url}, options
             )
     return measured
+
+
+LOAD_LATENCY = 0.2
+"""Model latency of the load scenario."""
+
+
+def load(postgres: PostgresCluster, s3: S3Server, env: dict[str, str], options: Options) -> dict[str, Any]:
+    """Many runs at once into PostgreSQL + S3 (`benchmarks.load`), against a fake model of its own."""
+    postgres.create_database("load")
+    with FakeLLM(latency=LOAD_LATENCY) as fake:
+        store = {
+            "AGENTFLOWS_LLM_BASE_URL": fake.base_url,
+            "BENCH_FAKE_CONTROL": fake.control_url,
+            "AGENTFLOWS_DATABASE_URL": postgres.url("load"),
+            "AGENTFLOWS_STORAGE_URL": "s3://load/outputs",
+            "AGENTFLOWS_S3_ENDPOINT_URL": s3.endpoint,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        return scenario("load", {**env, **store}, options)
 
 
 def startup(env: dict[str, str]) -> dict[str, Any]:

@@ -1,16 +1,18 @@
 """The ideal baseline: plain asyncio + httpx making the same model calls, and nothing else.
 
 It replays request bodies recorded from an agentflows run in the same dependency
-order (each pipeline's decide call, then its generate calls) with the same
+order (each pipeline's decide call, then its generate calls; a pipeline whose agent
+ran after others in a routed graph starts when their pipelines end) with the same
 concurrency (each agent's own fan-out, and the provider's limit shared across
 pipelines). No templates, no validation, no Prefect, no storage: the floor
-agentflows is measured against.
+agentflows is measured against, and for a graph its critical path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +26,9 @@ class Pipeline:
     decide: dict[str, Any]
     generate: list[dict[str, Any]]
     fan_out: int
+    agent: str = ""
+    after: tuple[str, ...] = ()
+    """Agents whose pipelines must end before this one starts."""
 
 
 async def replay(base_url: str, pipelines: list[Pipeline], *, shared_limit: int) -> float:
@@ -39,7 +44,11 @@ async def replay(base_url: str, pipelines: list[Pipeline], *, shared_limit: int)
                 response.raise_for_status()
                 response.json()
 
+        runs: dict[str, asyncio.Task[None]] = {}
+
         async def run(pipeline: Pipeline) -> None:
+            for upstream in pipeline.after:
+                await runs[upstream]
             await call(pipeline.decide)
             own = asyncio.Semaphore(pipeline.fan_out)
 
@@ -50,23 +59,32 @@ async def replay(base_url: str, pipelines: list[Pipeline], *, shared_limit: int)
             await asyncio.gather(*(bounded(b) for b in pipeline.generate))
 
         started = time.perf_counter()
-        await asyncio.gather(*(run(p) for p in pipelines))
+        for index, pipeline in enumerate(pipelines):  # every task exists before any of them runs
+            runs[pipeline.agent or str(index)] = asyncio.create_task(run(pipeline))
+        await asyncio.gather(*runs.values())
         return time.perf_counter() - started
 
 
 def pipelines_from(
-    bodies: list[dict[str, Any]], fan_out: dict[str, int], generates_per_pipeline: int | None = None
+    bodies: list[dict[str, Any]],
+    fan_out: dict[str, int],
+    generates_per_pipeline: int | None = None,
+    after: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Pipeline]:
     """Group recorded request bodies into pipelines; `fan_out` is each agent's generate concurrency.
 
     A decide request is the one whose schema has plan `items`; with one agent per
-    pipeline the agent name (from the system prompt) groups them, otherwise
-    `generates_per_pipeline` deals the generate calls out in order.
+    pipeline the agent name (from the system prompt) groups them, and `after` names the
+    agents each one waits for; otherwise `generates_per_pipeline` deals the generate
+    calls out in order.
     """
     decides = [b for b in bodies if _is_decide(b)]
     generates = [b for b in bodies if not _is_decide(b)]
     if generates_per_pipeline is None:
-        by_agent = {_agent(b): Pipeline(b, [], fan_out[_agent(b)]) for b in decides}
+        waits = after or {}
+        by_agent = {
+            _agent(b): Pipeline(b, [], fan_out[_agent(b)], _agent(b), tuple(waits.get(_agent(b), ()))) for b in decides
+        }
         for body in generates:
             by_agent[_agent(body)].generate.append(body)
         return list(by_agent.values())

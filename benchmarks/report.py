@@ -111,6 +111,23 @@ def _rows_for(name: str, latency: str, data: dict[str, Any]) -> list[Row]:
                 peak,
             )
         ]
+    if name == "graph":
+        wall = [r["wall"] for r in runs]
+        ideal = [r["ideal"] for r in runs]
+        ratio = median(wall) / median(ideal)
+        return [
+            Row(
+                "router graph, 3 agents (lesson → quiz, lesson → e-book)",
+                latency,
+                wall,
+                ideal,
+                ratio,
+                "≤ 1.25 × critical path",
+                ratio <= 1.25 if latency == "1 s" else None,
+                f"{runs[0]['calls']} / {runs[0]['calls']}",
+                peak,
+            )
+        ]
     if name == "concurrent":
         wall = [r["wall"] for r in runs]
         ideal = [r["ideal"] for r in runs]
@@ -149,6 +166,8 @@ def _rows_for(name: str, latency: str, data: dict[str, Any]) -> list[Row]:
         ]
     if name.startswith("knowledge:"):
         return _knowledge_rows(name.split(":", 1)[1], runs, peak)
+    if name == "load":
+        return _load_rows(data, peak)
     if name == "startup":
         return [
             Row(
@@ -167,6 +186,50 @@ def _rows_for(name: str, latency: str, data: dict[str, Any]) -> list[Row]:
             ),
         ]
     return []
+
+
+def _load_rows(data: dict[str, Any], peak: float | None) -> list[Row]:
+    """The load scenario (`benchmarks.load`): completed runs and what the store holds for them."""
+    many, workers = data["concurrent"], data["workers"]
+    split = " / ".join(str(n) for n in workers["by_worker"].values()) or "none"
+    return [
+        Row(
+            f"{many['runs']} runs at once, PostgreSQL + S3 store",
+            "0.2 s",
+            [many["wall"]],
+            None,
+            None,
+            f"{many['runs']}/{many['runs']} complete, 0 lost or duplicate rows ({_counted(many)})",
+            _clean(many),
+            f"{many['recorded_calls']} / {many['fake_calls']}",
+            peak,
+        ),
+        Row(
+            f"{workers['runs']} runs over 2 process workers",
+            "0.2 s",
+            [workers["wall"]],
+            None,
+            None,
+            f"{workers['runs']}/{workers['runs']} complete, split between both ({split}; {_counted(workers)})",
+            _clean(workers) and len(workers["by_worker"]) == 2,
+            "—",
+            None,
+        ),
+    ]
+
+
+def _counted(part: dict[str, Any]) -> str:
+    return (
+        f"{part['completed']} completed, {part['contents']} contents, {part['lost_rows']} lost, "
+        f"{part['duplicate_rows']} duplicate, {part['missing_objects']} missing objects, "
+        f"{part['slots_held']} slots held"
+    )
+
+
+def _clean(part: dict[str, Any]) -> bool:
+    nothing_wrong = part["lost_rows"] == part["duplicate_rows"] == part["missing_objects"] == part["slots_held"] == 0
+    # every request differs, so every completed run made a content of its own
+    return part["completed"] == part["runs"] == part["contents"] and nothing_wrong
 
 
 def _knowledge_rows(backend: str, runs: list[dict[str, Any]], peak: float | None) -> list[Row]:
@@ -196,8 +259,11 @@ SCENARIO_OF_ROW = (
     ("one agent run", "agent"),
     ("identical run again", "agent"),
     ("router,", "router"),
+    ("router graph", "graph"),
     ("20 concurrent", "concurrent"),
     ("persist ", "persistence"),
+    ("50 runs at once", "load"),
+    ("20 runs over", "load"),
     ("knowledge:", "knowledge"),
     ("CLI run", "startup"),
 )
@@ -218,7 +284,16 @@ def kept_rows(previous: str, measured: set[str]) -> tuple[list[str], str]:
     return kept, when
 
 
-TABLE_GROUPS = {"agent": 0, "router": 0, "concurrent": 0, "persistence": 1, "knowledge": 2, "startup": 3}
+TABLE_GROUPS = {
+    "agent": 0,
+    "router": 0,
+    "graph": 0,
+    "concurrent": 0,
+    "persistence": 1,
+    "load": 1,
+    "knowledge": 2,
+    "startup": 3,
+}
 """Where a scenario's rows stand in the table: the model-latency scenarios first (by latency), then the rest."""
 
 

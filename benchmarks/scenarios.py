@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -28,8 +29,12 @@ import httpx
 from benchmarks.ideal import pipelines_from, replay
 
 EBOOK: dict[str, Any] = {"topic": "How tides work", "chapters": 4}
-ROUTER_TYPES = ["ebook", "lesson_plan", "quiz", "data_report"]
-ROUTER_REQUEST = "a lesson on photosynthesis for 8th grade, with a quiz, a short e-book and a data report"
+ROUTER_TYPES = ["ebook", "quiz", "api_scaffold", "data_report"]
+"""Four agents none of which builds on another: the router's fan-out alone."""
+ROUTER_REQUEST = "an e-book, a quiz, an API and a data report about photosynthesis for 8th grade"
+GRAPH_TYPES = ["lesson_plan", "quiz", "ebook"]
+"""A three-node graph: the quiz and the e-book build on the lesson plan (their `uses`)."""
+GRAPH_REQUEST = "a lesson on photosynthesis for 8th grade, with a quiz and an e-book that build on it"
 CONCURRENT_REQUESTS = 20
 PERSISTENCE_BATCH = 50
 """Contents per `ContentStore.save_many` call in the persistence scenario."""
@@ -44,8 +49,16 @@ def fresh_home() -> None:
 
 
 def cold_cache() -> None:
-    """A new, empty step cache, keeping the content store (a cold run, not a first install)."""
-    os.environ["AGENTFLOWS_RESULT_STORAGE"] = tempfile.mkdtemp(prefix="agentflows-bench-results-")
+    """An empty step cache, keeping the content store and the process's runtime (a cold run, not a first install).
+
+    The result folder is emptied, not switched: another `AGENTFLOWS_RESULT_STORAGE` would make a new runtime,
+    which loads and compiles every definition again inside the timed run (≈1 s), what `warm_up` leaves out.
+    """
+    from agentflows.tasks.runtime import current_runtime
+
+    storage = current_runtime().settings.result_storage
+    if isinstance(storage, Path):
+        shutil.rmtree(storage, ignore_errors=True)
 
 
 def received() -> list[dict[str, Any]]:
@@ -63,12 +76,15 @@ def timed(coroutine: Callable[[], Coroutine[Any, Any, Any]]) -> tuple[float, Any
     return time.perf_counter() - started, result
 
 
-def ideal(bodies: list[dict[str, Any]], generates_per_pipeline: int | None = None) -> float:
-    """Seconds the ideal script takes for the same calls, with each agent's fan-out and the provider's limit."""
+def ideal(
+    bodies: list[dict[str, Any]], generates_per_pipeline: int | None = None, after: dict[str, list[str]] | None = None
+) -> float:
+    """Seconds the ideal script takes for the same calls, with each agent's fan-out, the provider's limit and
+    the dependencies (`after`: the agents each waits for) of a routed graph."""
     from agentflows.catalog import load_agents
 
     fan_out = {name: agent.definition.steps.generate.concurrency for name, agent in load_agents().items()}
-    pipelines = pipelines_from(bodies, fan_out, generates_per_pipeline)
+    pipelines = pipelines_from(bodies, fan_out, generates_per_pipeline, after)
     limit = int(os.environ["AGENTFLOWS_LLM_MAX_CONCURRENCY"])
     return asyncio.run(replay(os.environ["AGENTFLOWS_LLM_BASE_URL"], pipelines, shared_limit=limit))
 
@@ -122,9 +138,35 @@ def router_four_types(repeats: int) -> dict[str, Any]:
         wall, manifest = timed(lambda: route_async(ROUTER_REQUEST, content_types=ROUTER_TYPES))
         bodies = received()
         assert manifest.status == "completed", manifest
-        baseline = ideal(bodies)
+        baseline = ideal(bodies, after=waits_of(manifest))
         rows.append({"wall": wall, "ideal": baseline, "calls": manifest.model_calls})
     return {"rows": rows}
+
+
+def router_graph(repeats: int) -> dict[str, Any]:
+    """The router on a three-node graph (lesson → quiz, lesson → ebook); the ideal replays the same calls
+    along the same edges, so it is the critical path of the model calls."""
+    from agentflows import route_async
+
+    fresh_home()
+    warm_up(lambda: route_async("a lesson on the tides", content_types=GRAPH_TYPES))
+    rows = []
+    for _ in range(repeats):
+        cold_cache()
+        reset_received()
+        wall, manifest = timed(lambda: route_async(GRAPH_REQUEST, content_types=GRAPH_TYPES))
+        bodies = received()
+        assert manifest.status == "completed" and not manifest.problems, manifest
+        edges = sorted((e.upstream, e.dependent) for e in manifest.edges)
+        assert edges == [("lesson_plan", "ebook"), ("lesson_plan", "quiz")], edges
+        baseline = ideal(bodies, after=waits_of(manifest))
+        rows.append({"wall": wall, "ideal": baseline, "calls": manifest.model_calls, "edges": len(edges)})
+    return {"rows": rows}
+
+
+def waits_of(manifest: Any) -> dict[str, list[str]]:
+    """The agents each component of a manifest ran after."""
+    return {c.agent: list(c.depends_on) for c in manifest.components}
 
 
 def concurrent_requests(repeats: int) -> dict[str, Any]:
@@ -232,12 +274,21 @@ def knowledge_index_and_query(repeats: int) -> dict[str, Any]:
     return knowledge(repeats)
 
 
+def load(repeats: int) -> dict[str, Any]:
+    """50 runs at once, and 20 runs over 2 process workers, on PostgreSQL + S3 (`benchmarks.load`)."""
+    from benchmarks.load import load as load_scenario
+
+    return load_scenario(repeats)
+
+
 SCENARIOS: dict[str, Callable[[int], dict[str, Any]]] = {
     "agent": agent_cold_and_cached,
     "router": router_four_types,
+    "graph": router_graph,
     "concurrent": concurrent_requests,
     "persistence": persistence,
     "knowledge": knowledge_index_and_query,
+    "load": load,
 }
 
 

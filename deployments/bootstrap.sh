@@ -5,7 +5,7 @@
 #   deployments/bootstrap.sh test [pytest options]            run every check: ruff, mypy, pytest
 #                                                             (installs PostgreSQL and Chromium with apt when missing)
 #   deployments/bootstrap.sh bench [benchmark options]        measure overhead against an ideal asyncio script
-#                                                             and write benchmarks/RESULTS.md (~6 min on 2 cores)
+#                                                             and write benchmarks/RESULTS.md (~12 min on 2 cores)
 #   deployments/bootstrap.sh lock                             resolve the newest versions pyproject.toml allows
 #                                                             into deployments/constraints.txt (then run `test`)
 #

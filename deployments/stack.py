@@ -16,11 +16,9 @@ It records what it started in `stack.json`; `down` stops exactly those processes
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -31,12 +29,13 @@ import httpx
 
 from agentflows.deployments.blocks import register_blocks
 from agentflows.deployments.errors import StackError
+from agentflows.deployments.processes import alive, spawn, stop_group, tail
+from agentflows.deployments.temporary_server import STARTUP_TIMEOUT_VARIABLE, startup_timeout
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.settings import VIEWER_URL_VARIABLE
 
 PROJECT = Path(__file__).resolve().parent.parent
 WORK_POOL = "agentflows-local"
-START_TIMEOUT = 90.0
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ def up(
 ) -> Stack:
     """Start the stack (or report the one already running)."""
     running = read_stack()
-    if running is not None and _alive(running.server_pid):
+    if running is not None and alive(running.server_pid):
         _say(echo, f"already running: {running.ui_url} (stop it with `agentflows down`)")
         return running
     if not (PROJECT / "prefect.yaml").is_file():
@@ -100,8 +99,8 @@ def _start_prefect(host: str, port: int, env: dict[str, str], logs: Path, worker
     if worker:
         _say(echo, f"starting a process worker on the {WORK_POOL!r} pool")
         # The worker starts in the stack's own folder: runs find the package, not this clone.
-        worker_process = _spawn(
-            [_prefect(), "worker", "start", "--pool", WORK_POOL], env, logs / "worker.log", cwd=logs.parent
+        worker_process = spawn(
+            [_prefect(), "worker", "start", "--pool", WORK_POOL], env, logs / "worker.log", logs.parent
         )
         worker_pid = worker_process.pid
     return Stack(
@@ -121,7 +120,7 @@ def down(echo: bool = True) -> bool:
         _say(echo, "nothing to stop: no stack was started with `agentflows up`")
         return False
     for name, pid in (("worker", stack.worker_pid), ("server", stack.server_pid), ("viewer", stack.viewer_pid)):
-        if pid is not None and _alive(pid):
+        if pid is not None and alive(pid):
             _say(echo, f"stopping the {name} (process group {pid})")
             stop_group(pid)
     (stack_dir() / "stack.json").unlink(missing_ok=True)
@@ -152,7 +151,7 @@ def start_server(host: str, port: int, env: dict[str, str], log: Path) -> subpro
 
     Stop it with `stop_group(server.pid)`.
     """
-    server = _spawn([_prefect(), "server", "start", "--host", host, "--port", str(port)], env, log)
+    server = spawn([_prefect(), "server", "start", "--host", host, "--port", str(port)], env, log, PROJECT)
     _wait_healthy(f"http://{host}:{port}/api", server, log)
     return server
 
@@ -160,7 +159,7 @@ def start_server(host: str, port: int, env: dict[str, str], log: Path) -> subpro
 def start_viewer(host: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """`agentflows view` on `host:port` in a process group of its own, once it answers."""
     command = [sys.executable, "-m", "agentflows.cli", "view", "--host", host, "--port", str(port)]
-    viewer = _spawn(command, env, log)
+    viewer = spawn(command, env, log, PROJECT)
     _wait_healthy(f"http://{host}:{port}/api", viewer, log, "the content viewer")
     return viewer
 
@@ -174,23 +173,19 @@ def _prefect() -> str:
     return found
 
 
-def _spawn(command: list[str], env: dict[str, str], log: Path, cwd: Path = PROJECT) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
 def _run(command: list[str], env: dict[str, str], log: Path) -> None:
     with log.open("ab") as out:
         done = subprocess.run(command, env=env, cwd=PROJECT, stdout=out, stderr=subprocess.STDOUT)
     if done.returncode != 0:
-        raise StackError(f"`{' '.join(command[1:])}` failed (exit {done.returncode}); see {log}:\n{_tail(log)}")
+        raise StackError(f"`{' '.join(command[1:])}` failed (exit {done.returncode}): {tail(log, 1)!r}; see {log}")
 
 
 def _wait_healthy(api_url: str, server: subprocess.Popen[bytes], log: Path, name: str = "the Prefect server") -> None:
-    deadline = time.monotonic() + START_TIMEOUT
+    timeout = startup_timeout()
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise StackError(f"{name} exited with status {server.returncode}; see {log}:\n{_tail(log)}")
+            raise StackError(f"{name} exited with status {server.returncode}: {tail(log, 1)!r}; see {log}")
         try:
             if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
                 return
@@ -198,45 +193,9 @@ def _wait_healthy(api_url: str, server: subprocess.Popen[bytes], log: Path, name
             pass
         time.sleep(0.5)
     stop_group(server.pid)
-    raise StackError(f"{name} did not answer within {START_TIMEOUT:.0f} s; see {log}:\n{_tail(log)}")
-
-
-def stop_group(pid: int, grace: float = 10.0) -> None:
-    """SIGTERM the process group of `pid`, then SIGKILL what is left after `grace` seconds."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _alive(pid):  # a killed process is gone once reaped
-        time.sleep(0.1)
-
-
-def _alive(pid: int) -> bool:
-    _reap(pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _reap(pid: int) -> None:
-    """Collect `pid` if it is our exited child, so it stops counting as alive."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def _tail(log: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
+    raise StackError(
+        f"{name} did not answer within {timeout:.0f} s; see {log}; on a slow machine raise {STARTUP_TIMEOUT_VARIABLE}"
+    )
 
 
 def _say(echo: bool, message: str) -> None:

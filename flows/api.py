@@ -5,8 +5,10 @@
     print(result.location, result.model_calls)
 
 Inputs are checked against the agent's declared inputs before anything runs;
-a bad value raises `InputError` naming the field. `run_agent_async` is the same
-for code that already runs an event loop.
+a bad value raises `InputError` naming the field. A run rides out a short outage
+of Prefect's API or its database; a longer one raises `PrefectAPIError`, one
+sentence (`agentflows.tasks.prefect_api`). `run_agent_async` is the same for code
+that already runs an event loop.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from agentflows.catalog import load_agents
 from agentflows.compiler import compiled
 from agentflows.inputs import validate_inputs
 from agentflows.tasks.artifacts import AgentResult
+from agentflows.tasks.prefect_api import riding_out_outages
 
 T = TypeVar("T")
 
@@ -50,7 +53,8 @@ async def run_agent_async(
     values = validate_inputs(agent.definition, inputs)
     if review is not None:
         values["review"] = review
-    with SyncClientContext.get_or_create():  # one sync Prefect client for the run, not one per use
+    # One sync Prefect client for the run, not one per use; state changes ride out a short outage.
+    with riding_out_outages(), SyncClientContext.get_or_create():
         result = await compiled(agent)(**values, refresh=refresh)
     assert isinstance(result, AgentResult)
     return result

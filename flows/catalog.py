@@ -5,9 +5,13 @@ The folder is `AGENTFLOWS_DEFINITIONS` when set, otherwise the
 `importlib.resources` (the same from a wheel, an editable install or a worker's
 clone), never from the working directory (Prefect workers start flows in a
 temporary directory). Every `*.yaml` file directly inside it is one agent; templates live
-anywhere below it. The router classifier's prompt, `prompts/router/classify.md`, is
+anywhere below it. No file is read from outside the folder: a definition or a template
+that is a link to a file elsewhere is refused. The router classifier's prompt, `prompts/router/classify.md`, is
 optional; when the folder has it, it is loaded and checked with the agents, against the
 variables the classifier renders it with, and so is the system prompt it uses.
+What one file cannot tell is checked across the folder: the agents each one `uses`
+exist and form no cycle, and templates read only what those agents provide
+(`agentflows.uses_checks`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from agentflows.errors import AgentNotFound, DefinitionError, Problem
 from agentflows.loader import LoadedAgent, load_definition
 from agentflows.tasks.runtime import current_runtime
 from agentflows.templates import AGENT_ATTRIBUTES, CONTEXT_ATTRIBUTES, Namespace, TemplateChecker
+from agentflows.uses_checks import uses_problems
 from agentflows.yaml_source import load_yaml
 
 PACKAGED_DEFINITIONS = Path(str(resources.files("agentflows.agent_definitions")))
@@ -67,8 +72,17 @@ class AgentCatalog(Mapping[str, LoadedAgent]):
 
 
 def definition_files(root: Path) -> list[Path]:
-    """The definition files of `root`, sorted by name."""
+    """The definition files of `root`, sorted by name (links too: `_load` refuses those that lead out of it)."""
     return sorted(p for p in root.glob("*.yaml") if p.is_file())
+
+
+def outside_link(file: Path, folder: Path) -> Problem | None:
+    """The problem with `file` when it is a link to a file outside `folder`, or None."""
+    target = file.resolve()
+    if target.is_relative_to(folder):
+        return None
+    message = f"the file is a link to {target}, outside the definitions folder {folder}; copy the file into the folder"
+    return Problem(file, None, "", message)
 
 
 def load_agents(root: Path | str | None = None) -> AgentCatalog:
@@ -77,7 +91,7 @@ def load_agents(root: Path | str | None = None) -> AgentCatalog:
     A folder whose files have not changed since it was last loaded (same names, sizes
     and modification times) is not read and validated again.
     """
-    folder = Path(root).expanduser().resolve() if root is not None else definitions_root()
+    folder = (Path(root).expanduser() if root is not None else definitions_root()).resolve()
     if not folder.is_dir():
         raise DefinitionError([Problem(folder, None, "", "the definitions folder does not exist")])
     return current_runtime().remembered(("catalog", folder), _fingerprint(folder), lambda: _load(folder))
@@ -97,6 +111,9 @@ def _load(folder: Path) -> AgentCatalog:
     agents: dict[str, LoadedAgent] = {}
     problems: list[Problem] = []
     for file in definition_files(folder):
+        if problem := outside_link(file, folder):
+            problems.append(problem)
+            continue
         try:
             agent = load_definition(file, folder)
         except DefinitionError as exc:
@@ -116,6 +133,7 @@ def _load(folder: Path) -> AgentCatalog:
         agents[agent.name] = agent
     templates, found = classifier_templates(folder, agents)
     problems += [p for p in found if not p.repeats(problems)]  # the agents' checks may have found it already
+    problems += [p for p in uses_problems(agents, folder) if not p.repeats(problems)]
     if problems:
         raise DefinitionError(problems)
     return AgentCatalog(folder, agents, templates)
@@ -148,7 +166,22 @@ def check_paths(paths: list[Path]) -> list[Problem]:
             if path.is_dir():
                 load_agents(path)
             else:
-                load_definition(path.resolve(), path.resolve().parent)
+                problems += _file_uses_problems(load_definition(path.resolve(), path.resolve().parent))
         except DefinitionError as exc:
             problems += exc.problems
     return problems
+
+
+def _file_uses_problems(agent: LoadedAgent) -> list[Problem]:
+    """The problems with one file's `uses`, checked against the valid definitions beside it."""
+    if not agent.definition.uses:
+        return []
+    siblings: dict[str, LoadedAgent] = {}
+    for file in definition_files(agent.root):
+        if file != agent.file:
+            try:
+                sibling = load_definition(file, agent.root)
+            except DefinitionError:
+                continue
+            siblings.setdefault(sibling.name, sibling)
+    return uses_problems({**siblings, agent.name: agent}, agent.root, only=agent.name)

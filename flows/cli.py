@@ -3,7 +3,7 @@
     agentflows list                          the agents and what they make
     agentflows validate [PATH ...]           check definitions; exit 1 on any problem
     agentflows run AGENT -p k=v … [--refresh] [--review] [--json]
-    agentflows route "REQUEST" [--type AGENT …] [--review AGENT …] [--json]   several agents from one request
+    agentflows route "REQUEST" [--type AGENT …] [--after AGENT=UPSTREAM …] [--review AGENT …] [--json]
     agentflows review | approve | revise | reject RUN_ID     an editor's decision on a run paused for review
     agentflows rerun CONTENT_ID --from generate|build [--plan FILE] [--param k=v]   rework a stored content
     agentflows show CONTENT_ID [--json]      a stored content, its files, lineage and knowledge used
@@ -16,52 +16,92 @@
     agentflows serve                         serve every agent and the router from this process
     agentflows blocks register               put the Block types in the Prefect UI catalogue
 
-Errors agentflows raises on purpose print as one line per problem and exit 1; only a bug shows a traceback.
+Every failure prints one line, `error: …`, and exits 1 (a definition error: one line
+per problem); Ctrl-C exits 130 with one line (`agentflows.console`). `--debug` shows
+Prefect's console logging and the traceback of a failure. `run` and `route` start a
+temporary Prefect server when no Prefect API is configured (`agentflows.local_prefect`);
+a run waiting for review always says where to review, with or without `--progress`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from agentflows.catalog import check_paths, definitions_root, load_agents
-from agentflows.errors import DefinitionError, InputError
-from agentflows.inputs import parse_params
-from agentflows.knowledge_cli import add_knowledge_commands, knowledge_lines
-from agentflows.progress import quiet_prefect
-from agentflows.review_cli import add_review_commands, print_result, review_lines
-from agentflows.tasks.artifacts import ContentType
-from agentflows.tasks.errors import AgentflowsError
+from agentflows.cli_store import add_store_commands
+from agentflows.console import add_progress_option, printed, report
+from agentflows.errors import DefinitionError
+from agentflows.inputs import parse_params, validate_inputs
+from agentflows.knowledge_cli import add_knowledge_commands
+from agentflows.local_prefect import prefect_for_cli
+from agentflows.review_cli import add_review_commands, print_result
+from agentflows.routing import check_request
 from agentflows.tasks.manifest import REWORK_NAME, ROUTER_NAME
+from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.settings import DEFINITIONS_VARIABLE, VIEWER_TOKEN_VARIABLE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `agentflows` command."""
     args = parser().parse_args(argv)
+    terminated = threading.Event()
     try:
-        return int(args.command(args) or 0)
+        with _sigterm_interrupts(terminated):
+            return int(args.command(args) or 0)
     except DefinitionError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
-    except AgentflowsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except SystemExit:
+        raise
+    except BaseException as exc:  # every failure, Ctrl-C and SIGTERM: one line (agentflows.console)
+        return report(exc, debug=args.debug, terminated=terminated.is_set())
+
+
+@contextmanager
+def _sigterm_interrupts(terminated: threading.Event) -> Iterator[None]:
+    """SIGTERM interrupts like Ctrl-C (and sets `terminated`), so a terminated run ends as orderly."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        terminated.set()
+        signal.default_int_handler(signum, frame)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="agentflows", description="Run YAML-defined content agents as Prefect flows.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show Prefect's console logging, and the traceback of a failure",
+    )
+    top = argparse.ArgumentParser(
+        prog="agentflows", description="Run YAML-defined content agents as Prefect flows.", parents=[common]
+    )
+    top.set_defaults(debug=False)
     top.add_argument(
         "--definitions",
         metavar="DIR",
         help=f"definitions folder (default: ${DEFINITIONS_VARIABLE} or the shipped agent_definitions/)",
     )
-    sub = top.add_subparsers(required=True, metavar="COMMAND")
+    sub = top.add_subparsers(required=True, metavar="COMMAND", parser_class=_with_parents(common))
 
     cmd = sub.add_parser("list", help="list the agents")
     cmd.add_argument("--json", action="store_true", help="print JSON")
@@ -94,6 +134,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the result as JSON (ids, content type, location, model calls, cache hits, reviews)",
     )
+    add_progress_option(cmd)
     cmd.set_defaults(command=run)
 
     cmd = sub.add_parser("route", help="turn one free-text request into several kinds of content")
@@ -101,48 +142,38 @@ def parser() -> argparse.ArgumentParser:
     cmd.add_argument(
         "--type", dest="content_types", action="append", metavar="AGENT", help="run this agent; repeat for several"
     )
+    cmd.add_argument(
+        "--after",
+        action="append",
+        metavar="AGENT=UPSTREAM",
+        help="run AGENT after UPSTREAM (both chosen), besides the agents' own `uses` (quiz and ebook run after "
+        "lesson_plan, with its result; the rest at once; a failed agent's dependents are skipped); repeatable",
+    )
     cmd.add_argument("--audience", help="who the content is for")
     cmd.add_argument("--language", help="language to write in")
     cmd.add_argument("--level", help='level of the audience, e.g. "8th grade"')
     cmd.add_argument("--review", action="append", metavar="AGENT", help="pause this branch for review; repeatable")
     cmd.add_argument("--refresh", action="store_true", help="ignore cached step results and call the model again")
     cmd.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    add_progress_option(cmd)
     cmd.set_defaults(command=route)
 
-    cmd = sub.add_parser("show", help="show a stored content, its files and its lineage")
-    cmd.add_argument("content_id", metavar="CONTENT_ID", help="id (or unique prefix) printed by `run`")
-    cmd.add_argument("--json", action="store_true", help="print JSON")
-    cmd.set_defaults(command=show)
-
-    cmd = sub.add_parser("contents", help="list stored contents, newest first")
-    cmd.add_argument(
-        "--type", dest="content_type", choices=[t.value for t in ContentType], help="only this content type"
-    )
-    cmd.add_argument("--limit", type=int, default=20, help="how many (default 20)")
-    cmd.set_defaults(command=contents)
-
-    cmd = sub.add_parser("db", help="the content database's schema")
-    db = cmd.add_subparsers(required=True, metavar="ACTION")
-    action = db.add_parser("upgrade", help="migrate the configured database to the newest schema")
-    action.set_defaults(command=db_upgrade)
-    action = db.add_parser("current", help="print the schema revision of the configured database")
-    action.set_defaults(command=db_current)
-
-    cmd = sub.add_parser("storage", help="the object storage of contents")
-    storage = cmd.add_subparsers(required=True, metavar="ACTION")
-    action = storage.add_parser("sweep", help="remove stored objects no content refers to (left by failed saves)")
-    action.add_argument(
-        "--older-than",
-        default="1h",
-        metavar="AGE",
-        help="only objects older than this: seconds or 30m, 12h, 7d (default 1h)",
-    )
-    action.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
-    action.set_defaults(command=storage_sweep)
+    add_store_commands(sub)
     add_knowledge_commands(sub)
     add_review_commands(sub)
     _add_stack_commands(sub)
     return top
+
+
+def _with_parents(common: argparse.ArgumentParser) -> type[argparse.ArgumentParser]:
+    """Subcommand parsers that take the common options too (`agentflows run quiz --debug`)."""
+
+    class Subcommand(argparse.ArgumentParser):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["parents"] = [*kwargs.get("parents", ()), common]
+            super().__init__(*args, **kwargs)
+
+    return Subcommand
 
 
 def _add_stack_commands(sub: Any) -> None:
@@ -182,6 +213,7 @@ def list_agents(args: argparse.Namespace) -> int:
             "content_type": a.definition.content_type.value,
             "version": a.flow_version,
             "inputs": list(a.definition.inputs),
+            "uses": list(a.definition.uses),
             "description": a.definition.description,
         }
         for a in catalog.values()
@@ -192,6 +224,8 @@ def list_agents(args: argparse.Namespace) -> int:
     for row in rows:
         print(f"{row['name']:<16} {row['content_type']:<12} {row['description']}")
         print(f"{'':<16} inputs: {', '.join(row['inputs']) or 'none'}")
+        if row["uses"]:
+            print(f"{'':<16} builds on: {', '.join(row['uses'])} (when a request asks for both)")
     return 0
 
 
@@ -208,30 +242,30 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    quiet_prefect()
-    from agentflows.api import run_agent
-    from agentflows.progress import listening
-
     agent = load_agents(args.definitions)[args.agent]
-    inputs = parse_params(args.param, agent.definition.inputs)
-    with listening(lambda event: print(f"  {event}", file=sys.stderr)):
+    inputs = validate_inputs(agent.definition, parse_params(args.param, agent.definition.inputs))
+    _check_store()
+    with prefect_for_cli(debug=args.debug), printed(args.progress):
+        from agentflows.api import run_agent
+
         result = run_agent(args.agent, refresh=args.refresh, review=args.review, definitions=args.definitions, **inputs)
     print_result(result, args.json)
     return 0
 
 
 def route(args: argparse.Namespace) -> int:
-    quiet_prefect()
-    from agentflows.progress import listening
-    from agentflows.router import route as route_request
+    check_request(args.request, args.content_types, load_agents(args.definitions))
+    _check_store()
+    with prefect_for_cli(debug=args.debug), printed(args.progress):
+        from agentflows.router import route as route_request
 
-    with listening(lambda event: print(f"  {event}", file=sys.stderr)):
         manifest = route_request(
             args.request,
             content_types=args.content_types,
             audience=args.audience,
             language=args.language,
             level=args.level,
+            after=args.after,
             review=args.review,
             refresh=args.refresh,
             definitions=args.definitions,
@@ -241,94 +275,30 @@ def route(args: argparse.Namespace) -> int:
     else:
         print(f"{manifest.status}: {len(manifest.components)} components, routed by {manifest.route}")
         for c in manifest.components:
-            outcome = c.location if c.status == "completed" else f"FAILED {c.error}"
-            print(f"  {c.agent:<14} {c.seconds:6.1f} s  {c.name}\n  {'':<14}          {outcome}")
+            outcome = c.location if c.status == "completed" else f"{c.status.upper()} {c.error}"
+            after = f"  (after {', '.join(c.depends_on)})" if c.depends_on else ""
+            print(f"  {c.agent:<14} {c.seconds:6.1f} s  {c.name}{after}\n  {'':<14}          {outcome}")
+        for problem in manifest.problems:
+            print(f"inconsistent: {problem}", file=sys.stderr)
         print(f"manifest {manifest.content_id}: {manifest.location}")
-    return 0 if manifest.status == "completed" else 1
-
-
-def show(args: argparse.Namespace) -> int:
-    from agentflows.tasks.runtime import open_store
-
-    content = open_store().get(args.content_id)
-    if args.json:
-        print(content.model_dump_json(indent=2))
-        return 0
-    print(f"{content.title}  [{content.content_type.value}]  id {content.id}")
-    print(
-        f"agent {content.agent} {content.agent_version}, "
-        f"created {content.created_at:%Y-%m-%d %H:%M:%S}, {content.size:,} bytes"
-    )
-    print(f"open: {content.location}")
-    for path, uri in sorted(content.files.items()):
-        print(f"  {path:<32} {uri}")
-    if content.lineage:
-        print(f"lineage (generation {content.generation_id}):")
-    for step in content.lineage:
-        usage = step["usage"]
-        model = f"{step['provider']}/{step['model']}" if step["model"] else "no model"
-        warnings = f"  WARNING {'; '.join(step['warnings'])}" if step["warnings"] else ""
-        print(
-            f"  {step['label']:<32} {model:<36} calls {usage['calls']}  "
-            f"tokens {usage['prompt_tokens']}+{usage['completion_tokens']}  cost {usage['cost']:.4f}  "
-            f"checksum {step['checksum'][:12]} ← {(step['parent_checksum'] or 'request')[:12]}  "
-            f"templates {len(step['template_hashes'])}{warnings}"
+    failed, skipped = manifest.failed(), manifest.skipped()
+    if failed or skipped:
+        what = f"{len(failed)} of {len(manifest.components)} components failed" + (
+            f", {len(skipped)} skipped" if skipped else ""
         )
-    for line in knowledge_lines(content.lineage):
-        print(line)
-    reviews = review_lines(content.reviews)
-    for line in ["reviews:", *reviews] if reviews else []:
-        print(line)
-    return 0
+        print(f"error: {what} (listed above)", file=sys.stderr)
+    elif manifest.problems:
+        print(
+            f"error: the components are inconsistent ({len(manifest.problems)} problems, listed above)", file=sys.stderr
+        )
+    return 1 if failed or skipped or manifest.problems else 0
 
 
-def contents(args: argparse.Namespace) -> int:
-    from agentflows.tasks.runtime import open_store
-
-    for content in open_store().list(args.content_type, args.limit):
-        print(f"{content.id}  {content.content_type.value:<12} {content.agent:<14} {content.title}")
-    return 0
-
-
-def db_upgrade(args: argparse.Namespace) -> int:
-    from agentflows.tasks.runtime import current_runtime
-    from agentflows.tasks.storage import upgrade_database
-    from agentflows.tasks.storage.migrate import head_revision
-
-    config = current_runtime().store_settings()
-    before = upgrade_database(config)
-    print(f"{config.describe_database()}: schema {before or 'none'} -> {head_revision()}")
-    return 0
-
-
-def db_current(args: argparse.Namespace) -> int:
-    from agentflows.tasks.runtime import current_runtime
-    from agentflows.tasks.storage import database_revision
-    from agentflows.tasks.storage.migrate import head_revision
-
-    config = current_runtime().store_settings()
-    revision = database_revision(config)
-    state = "up to date" if revision == head_revision() else f"newest is {head_revision()}; run `agentflows db upgrade`"
-    print(f"{config.describe_database()}: schema {revision or 'none'} ({state})")
-    return 0
-
-
-def storage_sweep(args: argparse.Namespace) -> int:
-    from agentflows.definition import parse_duration
-    from agentflows.tasks.runtime import open_store
-
-    try:
-        age = parse_duration(args.older_than, allow_zero=True)
-    except ValueError as exc:
-        raise InputError(f"--older-than: {exc}") from None
-    report = open_store().sweep(age, dry_run=args.dry_run)
-    verb = "would remove" if args.dry_run else "removed"
-    for key in report.removed:
-        print(f"{verb} {key}")
-    print(
-        f"{verb} {len(report.removed)} orphan objects; kept {report.referenced} in use, {report.kept_recent} too recent"
-    )
-    return 0
+def _check_store() -> None:
+    """The content store's URLs, checked before Prefect starts (a saved store Block is checked in the run)."""
+    settings = current_runtime().settings
+    if settings.store_block is None:
+        settings.store.check()
 
 
 def stack_up(args: argparse.Namespace) -> int:

@@ -4,8 +4,13 @@
 step. `compile_agent` wraps the pipeline in a flow named after the agent, whose
 version is the hash of its YAML and templates, whose run name comes from the
 inputs, and whose signature is built from the declared inputs so Prefect (the
-UI form, `prefect deploy`, parameter validation) sees real types, enums, bounds
-and help text.
+UI form, `prefect deploy`, the server's parameter check) sees real types, enums,
+bounds and help text.
+
+The flow checks its parameters itself, in its body (`validate_inputs`), instead of
+Prefect's `validate_parameters`: a run the server did not check (the UI's
+"Validate parameters" box unticked) fails before any step with one `InputError`
+line naming each bad input, not Prefect's multi-line `ParameterTypeError`.
 """
 
 from __future__ import annotations
@@ -17,16 +22,20 @@ from typing import Any
 from prefect import Flow, Task, flow
 from prefect.cache_policies import INPUTS, NO_CACHE, CachePolicy
 from prefect.tasks import exponential_backoff
+from pydantic import TypeAdapter, ValidationError
 
 from agentflows.definition import AgentDefinition, StepSettings
+from agentflows.errors import InputError
 from agentflows.fields import object_schema
-from agentflows.inputs import input_parameters
+from agentflows.inputs import REQUEST_MAX_CHARACTERS, input_parameters, text_annotation, validate_inputs
 from agentflows.knowledge import appends_knowledge, knowledge_setup
 from agentflows.loader import LoadedAgent, degrade_field
 from agentflows.pipeline import StepSpecs, StepTasks, run_pipeline
 from agentflows.review import ending_state
 from agentflows.tasks import steps
+from agentflows.tasks.artifacts import Handoff
 from agentflows.tasks.errors import ReviewEnded
+from agentflows.tasks.names import shortened
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
 
@@ -35,6 +44,9 @@ REVIEW_HELP = (
     "Pause after planning until an editor approves, revises or rejects the plan (the form appears under Resume)."
 )
 CONTEXT_HELP = "The free-text request this run serves (the router sets it); prompts see it as context.request."
+BUILDS_ON_HELP = "Results of the agents this one builds on, by agent name (the router sets them; leave empty)."
+CONTEXT_TEXT: Any = text_annotation(None, REQUEST_MAX_CHARACTERS)
+"""The `context` parameter: cleaned user text, at most as long as a request."""
 
 
 def step_specs(agent: LoadedAgent) -> StepSpecs:
@@ -62,12 +74,14 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
             model=d.model_settings(d.steps.decide),
             reasks=d.steps.decide.reasks,
             append_knowledge=appends_knowledge(d, agent.templates_for("system", "decide")),
+            uses=d.upstream_variables,
             plan_fields=plan_fields["properties"],
             plan_required=tuple(plan_fields["required"]),
             item_schema=object_schema(item_fields, fixed={"title": title_schema}),
             items_min=items.min,
             items_max=items.max,
             items_count=items.count,
+            builder=d.builder,
         ),
         generate=GenerateSpec(
             agent=about,
@@ -77,6 +91,7 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
             prompt=d.steps.generate.prompt,
             model=d.model_settings(d.steps.generate),
             reasks=d.steps.generate.reasks,
+            uses=d.upstream_variables,
             on_invalid=d.steps.generate.on_invalid,
             degrade_field=degrade_field(d),
             append_knowledge=appends_knowledge(d, agent.templates_for("system", "generate")),
@@ -140,11 +155,14 @@ def compile_agent(agent: LoadedAgent) -> Flow[..., Any]:
     tasks = step_tasks(d)
 
     async def agent_flow(**parameters: Any) -> Any:
-        refresh = bool(parameters.pop("refresh", False))
-        context = RunContext(request=str(parameters.pop("context", "") or ""))
-        review = bool(parameters.pop("review", d.review.default))
+        refresh = _checked(bool, "refresh", parameters.pop("refresh", False), d.name)
+        review = _checked(bool, "review", parameters.pop("review", d.review.default), d.name)
+        handoffs = _checked(dict[str, Handoff] | None, "builds_on", parameters.pop("builds_on", None), d.name)
+        request = _checked(CONTEXT_TEXT, "context", parameters.pop("context", "") or "", d.name)
+        context = RunContext(request=request, upstream=handoffs or {})
+        inputs = validate_inputs(d, parameters)
         try:
-            return await run_pipeline(specs, tasks, parameters, refresh=refresh, context=context, review=review)
+            return await run_pipeline(specs, tasks, inputs, refresh=refresh, context=context, review=review)
         except ReviewEnded as ended:
             return ending_state(ended)
 
@@ -161,16 +179,27 @@ def compile_agent(agent: LoadedAgent) -> Flow[..., Any]:
         # Flow results are pickled: Prefect 3.8 reads a JSON-serialized flow result back as a
         # plain dict (task results, stored as full records, keep their classes with JSON).
         result_storage=current_runtime().settings.result_storage,
-        validate_parameters=True,
+        validate_parameters=False,  # the body checks them: one InputError line (see the module docstring)
     )(agent_flow)
 
 
+def _checked(kind: Any, name: str, value: Any, agent: str) -> Any:
+    """`value` as the parameter `name` takes it (a type or annotation); one `InputError` line if not."""
+    try:
+        return TypeAdapter(kind).validate_python(value)
+    except ValidationError as exc:
+        raise InputError(f"agent {agent!r}: parameter {name!r}: {exc.errors()[0]['msg']} (got {value!r})") from None
+
+
 def flow_signature(d: AgentDefinition) -> inspect.Signature:
-    """Keyword-only parameters: the declared inputs, then `refresh`, `context` and `review`."""
-    refresh = inspect.Parameter("refresh", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=bool)
-    context = inspect.Parameter("context", inspect.Parameter.KEYWORD_ONLY, default="", annotation=str)
-    review = inspect.Parameter("review", inspect.Parameter.KEYWORD_ONLY, default=d.review.default, annotation=bool)
-    return inspect.Signature([*input_parameters(d), refresh, context, review])
+    """Keyword-only parameters: the declared inputs, then `refresh`, `context`, `review` and, for an agent
+    that builds on others, `builds_on`."""
+    kind = inspect.Parameter.KEYWORD_ONLY
+    refresh = inspect.Parameter("refresh", kind, default=False, annotation=bool)
+    context = inspect.Parameter("context", kind, default="", annotation=CONTEXT_TEXT)
+    review = inspect.Parameter("review", kind, default=d.review.default, annotation=bool)
+    upstream = inspect.Parameter("builds_on", kind, default=None, annotation=dict[str, Handoff] | None)
+    return inspect.Signature([*input_parameters(d), refresh, context, review, *([upstream] if d.uses else [])])
 
 
 def flow_docstring(d: AgentDefinition) -> str:
@@ -181,6 +210,8 @@ def flow_docstring(d: AgentDefinition) -> str:
     lines.append(f"    refresh: {REFRESH_HELP}")
     lines.append(f"    context: {CONTEXT_HELP}")
     lines.append(f"    review: {REVIEW_HELP}")
+    if d.uses:
+        lines.append(f"    builds_on: {BUILDS_ON_HELP}")
     return "\n".join(lines)
 
 
@@ -196,7 +227,7 @@ def _run_namer(d: AgentDefinition) -> Any:
             name = template.format(**{k: values.get(k, "") for k in d.inputs})
         except (KeyError, IndexError, ValueError):
             name = d.name
-        return " ".join(name.split())[:80] or d.name
+        return shortened(name, 80) or d.name
 
     return run_name
 

@@ -21,7 +21,9 @@ step provides. The inputs and the fields the model returns are described in
       generate: {prompt: prompts/ebook/generate.md, returns: {body: {type: string, format: markdown}}}
       build:    {layout: layouts/ebook.html}
     knowledge: {sources: [knowledge/ebook/], top_k: 4}   # optional: files retrieved into prompts
-    review: {default: false, timeout: 24h}                # optional: an editor reviews the plan
+    uses:                          # agents this one can build on (see `UseSpec`)
+      lesson_plan: {as: lesson}
+    review: {default: false, timeout: 24h}   # optional: an editor reviews the plan
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ PATTERN_MEANINGS = {
 """What each pattern of the schema allows, in words (for error messages)."""
 
 TemplatePath = Annotated[str, StringConstraints(pattern=TEMPLATE_PATH_PATTERN)]
-RESERVED_INPUTS = frozenset({"refresh", "context", "review"})
+RESERVED_INPUTS = frozenset({"refresh", "context", "builds_on", "review"})
 """Names the compiled flow uses for its own parameters."""
 
 
@@ -225,6 +227,10 @@ class PromptLayers(Spec):
     """The agent's knowledge and voice (layer 2)."""
 
 
+SizeWord = Literal["short", "medium", "long"]
+"""The sizes a request can ask for; the router reads "brief", "quick" as short and "full", "in-depth" as long."""
+
+
 class RoutingHints(Spec):
     """How the router recognises a request for this agent."""
 
@@ -243,6 +249,23 @@ class RoutingHints(Spec):
     shared: dict[str, Identifier] = Field(default_factory=dict)
     """The router's shared parameters (audience, language, level) this agent takes under another
     input name, e.g. `level: grade_level`; a shared parameter with the same name as an input needs no entry."""
+    sizes: dict[SizeWord, dict[Identifier, int | float | str]] = Field(default_factory=dict)
+    """Inputs a size word in a routed request sets, when it stands before one of this agent's keywords
+    ("a *short* e-book"), e.g. `short: {chapters: 1}`; numbers the request gives ("3 chapters") win."""
+
+
+class UseSpec(Spec):
+    """How an agent builds on another one's result when a request asks for both.
+
+    The router runs the used agent first; this agent's prompt templates then get its
+    result as the variable named by `as`: `title`, `items` (plan items with their draft
+    fields), the plan's own fields, `text` (the built Markdown or primary file), `inputs`,
+    `agent`, `content_id` and `location`. Run without it, the variable is none, so
+    templates read it inside `{% if <as> %}`.
+    """
+
+    variable: Identifier | None = Field(default=None, alias="as")
+    """Name of the template variable holding the used agent's result; default: that agent's name."""
 
 
 class AgentDefinition(Spec):
@@ -281,6 +304,9 @@ class AgentDefinition(Spec):
     routing: RoutingHints = RoutingHints()
     knowledge: KnowledgeSpec | None = None
     """Markdown and text files the agent draws on (`agentflows.knowledge_spec`); none by default."""
+    uses: dict[Identifier, UseSpec] = Field(default_factory=dict)
+    """Agents this one builds on, by name, e.g. `lesson_plan: {as: lesson}`: when a request asks for both,
+    that agent runs first and its result reaches this agent's prompts."""
     review: ReviewSpec = ReviewSpec()
     """Whether runs pause for an editor to review the plan, and for how long (`agentflows.review_spec`)."""
     run_name: str | None = None
@@ -291,6 +317,11 @@ class AgentDefinition(Spec):
         """The first required string input, if any: what runs are named after by default, and
         where a routed request's subject goes unless `routing.subject_input` names another."""
         return next((n for n, s in self.inputs.items() if s.type == "string" and s.is_required), None)
+
+    @property
+    def upstream_variables(self) -> dict[str, str]:
+        """The template variable of each agent in `uses`, by agent name."""
+        return {agent: use.variable or agent for agent, use in self.uses.items()}
 
     @property
     def builder(self) -> str:

@@ -13,7 +13,8 @@ The whole tree, each class with the module that defines it::
     ├── RoutingError                      the router cannot tell what a request asks for    [here]
     ├── ViewerError                       the content viewer cannot start (port, token)     [here]
     ├── ReviewNotWaiting                  a flow run named for approve/reject awaits no review [here]
-    ├── StackError                        the local stack could not be started or stopped   [deployments]
+    ├── StackError                        a Prefect server or worker could not start or stop [deployments]
+    │   └── PrefectUnreachable            the configured Prefect API does not answer
     └── RunError                          something failed while a flow ran                 [tasks]
         ├── TemplateRenderError           a template failed or grew too large at render time
         ├── ModelError                    the model provider could not be used
@@ -27,9 +28,10 @@ The whole tree, each class with the module that defines it::
         ├── ReviewEnded                   the editor's review ended the run before any draft was written
         │   ├── ReviewRejected            the editor rejected the plan (the run ends Cancelled)
         │   └── ReviewTimedOut            no decision came within the agent's review timeout (Failed)
-        └── StorageError                  the content store could not read or write
-            ├── ContentNotFound           no stored content has the requested id
-            └── ObjectMissing             a content's file is missing, or not a plain file of the store
+        ├── StorageError                  the content store could not read or write
+        │   ├── ContentNotFound           no stored content has the requested id
+        │   └── ObjectMissing             a content's file is missing, or not a plain file of the store
+        └── PrefectAPIError               Prefect's API failed or could not be reached
 
 `[here]` is this module, `agentflows.errors`; `[tasks]` is `agentflows.tasks.errors`
 (every `RunError` lives there too); `[deployments]` is `agentflows.deployments.errors`.

@@ -16,6 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
 Scalar = str | int | float | bool
+DEFAULT_MAX_CHARACTERS = 2_000
+"""Most characters a string input takes (each item of a list input too) when its definition sets no `max_length`."""
+DEFAULT_MAX_ITEMS = 100
+"""Most items a list input takes when its definition sets no `max_length`."""
 
 
 class Spec(BaseModel):
@@ -42,9 +46,10 @@ class InputSpec(Spec):
     maximum: float | None = None
     """Largest allowed value (integer and number inputs)."""
     min_length: int | None = Field(default=None, ge=0)
-    """Fewest characters (string inputs) or items (list inputs)."""
+    """Fewest characters (string inputs) or items (list inputs), counted once the value is cleaned."""
     max_length: int | None = Field(default=None, ge=1)
-    """Most characters (string inputs) or items (list inputs)."""
+    """Most characters (string inputs) or items (list inputs); without it a string takes at most
+    `DEFAULT_MAX_CHARACTERS` and a list at most `DEFAULT_MAX_ITEMS` items."""
     examples: list[Scalar | list[str]] = Field(default_factory=list)
     """Example values, shown to users and to the router's classifier."""
 

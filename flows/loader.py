@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from agentflows.definition import AgentDefinition
 from agentflows.errors import DefinitionError, Problem, YamlSyntaxError
 from agentflows.fields import FieldSpec
-from agentflows.inputs import default_problem
+from agentflows.inputs import default_problem, fit_problem
 from agentflows.knowledge import knowledge_problems, query_problems
 from agentflows.tasks.builders import layout_variables, required_fields
 from agentflows.tasks.prompts import environment
@@ -39,7 +39,12 @@ from agentflows.yaml_source import LineMap, YamlPath, dotted, load_yaml
 SHARED_PARAMETERS = ("audience", "language", "level")
 """Parameters the router passes to every agent that takes them."""
 RESERVED_PLAN_FIELDS = frozenset({"title", "items"})
+PROMPT_VARIABLES = frozenset({"agent", "inputs", "context", "plan", "item"})
+"""Variables the model steps' templates get from agentflows itself; `uses` may not take their names."""
+JINJA = frozenset(environment({}).globals)
 RESERVED_ITEM_FIELDS = frozenset({"key"})
+MAX_DEFINITION_BYTES = 256 * 1024
+"""Largest definition file read (the shipped ones are under 3 KB); long text belongs in templates."""
 
 
 @dataclass(frozen=True)
@@ -95,11 +100,19 @@ def load_definition(file: Path, root: Path) -> LoadedAgent:
 
 
 def _read_text(file: Path) -> str:
-    """The text of a definition file; a `DefinitionError` when it cannot be read as UTF-8."""
+    """The text of a definition file; a `DefinitionError` when it is too large or not UTF-8 text."""
     try:
-        raw = file.read_bytes()
+        with file.open("rb") as opened:
+            raw = opened.read(MAX_DEFINITION_BYTES + 1)
     except OSError as exc:
         raise DefinitionError([Problem(file, None, "", f"cannot read the file: {exc.strerror or exc}")]) from None
+    if len(raw) > MAX_DEFINITION_BYTES:
+        line = raw[:MAX_DEFINITION_BYTES].count(b"\n") + 1
+        message = (
+            f"the file is larger than the {MAX_DEFINITION_BYTES:,} bytes a definition may have (the limit falls on "
+            "this line); move long text into its templates"
+        )
+        raise DefinitionError([Problem(file, line, "", message)]) from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -141,6 +154,7 @@ class _Checker:
         self.check_routing()
         knowledge_problems(self.d, self.root, self.problem)
         query_problems(self.d, self.namespace, self.problem)
+        self.check_uses()
         renders = self.check_templates()
         if self.problems:
             return None
@@ -237,6 +251,26 @@ class _Checker:
                 )
             elif name not in self.d.inputs:
                 self.problem(("routing", "shared", shared), f"{name!r} is not an input; inputs: {inputs}")
+        for size, values in routing.sizes.items():
+            if not routing.keywords:
+                self.problem(("routing", "sizes"), "a size word counts only before one of routing.keywords; add some")
+            for name, value in values.items():
+                path: YamlPath = ("routing", "sizes", size, name)
+                if name not in self.d.inputs:
+                    self.problem(path, f"{name!r} is not an input; inputs: {inputs}")
+                elif problem := fit_problem(self.d.inputs[name], value):
+                    self.problem(path, f"{value!r} does not fit input {name!r}: {problem}")
+
+    def check_uses(self) -> None:
+        """Names of the upstream variables; that the agents exist and form no cycle is checked per folder."""
+        taken = {**{name: "built in" for name in PROMPT_VARIABLES}, **{name: "a Jinja global" for name in JINJA}}
+        for agent, variable in self.d.upstream_variables.items():
+            path: YamlPath = ("uses", agent, "as") if self.d.uses[agent].variable else ("uses", agent)
+            if agent == self.d.name:
+                self.problem(("uses", agent), f"agent {agent!r} cannot build on itself; remove this entry")
+            elif variable in taken:
+                self.problem(path, f"template variable {variable!r} is {taken[variable]}; set another name with `as`")
+            taken.setdefault(variable, f"already the name of {agent!r}'s result")
 
     def check_run_name(self) -> None:
         if self.d.run_name is None:
@@ -280,6 +314,7 @@ class _Checker:
         }
         plan_keys = RESERVED_PLAN_FIELDS | plan.fields.keys()
         item_keys = RESERVED_ITEM_FIELDS | {"title"} | plan.items.fields.keys()
+        base.update({variable: None for variable in self.d.upstream_variables.values()})  # keys: per folder
         if role == "generate":
             return {**base, "plan": plan_keys, "item": item_keys}
         if role == "build":

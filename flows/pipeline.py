@@ -2,9 +2,10 @@
 
 It reads like the diagram. Each step runs as a Prefect task so its result is
 persisted and cached; a step served from the cache is reported as such, which
-is how a run counts the model calls it really made. An agent with knowledge
-retrieves in the flow, before decide and before each generate task, so what a
-step retrieved is one of its task's arguments, and so part of its cache key.
+is how a run counts (and the save step records) the model calls it really made.
+An agent with knowledge retrieves in the flow, before decide and before each
+generate task, so what a step retrieved is one of its task's arguments, and so
+part of its cache key.
 
 A run may ask for a review: an editor approves, revises or rejects the plan
 between decide and generate (`agentflows.review`). A rework starts after decide,
@@ -32,11 +33,23 @@ from pydantic import JsonValue
 from agentflows.progress import ProgressEvent, emit
 from agentflows.review import replaying, review_plan
 from agentflows.review_spec import ReviewSpec
-from agentflows.tasks.artifacts import AgentResult, Draft, Plan, ReviewRecord, Step, StepReport
+from agentflows.tasks.artifacts import (
+    AgentResult,
+    Artifact,
+    Draft,
+    Handoff,
+    Plan,
+    Provenance,
+    ReviewRecord,
+    Step,
+    StepReport,
+)
+from agentflows.tasks.handoff import handoff_of, uses_label
 from agentflows.tasks.knowledge.retrieved import NOTHING, Retrieved
 from agentflows.tasks.knowledge.setup import KnowledgeSetup
 from agentflows.tasks.llm.session import model_session
 from agentflows.tasks.llm.settings import ModelSettings
+from agentflows.tasks.prefect_api import riding_out_outages
 from agentflows.tasks.prompts import clean_user_text, clean_user_values, template_hashes
 from agentflows.tasks.review import plan_entries
 from agentflows.tasks.runtime import current_runtime
@@ -119,16 +132,21 @@ async def run_pipeline(
     """Run the four steps of one agent and say what they made.
 
     With `review`, an editor reviews the plan before generate (`agentflows.review`); a `rework` starts after
-    decide, from a stored content's plan and drafts."""
+    decide, from a stored content's plan and drafts. The content store's settings are checked first, so a
+    mistyped database or storage URL fails the run before any model call is paid for.
+    """
+    await asyncio.to_thread(current_runtime().store_settings)
     inputs = clean_user_values(inputs)
-    context = RunContext(request=clean_user_text(context.request)) if context else RunContext()
+    context = context.model_copy(update={"request": clean_user_text(context.request)}) if context else RunContext()
     specs = replace(
         specs,
         decide=specs.decide.model_copy(update={"model": await resolved_settings(specs.decide.model)}),
         generate=specs.generate.model_copy(update={"model": await resolved_settings(specs.generate.model)}),
     )
-    async with model_session():
-        return await _run_steps(specs, tasks.for_run(refresh=refresh), inputs, context, review, rework)
+    # A worker runs the flow outside `run_agent`: the steps' state changes ride out a short outage here too.
+    with riding_out_outages():
+        async with model_session():
+            return await _run_steps(specs, tasks.for_run(refresh=refresh), inputs, context, review, rework)
 
 
 async def resolved_settings(settings: ModelSettings) -> ModelSettings:
@@ -193,18 +211,22 @@ async def _run_steps(
     emit(ProgressEvent(agent, "build", _status(reports[-1]), f"{len(built.files)} files"))
 
     flow_run_id = _flow_run_id()
+    from_cache = {r.label: r.cached for r in reports}  # a step served from the cache cost this run nothing
+    made: list[tuple[str, Artifact]] = [(f"generate {d.item_key}", d) for d in drafts]
     lineage = [
-        *head,
+        *upstream_lineage(context.upstream),
+        # A rework's stored plan cost this run nothing; a review's own entries cost nothing anyway.
+        *(e.model_copy(update={"cached": from_cache.get(e.label, rework is not None)}) for e in head),
         *(
             LineageEntry(
-                checksum=d.checksum,
-                label=f"generate {d.item_key}",
-                provenance=d.provenance,
-                artifact=d.model_dump(mode="json"),
+                checksum=a.checksum,
+                label=label,
+                provenance=a.provenance,
+                cached=from_cache[label],
+                artifact=a.model_dump(mode="json") if isinstance(a, Draft) else None,
             )
-            for d in drafts
+            for label, a in [*made, ("build", built)]
         ),
-        LineageEntry(checksum=built.checksum, label="build", provenance=built.provenance),
     ]
     run_info = RunInfo(
         flow_run_id=flow_run_id,
@@ -229,6 +251,8 @@ async def _run_steps(
         offline=built.provenance.offline,
         steps=tuple(reports),
         reviews=reviews,
+        builds_on={agent: h.content_id for agent, h in context.upstream.items()},
+        handoff=handoff_of(plan, drafts, built, saved, inputs),
     )
 
 
@@ -309,6 +333,18 @@ async def open_knowledge(specs: StepSpecs, inputs: dict[str, JsonValue]) -> RunK
         )
     )
     return knowledge
+
+
+def upstream_lineage(upstream: dict[str, Handoff]) -> list[LineageEntry]:
+    """One lineage entry per upstream content the run used: agent, content id, checksum of that version."""
+    return [
+        LineageEntry(
+            checksum=h.checksum,
+            label=uses_label(h),
+            provenance=Provenance(agent=h.agent, agent_version=h.agent_version, step="build"),
+        )
+        for h in upstream.values()
+    ]
 
 
 def _status(report: StepReport) -> Any:

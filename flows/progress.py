@@ -2,14 +2,13 @@
 
 The pipeline emits a `ProgressEvent` when a step starts and when it ends. Each
 event goes to the flow run's log (visible in the Prefect UI) and to any listener
-listening in the context that started the run (the CLI prints them, and keeps
-Prefect's own console logging out of its output: `quiet_prefect`).
+listening in the context that started the run (the CLI prints them:
+`agentflows.console.printed`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -19,7 +18,7 @@ from typing import Literal
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 
-Status = Literal["started", "done", "cached", "failed", "waiting"]
+Status = Literal["started", "done", "cached", "failed", "skipped", "waiting"]
 
 
 @dataclass(frozen=True)
@@ -61,11 +60,3 @@ def emit(event: ProgressEvent) -> None:
     logger.log(level, str(event))
     for listener in _listeners.get():
         listener(event)
-
-
-def quiet_prefect() -> None:
-    """Keep Prefect's own console logging out of the CLI's output, unless the environment asks for it."""
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    # A run's end ("Finished in state Cancelled(…)") would repeat, as a log line, the one-line error printed.
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -9,7 +9,8 @@
     agentflows rerun CONTENT_ID --from generate|build [--plan FILE] [--param k=v]   a new content from a stored one
 
 The decisions reach the run through the Prefect API of PREFECT_API_URL, so they
-work from any machine that reaches it. `show` prints a content's reviews
+work from any machine that reaches it (without one, through a temporary server
+on the same Prefect home as the waiting run: `agentflows.local_prefect`). `show` prints a content's reviews
 (`review_lines`).
 """
 
@@ -24,8 +25,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from agentflows.catalog import load_agents
+from agentflows.console import add_progress_option, printed
 from agentflows.errors import InputError
 from agentflows.inputs import parse_params
+from agentflows.local_prefect import prefect_for_cli
 from agentflows.tasks.artifacts import AgentResult
 from agentflows.tasks.errors import ContentNotFound
 
@@ -74,6 +77,7 @@ def add_review_commands(sub: Any) -> None:
     cmd.add_argument("--notes", default="", help="why the content is reworked, kept in the lineage")
     cmd.add_argument("--json", action="store_true", help="print the result as JSON")
     _reviewer(cmd, "who asks for the rework")
+    add_progress_option(cmd)
     cmd.set_defaults(command=rerun)
 
 
@@ -83,19 +87,25 @@ def _reviewer(cmd: argparse.ArgumentParser, who: str = "who decides") -> None:
 
 def review(args: argparse.Namespace) -> int:
     from agentflows.plan_files import plan_file_text
-    from agentflows.reviews import pending_review_async, pending_reviews_async
 
     if args.run_id and _is_content_id(args.run_id):
         return _stored_plan(args)
+    # Prefect is imported once `prefect_for_cli` has set it up (the API, or a temporary server of this home).
     if args.run_id:
-        pending = asyncio.run(pending_review_async(args.run_id))
+        with prefect_for_cli(debug=args.debug):
+            from agentflows.reviews import pending_review_async
+
+            pending = asyncio.run(pending_review_async(args.run_id))
         if args.json:
             print(json.dumps(_row(pending) | {"plan": pending.plan.view()}, indent=2, default=str))
             return 0
         print(f"{pending.agent} round {pending.round}: {pending.url or pending.run_id}", file=sys.stderr)
         print(plan_file_text(pending.plan, pending.run_id), end="")
         return 0
-    rows = [_row(p) for p in asyncio.run(pending_reviews_async())]
+    with prefect_for_cli(debug=args.debug):
+        from agentflows.reviews import pending_reviews_async
+
+        rows = [_row(p) for p in asyncio.run(pending_reviews_async())]
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
@@ -156,16 +166,18 @@ def _row(pending: Any) -> dict[str, Any]:
 
 def decide(args: argparse.Namespace) -> int:
     from agentflows.plan_files import read_plan_file
-    from agentflows.reviews import approve_async, reject_async, revise_async
 
     reviewer = args.reviewer if args.reviewer is not None else _user()
     plan = read_plan_file(args.plan) if args.plan else None
-    if args.decision == "approve":
-        pending = asyncio.run(approve_async(args.run_id, notes=args.notes, plan=plan, reviewer=reviewer))
-    elif args.decision == "revise":
-        pending = asyncio.run(revise_async(args.run_id, notes=args.notes, plan=plan, reviewer=reviewer))
-    else:
-        pending = asyncio.run(reject_async(args.run_id, notes=args.notes, reviewer=reviewer))
+    with prefect_for_cli(debug=args.debug):
+        from agentflows.reviews import approve_async, reject_async, revise_async
+
+        if args.decision == "approve":
+            pending = asyncio.run(approve_async(args.run_id, notes=args.notes, plan=plan, reviewer=reviewer))
+        elif args.decision == "revise":
+            pending = asyncio.run(revise_async(args.run_id, notes=args.notes, plan=plan, reviewer=reviewer))
+        else:
+            pending = asyncio.run(reject_async(args.run_id, notes=args.notes, reviewer=reviewer))
     goes_on = {
         "approve": "it writes its drafts from the plan" + (f" in {args.plan}" if args.plan else ""),
         "revise": "it plans again with your notes",
@@ -178,8 +190,6 @@ def decide(args: argparse.Namespace) -> int:
 
 def rerun(args: argparse.Namespace) -> int:
     from agentflows.plan_files import read_plan_file
-    from agentflows.progress import listening, quiet_prefect
-    from agentflows.rework import rework
     from agentflows.tasks.runtime import open_store
 
     stored = open_store().get(args.content_id)
@@ -190,8 +200,9 @@ def rerun(args: argparse.Namespace) -> int:
         raise InputError(f"--param {unknown[0]!r}: agent {stored.agent!r} has no such input")
     plan = read_plan_file(args.plan) if args.plan else None
     reviewer = args.reviewer if args.reviewer is not None else _user()
-    quiet_prefect()
-    with listening(lambda event: print(f"  {event}", file=sys.stderr)):
+    with prefect_for_cli(debug=args.debug), printed(args.progress):
+        from agentflows.rework import rework
+
         result = rework(
             stored.id,
             from_step=args.from_step,

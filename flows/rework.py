@@ -39,6 +39,7 @@ from agentflows.pipeline import Rework, run_pipeline
 from agentflows.plan_files import plan_from_data
 from agentflows.tasks.artifacts import AgentResult, PlanItem, ReviewRecord
 from agentflows.tasks.manifest import REWORK_NAME
+from agentflows.tasks.prefect_api import riding_out_outages
 from agentflows.tasks.review import PlanContent, edited_plan, plan_edits, plan_entries, record_entry, value_edits
 from agentflows.tasks.runtime import current_runtime, open_store
 from agentflows.tasks.storage.kept import BuiltFrom, built_from
@@ -172,7 +173,8 @@ async def rework_async(
 ) -> AgentResult:
     """Rework content `content_id` from `from_step` (see the module docstring) and return the new content."""
     rework = compiled_rework(load_agents(definitions))
-    with SyncClientContext.get_or_create():
+    # One sync Prefect client for the run, not one per use; state changes ride out a short outage.
+    with riding_out_outages(), SyncClientContext.get_or_create():
         result = await rework(  # type: ignore[misc]
             content_id=content_id,
             from_step=from_step,

@@ -1,10 +1,11 @@
 """Check the templates a definitions folder renders, before anything runs.
 
 A template is checked from where it is named (a YAML key of a definition, or
-the router's classifier prompt): it must lie inside the definitions folder,
-exist, parse, include (import, extend) only literal paths inside that folder,
-and use only the variables its renderer provides, a `Namespace`. Everything it
-includes is checked the same way. A problem inside a template is reported at
+the router's classifier prompt): it must lie inside the definitions folder (a
+link that leads out of it is refused), exist, hold at most `MAX_TEMPLATE_BYTES`,
+parse, include (import, extend) only literal paths inside that folder, and use
+only the variables its renderer provides, a `Namespace`. Everything it includes
+is checked the same way. A problem inside a template is reported at
 the template's own file and line; one with a template named in the YAML, at
 that YAML key.
 """
@@ -28,6 +29,8 @@ AGENT_ATTRIBUTES = frozenset({"name", "version", "description", "content_type"})
 """Keys of the `agent` variable every template sees."""
 CONTEXT_ATTRIBUTES = frozenset({"request"})
 """Keys of the `context` variable."""
+MAX_TEMPLATE_BYTES = 256 * 1024
+"""Largest template file read; a prompt this long would not fit most context windows anyway."""
 
 
 @dataclass
@@ -102,6 +105,10 @@ class TemplateChecker:
             return None
         if not file.is_file():
             message = f"{what} does not exist under {self.root}{_suggest(self.root, name)}"
+            self.reference_problem(path, reference, message)
+            return None
+        if (size := file.stat().st_size) > MAX_TEMPLATE_BYTES:
+            message = f"{what} has {size:,} bytes, more than the {MAX_TEMPLATE_BYTES:,} a template may have"
             self.reference_problem(path, reference, message)
             return None
         try:

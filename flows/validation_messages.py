@@ -137,7 +137,7 @@ def _model_at(path: YamlPath) -> Any:
     for part in path:
         current = _unwrap(current)
         if isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(str(part))
+            field = _yaml_fields(current).get(str(part))
             if field is None:
                 return None
             current = field.annotation
@@ -152,7 +152,12 @@ def _model_at(path: YamlPath) -> Any:
 
 def _model_fields(path: YamlPath) -> list[str]:
     model = _model_at(path)
-    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+    return list(_yaml_fields(model)) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
+def _yaml_fields(model: type[BaseModel]) -> dict[str, Any]:
+    """The fields of `model` by the key an author writes for them (its alias, such as `as`, else its name)."""
+    return {field.alias or name: field for name, field in model.model_fields.items()}
 
 
 def _field_doc(path: YamlPath) -> str:
@@ -160,7 +165,7 @@ def _field_doc(path: YamlPath) -> str:
         return ""
     parent = _model_at(path[:-1])
     if isinstance(parent, type) and issubclass(parent, BaseModel):
-        field = parent.model_fields.get(str(path[-1]))
+        field = _yaml_fields(parent).get(str(path[-1]))
         if field is not None and field.description:
             return " ".join(field.description.split())
     return ""

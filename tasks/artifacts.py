@@ -8,7 +8,8 @@ schema before an artifact is created.
 
 Each artifact is immutable and carries its provenance and a checksum; the
 checksum of the parent artifact links the chain request → plan → drafts →
-built content → saved content (seed 001 §3).
+built content → saved content (seed 001 §3). A finished run's `Handoff` is what
+an agent that builds on it receives: its checksum is part of that agent's cache keys.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version of the artifact classes; part of every cache key."""
 
 Step = Literal["decide", "generate", "build", "save"]
@@ -82,6 +83,9 @@ class Attempt(Frozen):
     error: str | None = None
     """Why it could not be used, when it could not."""
     finish_reason: str = ""
+    prompt: str = ""
+    """The user message it answers: the step's rendered prompt (first attempt) or the problems of the
+    answer before (a re-ask), without the JSON Schema instruction; its first 8,000 characters."""
 
 
 class KnowledgeRef(Frozen):
@@ -211,6 +215,48 @@ class SavedContent(Artifact):
     """URI of every stored file, by its path inside the content."""
 
 
+class Handoff(Frozen):
+    """A finished run as an agent that builds on it sees it: its plan, drafts and text, and which version.
+
+    It crosses flow runs (a router passes it to the dependent's flow as a parameter), so it is
+    a fixed class; `view()` is the template variable the dependent's `uses.<agent>.as` names.
+    """
+
+    agent: str
+    agent_version: str
+    content_id: str
+    checksum: str
+    """Checksum of the built content: the version the dependent used, and part of its cache keys."""
+    title: str
+    location: str
+    inputs: dict[str, JsonValue] = Field(default_factory=dict)
+    fields: dict[str, JsonValue] = Field(default_factory=dict)
+    """The plan's own fields (a lesson's `objectives`)."""
+    items: tuple[dict[str, JsonValue], ...] = ()
+    """Each plan item with its draft's fields."""
+    text: str = ""
+    """The built content's Markdown (else its primary file), cut to `HANDOFF_TEXT_CHARS`."""
+
+    def view(self) -> dict[str, JsonValue]:
+        """What templates see: the plan fields beside `title`, `items`, `text`, `inputs`, `agent`, `content_id`,
+        `location` (which win over a plan field of the same name)."""
+        fixed: dict[str, JsonValue] = {
+            "agent": self.agent,
+            "content_id": self.content_id,
+            "title": self.title,
+            "items": list(self.items),
+            "text": self.text,
+            "inputs": self.inputs,
+            "location": self.location,
+        }
+        return {**self.fields, **fixed}
+
+
+HANDOFF_KEYS = frozenset({"agent", "content_id", "title", "items", "text", "inputs", "location"})
+"""Keys of every `Handoff.view()`, besides the upstream plan's own fields."""
+HANDOFF_TEXT_CHARS = 20_000
+
+
 class StepReport(Frozen):
     """How one task of a run went: served from cache or run, and its model usage."""
 
@@ -259,6 +305,10 @@ class AgentResult(Frozen):
     files: dict[str, str]
     offline: bool
     steps: tuple[StepReport, ...]
+    builds_on: dict[str, str] = Field(default_factory=dict)
+    """Content id of each upstream result this run used, by agent."""
+    handoff: Handoff | None = None
+    """What agents that build on this one receive."""
     reviews: tuple[ReviewRecord, ...] = ()
     """The editor's decisions on this run's plan, in order, or the rework it was (empty for a plain run)."""
 
@@ -279,7 +329,7 @@ class AgentResult(Frozen):
 
     def summary(self) -> dict[str, JsonValue]:
         """The fields scripts want, as JSON-ready values (what `run --json` prints)."""
-        data = self.model_dump(mode="json")
+        data = self.model_dump(mode="json", exclude={"handoff"})
         data["model_calls"] = self.model_calls
         data["cache_hits"] = self.cache_hits
         data["warnings"] = self.warnings

@@ -20,9 +20,10 @@ run; `agentflows.errors` draws the whole tree, definition errors included::
         ├── ReviewEnded                   the editor's review ended the run before any draft was written
         │   ├── ReviewRejected            the editor rejected the plan (the run ends Cancelled)
         │   └── ReviewTimedOut            no decision came within the agent's review timeout (Failed)
-        └── StorageError                  the content store could not read or write
-            ├── ContentNotFound           no stored content has the requested id
-            └── ObjectMissing             a content's file is missing, or is not a plain file of the store
+        ├── StorageError                  the content store could not read or write
+        │   ├── ContentNotFound           no stored content has the requested id
+        │   └── ObjectMissing             a content's file is missing, or is not a plain file of the store
+        └── PrefectAPIError               Prefect's API failed or could not be reached
 
 `retryable` says whether repeating the same step may succeed; the step tasks
 retry only errors that say so. `one_line` tells any error, ours or a library's,
@@ -108,6 +109,10 @@ class StorageError(RunError):
 
 class ContentNotFound(StorageError):
     """No stored content has the requested id."""
+
+
+class PrefectAPIError(RunError):
+    """Prefect's API failed or could not be reached while a run needed it, after its client's retries."""
 
 
 def one_line(error: BaseException) -> str:

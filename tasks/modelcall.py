@@ -33,7 +33,9 @@ from agentflows.tasks.specs import ModelStepSpec
 CHARS_PER_TOKEN = 3.0
 """Conservative characters-per-token estimate for the context-window check (real tokenizers average ~4)."""
 RAW_KEPT = 2_000
+PROMPT_KEPT = 8_000
 REASK_ECHO = 4_000
+INSTRUCTION = "Answer with one JSON object, and nothing else, that matches this JSON Schema:"
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,7 @@ def compose_messages(spec: ModelStepSpec, variables: Mapping[str, Any], schema: 
     user = render(spec.templates, spec.prompt, variables).strip()
     if spec.append_knowledge and variables.get("knowledge"):
         user += "\n\n" + reference_section(variables["knowledge"])
-    instruction = (
-        "Answer with one JSON object, and nothing else, that matches this JSON Schema:\n"
-        f"```json\n{json.dumps(schema, ensure_ascii=False)}\n```"
-    )
+    instruction = f"{INSTRUCTION}\n```json\n{json.dumps(schema, ensure_ascii=False)}\n```"
     return [Message(role="system", content=system), Message(role="user", content=f"{user}\n\n{instruction}")]
 
 
@@ -92,7 +91,10 @@ async def ask_model(
     `follow_up` turns come after the composed prompt (a revision request shows the earlier answer and
     what to change in it)."""
     provider = await current_runtime().provider(spec.model)
-    messages = [*compose_messages(spec, variables, schema), *follow_up]
+    composed = compose_messages(spec, variables, schema)
+    messages = [*composed, *follow_up]
+    # What an attempt records as asked: the prompt without the output instruction, or the last follow-up turn.
+    asked = follow_up[-1].content if follow_up else composed[-1].content.partition(f"\n\n{INSTRUCTION}")[0]
     hashes = template_hashes(spec.templates)
     attempts: list[Attempt] = []
     usage = Usage()
@@ -104,12 +106,13 @@ async def ask_model(
         reply = await provider.complete(request)
         usage = usage + reply.usage
         reading = read_answer(reply.text, schema, check)
-        attempts.append(_attempt(reply, reading, reasked=round_ > 0))
+        attempts.append(_attempt(reply, reading, asked, reasked=round_ > 0))
         if reading.payload is not None:
             return ModelAnswer(reading.payload, reply, usage, tuple(attempts), (), hashes)
+        asked = reask(reading)
         messages += [
             Message(role="assistant", content=reply.text[:REASK_ECHO]),
-            Message(role="user", content=reask(reading)),
+            Message(role="user", content=asked),
         ]
     degraded = _degraded(spec, reply, schema)
     if degraded is not None:
@@ -134,7 +137,7 @@ def reask(reading: Reading) -> str:
     )
 
 
-def _attempt(reply: ModelReply, reading: Reading, *, reasked: bool) -> Attempt:
+def _attempt(reply: ModelReply, reading: Reading, prompt: str, *, reasked: bool) -> Attempt:
     method = reading.method if reading.payload is not None else None
     if method and reasked:
         method = f"reasked+{method}"
@@ -144,6 +147,7 @@ def _attempt(reply: ModelReply, reading: Reading, *, reasked: bool) -> Attempt:
         method=method,
         error=None if reading.payload is not None else "; ".join(reading.problems[:5]),
         finish_reason=reply.finish_reason,
+        prompt=prompt[:PROMPT_KEPT],
     )
 
 

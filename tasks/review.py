@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from agentflows.tasks.artifacts import Plan, PlanItem, Provenance, ReviewRecord, canonical_json
-from agentflows.tasks.steps import item_key
+from agentflows.tasks.names import item_key
 from agentflows.tasks.storage import LineageEntry
 
 SHOWN_CHARS = 60

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from agentflows.tasks.artifacts import SCHEMA_VERSION, ContentType, Step
+from agentflows.tasks.artifacts import SCHEMA_VERSION, ContentType, Handoff, Step
 from agentflows.tasks.llm.settings import ModelSettings
 
 
@@ -37,6 +37,9 @@ class RunContext(BaseModel):
 
     request: str = ""
     """The free-text request that started the run (empty when an agent is run directly)."""
+    upstream: dict[str, Handoff] = Field(default_factory=dict)
+    """Results of the agents this run builds on, by agent name (templates see them under their `uses` names,
+    not under `context`); their checksums are part of every model step's cache key."""
 
 
 class PlanRevision(BaseModel):
@@ -91,10 +94,12 @@ class ModelStepSpec(StepSpec):
     append_knowledge: bool = False
     """Whether the passages the step retrieved are appended to its user message, because none of its
     templates places the `knowledge` variable itself."""
+    uses: dict[str, str] = Field(default_factory=dict)
+    """The template variable of each agent this one builds on, by agent name."""
 
 
 class DecideSpec(ModelStepSpec):
-    """What `decide` needs: the plan's field and item schemas and the item count."""
+    """What `decide` needs: the plan's field and item schemas, the item count and the builder's plan checks."""
 
     plan_fields: dict[str, Any]
     """JSON Schema properties of the plan-level fields."""
@@ -104,6 +109,8 @@ class DecideSpec(ModelStepSpec):
     items_min: int
     items_max: int
     items_count: int | str | None = None
+    builder: str = "document"
+    """The builder whose plan checks (e.g. safe, distinct file paths) the plan must pass."""
 
 
 class GenerateSpec(ModelStepSpec):

@@ -40,12 +40,13 @@ from agentflows.tasks.artifacts import (
     Usage,
     canonical_json,
 )
-from agentflows.tasks.builders import BuildJob, build_content, check_draft
+from agentflows.tasks.builders import BuildJob, build_content, check_draft, check_plan
 from agentflows.tasks.errors import TemplateRenderError
+from agentflows.tasks.handoff import upstream_variables
 from agentflows.tasks.knowledge.retrieved import NOTHING, Retrieved
 from agentflows.tasks.llm.base import Message
 from agentflows.tasks.modelcall import ModelAnswer, ask_model
-from agentflows.tasks.names import slug
+from agentflows.tasks.names import item_key, slug
 from agentflows.tasks.previews import preview_markdown, viewer_link
 from agentflows.tasks.prompts import as_user_text, delimited, evaluate, template_hashes
 from agentflows.tasks.runtime import current_runtime
@@ -76,9 +77,10 @@ async def make_plan(
     answer = await ask_model(
         spec,
         label=f"{spec.agent_name}/decide",
-        variables=template_variables(spec.agent, inputs, context, knowledge=knowledge),
+        variables=template_variables(spec.agent, inputs, context, knowledge=knowledge, uses=spec.uses),
         context=about,
         schema=plan_schema(spec, low, high),
+        check=lambda payload: check_plan(spec.builder, payload["items"]),
         follow_up=revision_messages(revision) if revision else (),
     )
     payload = answer.payload
@@ -126,7 +128,7 @@ async def write_draft(
     answer = await ask_model(
         spec,
         label=f"{spec.agent_name}/generate/{item.key}",
-        variables=template_variables(spec.agent, inputs, context, plan, item, knowledge),
+        variables=template_variables(spec.agent, inputs, context, plan, item, knowledge, uses=spec.uses),
         context={"agent": spec.agent_name, "step": "generate", "inputs": inputs, "item": item.view()},
         schema=spec.draft_schema,
         check=lambda fields: check_draft(spec.builder, {**item.fields, **fields}),
@@ -181,15 +183,20 @@ def template_variables(
     plan: Plan | None = None,
     item: PlanItem | None = None,
     knowledge: Retrieved = NOTHING,
+    *,
+    uses: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The variables a prompt template sees: agent, inputs, context, knowledge, and plan/item in generate.
+    """The variables a prompt template sees: agent, inputs, context, knowledge, plan/item in generate,
+    and the result of each agent it builds on under its `uses` name (None when not part of the run).
 
-    Inputs, context and knowledge passages are data, so they print between « and » (see `UserText`).
+    Inputs, context and knowledge passages are data, so they print between « and » (see `UserText`);
+    upstream results are model output, like the plan.
     """
     variables: dict[str, Any] = {
+        **upstream_variables(uses or {}, context.upstream),
         "agent": agent,
         "inputs": as_user_text(inputs),
-        "context": as_user_text(context.model_dump()),
+        "context": as_user_text(context.model_dump(exclude={"upstream"})),
         "knowledge": knowledge.view(),
     }
     if plan is not None:
@@ -225,11 +232,6 @@ def plan_schema(spec: DecideSpec, low: int, high: int) -> dict[str, Any]:
         "required": ["title", "items", *spec.plan_required],
         "additionalProperties": False,
     }
-
-
-def item_key(index: int, title: str) -> str:
-    """`03-how-it-works`: position plus a slug of the title; unique within a plan."""
-    return f"{index + 1:02d}-{slug(title, 32)}"
 
 
 def _model_provenance(

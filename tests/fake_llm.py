@@ -3,7 +3,7 @@
 Each request to `/v1/chat/completions` takes the next scripted `Reply` for its
 model (or for any model), else a default reply: a chat completion whose content
 is a schema-valid JSON answer to the schema the prompt carries, written by the
-offline provider's writer around the first «user text» in the prompt. Every
+offline provider's writer around the first «user text» of the user messages. Every
 request is recorded with its body and its start and end times, so tests can
 count calls and see which ones overlapped.
 
@@ -127,11 +127,13 @@ class FakeLLM:
 
 
 def default_answer(body: dict[str, Any]) -> Any:
-    """A schema-valid answer to the schema in the last user message, about the first «user text»."""
+    """A schema-valid answer to the schema in the last user message, about the first «user text» of the
+    user messages (the system prompt's « and » is not a topic), so different requests get different answers."""
     prompt = "\n".join(str(m.get("content", "")) for m in body.get("messages", []))
+    asked = "\n".join(str(m.get("content", "")) for m in body.get("messages", []) if m.get("role") == "user")
     schemas = _SCHEMA.findall(prompt)
     schema = json.loads(schemas[-1]) if schemas else {"type": "object", "properties": {}}
-    topic = next(iter(_USER_TEXT.findall(prompt)), "the subject")
+    topic = next(iter(_USER_TEXT.findall(asked)), "the subject")
     return answer_for(schema, {"inputs": {"topic": topic}}, prompt[-200:])
 
 

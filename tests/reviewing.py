@@ -145,3 +145,15 @@ def wait_for_state(server: PrefectServer, run_id: str, *types: str) -> dict[str,
             return run
         time.sleep(0.5)
     raise AssertionError(f"flow run {run_id} never reached {types}: it is {run['state']['name']}")
+
+
+def branch_runs(server: PrefectServer, router_id: str, count: int) -> list[dict[str, Any]]:
+    """The sub-flow runs of router run `router_id`, once there are `count` of them."""
+    body = {"flow_runs": {"parent_flow_run_id": {"any_": [router_id]}}}
+    deadline = time.monotonic() + GUARD_SECONDS
+    while time.monotonic() < deadline:
+        runs: list[dict[str, Any]] = server.api("POST", "/flow_runs/filter", body)
+        if len(runs) >= count:
+            return runs
+        time.sleep(0.5)
+    raise AssertionError(f"router run {router_id} never had {count} branch runs")

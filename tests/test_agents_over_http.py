@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ from prefect import get_client
 
 from agentflows import open_store, run_agent
 from agentflows.blocks.model_provider import ModelProviderBlock
-from agentflows.tasks.llm.server_limits import limit_name
+from agentflows.tasks.llm.endpoint import Endpoint
+from agentflows.tasks.llm.server_limits import PrefectLimiter, limit_name
+from agentflows.tasks.llm.settings import ProviderSettings
 from tests.conftest import SHIPPED_AGENTS
 from tests.fake_llm import FakeLLM, Reply
 from tests.offline_steps import INPUTS
@@ -205,3 +208,27 @@ def test_offline_results_are_never_served_for_a_real_model(fake_llm: FakeLLM, mo
     assert offline.offline and offline.model_calls == 2
     assert not real.offline and real.model_calls == 2 and real.cache_hits == 0
     assert len(fake_llm.received) == 2
+
+
+def test_runs_that_make_their_first_call_at_once_all_get_a_slot() -> None:
+    settings = ProviderSettings(base_url="http://127.0.0.1:9/v1", max_concurrency=3, limit_scope="server")
+    provider = f"first-{uuid.uuid4().hex[:8]}"  # a limit no run has created yet
+
+    async def first_call() -> None:
+        endpoint = Endpoint(provider, settings)  # a fresh process's view: it has not set the limit up
+        limiter = PrefectLimiter(endpoint, settings, endpoint.local_limiter(settings))
+        async with limiter.slot():
+            pass
+        await limiter.drain()
+
+    async def at_once() -> list[Any]:
+        return await asyncio.gather(*(first_call() for _ in range(12)), return_exceptions=True)
+
+    assert [r for r in asyncio.run(at_once()) if r is not None] == []  # each created or found the limit
+
+    async def limit() -> Any:
+        async with get_client() as client:
+            return await client.read_global_concurrency_limit_by_name(limit_name(provider))
+
+    found = asyncio.run(limit())
+    assert (found.limit, found.active_slots) == (3, 0)

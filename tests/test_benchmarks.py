@@ -6,13 +6,15 @@ calls that match), never how fast anything was: speed is the harness's to measur
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from benchmarks.report import NOTES_MARKER, kept_notes, kept_rows, spread
+from benchmarks.report import NOTES_MARKER, _rows_for, kept_notes, kept_rows, spread
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,3 +73,40 @@ def test_a_partial_run_keeps_the_rows_of_the_scenarios_it_did_not_measure() -> N
 
 def test_milliseconds_print_as_such() -> None:
     assert spread([0.002, 0.001, 0.003], "ms") == "2.00 ms [1.00–3.00]"
+
+
+def test_the_load_rows_are_met_only_when_every_run_completed_nothing_was_lost_and_both_workers_ran() -> None:
+    clean = {"runs": 20, "completed": 20, "contents": 20, "lost_rows": 0, "duplicate_rows": 0, "missing_objects": 0}
+    clean["slots_held"] = 0
+    many = {**clean, "runs": 50, "completed": 50, "contents": 50, "wall": 30.0, "fake_calls": 150}
+    data = {
+        "concurrent": {**many, "recorded_calls": 150},
+        "workers": {**clean, "wall": 60.0, "by_worker": {"worker-1": 11, "worker-2": 9}},
+    }
+
+    many, workers = _rows_for("load", "—", data)
+    lost = _rows_for("load", "—", {**data, "concurrent": {**data["concurrent"], "lost_rows": 1}})[0]
+    one_worker = _rows_for("load", "—", {**data, "workers": {**data["workers"], "by_worker": {"worker-1": 20}}})
+
+    assert (many.met, workers.met, lost.met, one_worker[1].met) == (True, True, False, False)
+    assert many.calls == "150 / 150" and "(11 / 9;" in workers.target
+
+
+def test_the_ideal_starts_a_dependent_pipeline_when_its_upstream_ends() -> None:
+    from benchmarks.ideal import Pipeline, replay
+    from tests.fake_llm import FakeLLM
+
+    def body(agent: str, step: str) -> dict[str, object]:
+        return {"model": "m", "messages": [{"role": "system", "content": f'You are "{agent}"'}, {"content": step}]}
+
+    lesson = Pipeline(body("lesson", "decide"), [body("lesson", "g1"), body("lesson", "g2")], 2, "lesson")
+    quiz = Pipeline(body("quiz", "decide"), [body("quiz", "g1")], 2, "quiz", after=("lesson",))
+    report = Pipeline(body("report", "decide"), [], 1, "report")
+    with FakeLLM(latency=0.05) as fake:
+        asyncio.run(replay(fake.base_url, [quiz, lesson, report], shared_limit=8))
+
+    def calls(agent: str) -> list[Any]:
+        return [r for r in fake.received if f'"{agent}"' in str(r.body["messages"][0]["content"])]
+
+    assert min(c.started for c in calls("quiz")) >= max(c.ended for c in calls("lesson"))
+    assert min(c.started for c in calls("report")) < max(c.ended for c in calls("lesson"))  # not held back

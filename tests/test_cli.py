@@ -21,7 +21,9 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
 
 @pytest.mark.usefixtures("prefect_server")
 def test_run_prints_progress_and_json_then_show_reads_it_back(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_cli(capsys, "run", "quiz", "-p", "topic=The water cycle", "-p", "questions=2", "--json")
+    code, out, err = run_cli(
+        capsys, "run", "quiz", "-p", "topic=The water cycle", "-p", "questions=2", "--json", "--progress"
+    )
 
     assert code == 0
     result = json.loads(out)
@@ -43,9 +45,10 @@ def test_run_prints_progress_and_json_then_show_reads_it_back(capsys: pytest.Cap
 
 @pytest.mark.usefixtures("prefect_server")
 def test_run_without_json_ends_with_where_the_output_was_written(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(capsys, "run", "ebook", "-p", "topic=Glaciers", "-p", "chapters=1")
+    code, out, err = run_cli(capsys, "run", "ebook", "-p", "topic=Glaciers", "-p", "chapters=1")
 
     assert code == 0
+    assert err == ""  # stderr is no terminal here: no progress lines unless --progress
     last = out.strip().splitlines()[-1]
     assert last.startswith("wrote file://") and Path(last.removeprefix("wrote file://")).is_file()
     assert "offline provider: no language model was called" in out

@@ -29,6 +29,7 @@ CLASSIFIER = "prompts/router/classify.md"
 CLASSIFIER_PROMPT = (
     "Which of these does «{{ inputs.request }}» ask for?\n{% for a in agents %}- {{ a.name }}\n{% endfor %}"
 )
+UPSTREAM = "lesson.yaml"
 
 BASE_YAML = """\
 name: demo
@@ -437,7 +438,7 @@ CASES = [
         AGENT,
         "refresh:",
         "inputs.refresh",
-        "input name 'refresh' is reserved for the flow; choose another (reserved: context, refresh, review)",
+        "input name 'refresh' is reserved for the flow; choose another (reserved: builds_on, context, refresh, review)",
     ),
     Case(
         "list-field-without-items",
@@ -959,6 +960,111 @@ CASES = [
 ]
 
 
+UPSTREAM_YAML = replace_once(BASE_YAML, "name: demo", "name: lesson").replace("prompts/demo/", "prompts/lesson/")
+"""A second valid agent, `lesson`, with templates of its own, that `demo` may build on (its plan has a
+`subtitle` field)."""
+UPSTREAM_FILES = {
+    UPSTREAM: UPSTREAM_YAML,
+    **{name.replace("/demo/", "/lesson/"): BASE_FILES[name] for name in (DECIDE, GENERATE, DOMAIN)},
+}
+
+
+def builds_on(uses: str, **files: str) -> dict[str, str | bytes | None]:
+    """The base folder plus the `lesson` agent, with `demo` given this `uses` block (and files edited)."""
+    return {**UPSTREAM_FILES, AGENT: BASE_YAML + uses, **files}
+
+
+EARLIER = "uses:\n  lesson: {as: earlier}\n"
+CASES += [
+    # -- what an agent builds on (`uses`), checked across the folder -------------------------------------
+    Case(
+        "uses-an-agent-that-does-not-exist",
+        builds_on("uses:\n  lessen: {as: earlier}\n"),
+        AGENT,
+        "  lessen:",
+        "uses.lessen",
+        "'lessen' is not an agent in",
+    ),
+    Case(
+        "uses-in-a-cycle",
+        {**UPSTREAM_FILES, UPSTREAM: UPSTREAM_YAML + "uses:\n  demo: {}\n", AGENT: BASE_YAML + EARLIER},
+        AGENT,
+        "  lesson:",
+        "uses.lesson",
+        "'demo' builds on 'lesson', which leads back to it (demo → lesson → demo)",
+    ),
+    Case(
+        "uses-a-field-the-upstream-lacks",
+        builds_on(
+            EARLIER, **{DECIDE: BASE_FILES[DECIDE] + "{% if earlier %}After {{ earlier.subtitel }}.{% endif %}\n"}
+        ),
+        DECIDE,
+        "{% if earlier",
+        "uses.lesson",
+        "uses earlier.subtitel, but 'earlier' has no 'subtitel'; it has: agent, content_id, inputs, items, location, "
+        "subtitle, text, title",
+    ),
+    Case(
+        "uses-the-upstream-without-checking-it-is-there",
+        builds_on(EARLIER, **{GENERATE: BASE_FILES[GENERATE] + "It follows {{ earlier.title }}.\n"}),
+        GENERATE,
+        "It follows",
+        "uses.lesson",
+        "reads 'earlier' outside `{% if earlier %}`; it is none when 'lesson' is not part of the run",
+    ),
+    Case(
+        "uses-a-built-in-variable-name",
+        builds_on("uses:\n  lesson: {as: plan}\n"),
+        AGENT,
+        "  lesson: {as: plan}",
+        "uses.lesson.as",
+        "template variable 'plan' is built in; set another name with `as`",
+    ),
+    Case("uses-itself", builds_on("uses:\n  demo: {}\n"), AGENT, "  demo: {}", "uses.demo", "cannot build on itself"),
+    Case(
+        "uses-a-variable-that-is-not-a-name",
+        builds_on("uses:\n  lesson: {as: Earlier}\n"),
+        AGENT,
+        "  lesson:",
+        "uses.lesson.as",
+        "'Earlier' is not a name of lower case letters, digits and underscores",
+    ),
+    Case(
+        "uses-an-unknown-key",
+        builds_on("uses:\n  lesson: {name: earlier}\n"),
+        AGENT,
+        "  lesson:",
+        "uses.lesson.name",
+        "unknown key 'name'; valid keys here: as",
+    ),
+    # -- size words the router maps onto inputs ---------------------------------------------------------
+    Case(
+        "sizes-an-unknown-input",
+        {AGENT: BASE_YAML + "  sizes:\n    short: {sectionz: 1}\n"},
+        AGENT,
+        "    short:",
+        "routing.sizes.short.sectionz",
+        "'sectionz' is not an input; inputs: topic, sections, tone",
+    ),
+    Case(
+        "sizes-a-value-that-does-not-fit",
+        {AGENT: BASE_YAML + "  sizes:\n    long: {sections: 9}\n"},
+        AGENT,
+        "    long:",
+        "routing.sizes.long.sections",
+        "9 does not fit input 'sections': Input should be less than or equal to 5",
+    ),
+    Case(
+        "sizes-an-unknown-size-word",
+        {AGENT: BASE_YAML + "  sizes:\n    tiny: {sections: 1}\n"},
+        AGENT,
+        "    tiny:",
+        "routing.sizes.tiny",
+        "'short', 'medium' or 'long'",
+    ),
+]
+
+
 def write_files(folder: Path, files: Mapping[str, str | bytes | None]) -> None:
     """Write (or, for None, delete) each file relative to `folder`; text as UTF-8."""
     for name, content in files.items():
@@ -1106,8 +1212,22 @@ def test_validating_one_file_reports_its_problem(capsys: pytest.CaptureFixture[s
     assert problems == [
         f"{base / AGENT}:3: descripton: unknown key 'descripton'; did you mean 'description'? "
         + "Valid keys here: cache, content_type, description, inputs, knowledge, model, name, prompts, retries, "
-        + "review, routing, run_name, steps, timeout_seconds, version"
+        + "review, routing, run_name, steps, timeout_seconds, uses, version"
     ]
+
+
+def test_validating_one_file_checks_what_it_uses_against_the_files_beside_it(
+    capsys: pytest.CaptureFixture[str], base: Path
+) -> None:
+    write_files(base, builds_on("uses:\n  lessen: {as: earlier}\n"))
+
+    code, problems = validate(capsys, base / AGENT)
+    valid, _ = validate(capsys, base / UPSTREAM)
+
+    assert code == 1 and valid == 0
+    line = (base / AGENT).read_text().split("\n").index("  lessen: {as: earlier}") + 1
+    assert [p.removeprefix(f"{base / AGENT}:").split(": ")[:2] for p in problems] == [[str(line), "uses.lessen"]]
+    assert "did you mean 'lesson'?" in problems[0]
 
 
 def test_a_template_problem_the_classifier_shares_with_an_agent_is_reported_once(

@@ -195,6 +195,26 @@ def test_invalid_parameters_are_refused_by_the_server_and_never_run(stack: tuple
     assert started_runs() == before
 
 
+def test_parameters_the_server_did_not_check_are_refused_by_the_flow_before_any_step(stack: tuple[Stack, Path]) -> None:
+    """The UI's custom run with "Validate parameters" unticked sends `enforce_parameter_schema: false`."""
+    server, _ = stack
+    ebook, router = deployment(server, "ebook"), deployment(server, "router")
+
+    unchecked = [
+        (ebook, {"topic": "x", "chapters": 40}, "InputError: agent 'ebook': input 'topic'"),
+        (router, {"request": "   "}, "RoutingError: the request is empty"),
+    ]
+    for found, parameters, message in unchecked:
+        body = {"parameters": parameters, "enforce_parameter_schema": False}
+        created = api(server, "POST", f"/deployments/{found['id']}/create_flow_run", body)
+        assert created.status_code == 201, created.text
+        run = wait_for(server, created.json()["id"])
+        assert run["state"]["type"] == "FAILED" and message in run["state"]["message"], run["state"]
+        assert "\n" not in run["state"]["message"]
+        task_runs = api(server, "POST", "/task_runs/filter", {"flow_runs": {"id": {"any_": [run["id"]]}}}).json()
+        assert task_runs == []  # refused before any step
+
+
 def test_run_deployment_from_python_returns_the_result(stack: tuple[Stack, Path]) -> None:
     server, _ = stack
 

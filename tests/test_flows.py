@@ -233,7 +233,8 @@ def test_parameter_schema_as_prefect_deploy_reads_it(agent: str) -> None:
     inputs = load_agents()[agent].definition.inputs
     json_types = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean", "list": "array"}
 
-    assert set(schema["properties"]) == {*inputs, "refresh", "context", "review"}
+    builds_on = ["builds_on"] if load_agents()[agent].definition.uses else []  # what the router passes a dependent
+    assert set(schema["properties"]) == {*inputs, "refresh", "context", "review", *builds_on}
     assert set(schema.get("required", [])) == {name for name, spec in inputs.items() if spec.is_required}
     for name, spec in inputs.items():
         prop = schema["properties"][name]

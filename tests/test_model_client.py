@@ -215,6 +215,11 @@ def test_environment_configuration() -> None:
         ProviderSettings.from_env({"AGENTFLOWS_LLM_BASE_URL": "http://x/v1", "AGENTFLOWS_LLM_MAX_CONCURRENCY": "lots"})
     with pytest.raises(ConfigurationError, match="AGENTFLOWS_LLM_READ_TIMEOUT is invalid"):
         ProviderSettings.from_env({"AGENTFLOWS_LLM_BASE_URL": "http://x/v1", "AGENTFLOWS_LLM_READ_TIMEOUT": "-1"})
+    with pytest.raises(ConfigurationError, match=r"AGENTFLOWS_LLM_BASE_URL is invalid: must be an http:// or https://"):
+        ProviderSettings.from_env({"AGENTFLOWS_LLM_BASE_URL": "localhost:8000/v1"})
+    with pytest.raises(ConfigurationError) as refused:
+        ProviderSettings.from_env({"AGENTFLOWS_LLM_BASE_URL": "ftp://agent:SECRET@host/v1"})
+    assert "SECRET" not in str(refused.value) and "agent:***@host" in str(refused.value)
     assert ProviderSettings.from_env({}) is None  # no endpoint: the offline provider
 
 

@@ -271,10 +271,10 @@ def test_file_paths_that_would_escape_are_refused_before_anything_is_written(
     assert list(store.objects.objects()) == []
 
 
-def test_to_dataframe_has_one_row_per_content_with_usage(any_store: StoreSettings) -> None:
+def test_to_dataframe_has_one_row_per_run_that_saved_content_with_its_usage(any_store: StoreSettings) -> None:
     store = open_store()
-    for run, built in _mixed_contents()[:3]:
-        store.save(built, run_info(run, built))
+    for number, (run, built) in enumerate(_mixed_contents()[:3]):
+        store.save(built, run_info(run, built, f"run-{number}"))
 
     frame = store.to_dataframe()
 

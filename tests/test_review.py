@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 
 from agentflows import open_store
 from agentflows.tasks.runtime import default_runtime
-from tests.reviewing import CliRun, PrefectServer, cli, prefect_server, wait_for_state
+from tests.reviewing import CliRun, PrefectServer, branch_runs, cli, prefect_server, wait_for_state
 from tests.viewing import chromium
 
 pytestmark = pytest.mark.slow
@@ -186,21 +186,21 @@ def test_a_review_nobody_decides_ends_as_the_agent_declares(
 
 def test_in_a_router_run_the_reviewed_branch_waits_while_the_others_finish(server: PrefectServer, start: Start) -> None:
     request = "Tides and the Moon for 8th grade"
-    run = start("route", request, "--type", "lesson_plan", "--type", "quiz", "--review", "lesson_plan", "--json")
+    types = ("--type", "lesson_plan", "--type", "data_report")
+    run = start("route", request, *types, "--review", "lesson_plan", "--json")
     lesson_id = run.waiting()
     lesson = server.flow_run(lesson_id)
     router_id = server.api("GET", f"/task_runs/{lesson['parent_task_run_id']}")["flow_run_id"]
 
-    branches = {"flow_runs": {"parent_flow_run_id": {"any_": [router_id]}}}
-    quiz = next(r for r in server.api("POST", "/flow_runs/filter", branches) if r["name"].startswith("quiz"))
-    assert wait_for_state(server, quiz["id"], "COMPLETED", "FAILED")["state"]["type"] == "COMPLETED"
+    report = next(r for r in branch_runs(server, router_id, 2) if r["id"] != lesson_id)
+    assert wait_for_state(server, report["id"], "COMPLETED", "FAILED")["state"]["type"] == "COMPLETED"
     assert server.flow_run(lesson_id)["state"]["type"] == "PAUSED"
     assert server.flow_run(router_id)["state"]["type"] == "RUNNING"
 
     assert cli(server, "approve", lesson_id, "--notes", "fine").returncode == 0
     manifest = finished(run)
     statuses = {c["agent"]: c["status"] for c in manifest["components"]}
-    assert statuses == {"lesson_plan": "completed", "quiz": "completed"}
+    assert statuses == {"lesson_plan": "completed", "data_report": "completed"}
 
 
 def test_rerun_from_generate_with_an_edited_plan_writes_only_the_changed_item(

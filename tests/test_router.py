@@ -95,7 +95,7 @@ def test_a_request_for_three_content_types_runs_three_subflows() -> None:
     manifest = route(LESSON_REQUEST)
 
     assert manifest.status == "completed" and manifest.route == "rules"
-    assert [c.agent for c in manifest.components] == ["ebook", "lesson_plan", "quiz"]
+    assert [c.agent for c in manifest.components] == ["lesson_plan", "ebook", "quiz"]  # after what they build on
     assert len({c.flow_run_id for c in manifest.components}) == 3  # each branch in its own run namespace
     assert manifest.parameters["lesson_plan"]["grade_level"] == "8th grade"
     store = open_store()
@@ -103,10 +103,8 @@ def test_a_request_for_three_content_types_runs_three_subflows() -> None:
         assert store.get(component.content_id or "").agent == component.agent
         assert "photosynthesis" in file_text(component.location or "").lower()
     stored = json.loads(file_text(_file(manifest.location, "manifest.json")))
-    assert [c["agent"] for c in stored["components"]] == ["ebook", "lesson_plan", "quiz"]
-    names = [c.name for c in manifest.components]
-    assert len(set(names)) == 3  # equal titles got content-hash suffixes
-    assert all(name.startswith("Photosynthesis") for name in names)
+    assert [c["agent"] for c in stored["components"]] == ["lesson_plan", "ebook", "quiz"]
+    assert all(c.name == f"{c.agent}: {c.title}" and c.title.startswith("Photosynthesis") for c in manifest.components)
 
 
 def _file(location: str | None, name: str) -> str:
@@ -207,7 +205,7 @@ def _agent_of(call: Received) -> str:
 
 @on_server
 def test_branches_run_concurrently(fake_llm: FakeLLM) -> None:
-    manifest = route(LESSON_REQUEST)
+    manifest = route("a quiz, a short e-book chapter and a data report on photosynthesis")  # none builds on another
 
     assert manifest.status == "completed"
     calls = fake_llm.received
@@ -217,7 +215,7 @@ def test_branches_run_concurrently(fake_llm: FakeLLM) -> None:
         if _agent_of(a) != _agent_of(b) and a.started < b.ended and b.started < a.ended
     }
     assert overlapping  # calls of different branches were in flight at the same time
-    assert {_agent_of(c) for c in calls} == {"ebook", "lesson_plan", "quiz"}
+    assert {_agent_of(c) for c in calls} == {"ebook", "data_report", "quiz"}
 
 
 @on_server
@@ -303,5 +301,5 @@ def test_route_on_the_command_line_prints_the_manifest(capsys: pytest.CaptureFix
 
     assert code == 0
     manifest = json.loads(out)
-    assert manifest["version"] == 1 and manifest["status"] == "completed"
+    assert manifest["version"] == 2 and manifest["status"] == "completed"
     assert [c["agent"] for c in manifest["components"]] == ["quiz"]

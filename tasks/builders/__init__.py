@@ -1,11 +1,14 @@
 """Builders: the `build` step's ways of turning drafts into finished content.
 
-A builder is a module with four names:
+A builder is a module with five names:
 
 - `REQUIRES`: the draft fields it reads, as `{name: (type, format)}`; the loader
   checks that a definition's `generate.returns` (or its plan items) declare them;
 - `LAYOUT_VARIABLES`: the variables its layout template receives, besides the
   common ones (`agent`, `inputs`, `plan`, `title`, `offline`, `notice`);
+- `check_plan(items)`: problems with the plan's items, as a whole, that the model
+  could fix when asked again in `decide` (two items writing one file), so that no
+  draft is paid for a plan the build would refuse;
 - `check(fields)`: problems with one draft a model could fix when asked again;
 - `assemble(job)`: the files, primary file and metadata of the content.
 
@@ -14,7 +17,7 @@ Builders make no model call and do no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any, Literal, get_args
 
@@ -50,6 +53,11 @@ def layout_variables(builder: str) -> frozenset[str]:
     return COMMON_LAYOUT_VARIABLES | BUILDERS[builder].LAYOUT_VARIABLES
 
 
+def check_plan(builder: str, items: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Problems with a plan's items (each item's fields, its title included)."""
+    return BUILDERS[builder].check_plan(items)
+
+
 def check_draft(builder: str, fields: Mapping[str, Any]) -> list[str]:
     """Problems with one draft's fields (plan item fields included)."""
     return BUILDERS[builder].check(fields)
@@ -75,6 +83,7 @@ __all__ = [
     "BuilderName",
     "build_content",
     "check_draft",
+    "check_plan",
     "layout_variables",
     "required_fields",
 ]

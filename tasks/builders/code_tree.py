@@ -10,7 +10,7 @@ layout receives `files`: a list of mappings with `path`, `language`, `code` and
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agentflows.tasks.artifacts import BuiltFile
@@ -49,6 +49,33 @@ def path_problem(path: object) -> str | None:
     if path == PREVIEW:
         return f"`path` {path!r} is reserved for the preview page"
     return None
+
+
+def check_plan(items: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Problems with the paths plan items name: unsafe ones, and two items that would write one file."""
+    problems = []
+    owners: dict[str, int] = {}
+    for index, item in enumerate(items):
+        if "path" not in item:
+            continue  # the draft names its path; `check` and `assemble` look at it
+        where = f"items/{index}/path"
+        if problem := path_problem(item["path"]):
+            problems.append(f"{where}: {problem}")
+            continue
+        path = str(item["path"])
+        if path in owners:
+            problems.append(
+                f"{where}: {path!r} is already the path of items/{owners[path]}; give each item its own file"
+            )
+            continue
+        if clash := next((other for other in owners if _clash(other, path)), None):
+            problems.append(
+                f"{where}: {path!r} cannot exist beside {clash!r} of items/{owners[clash]} (one is a folder of the "
+                "other, or they differ only in case); give each item its own file"
+            )
+            continue
+        owners[path] = index
+    return problems
 
 
 def check(fields: Mapping[str, Any]) -> list[str]:

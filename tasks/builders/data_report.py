@@ -26,6 +26,7 @@ from agentflows.tasks.builders.common import (
     html_file,
     markdown_file,
     markdown_to_html,
+    no_plan_checks,
     offline_banner,
     render_layout,
     section_fields,
@@ -41,6 +42,9 @@ REQUIRES = {
 LAYOUT_VARIABLES = frozenset({"sections"})
 VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
 CHART_KINDS = ("bar", "line")
+
+
+check_plan = no_plan_checks
 
 
 def check(fields: Mapping[str, Any]) -> list[str]:

@@ -17,6 +17,7 @@ from agentflows.tasks.builders.common import (
     html_file,
     markdown_file,
     markdown_to_html,
+    no_plan_checks,
     offline_banner,
     render_layout,
     section_fields,
@@ -24,6 +25,9 @@ from agentflows.tasks.builders.common import (
 
 REQUIRES = {"body": ("string", "markdown")}
 LAYOUT_VARIABLES = frozenset({"sections"})
+
+
+check_plan = no_plan_checks
 
 
 def check(fields: Mapping[str, Any]) -> list[str]:

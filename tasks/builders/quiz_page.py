@@ -16,7 +16,14 @@ from typing import Any
 from markupsafe import Markup
 
 from agentflows.tasks.artifacts import BuiltFile
-from agentflows.tasks.builders.common import Assembly, BuildJob, html_file, render_layout, section_fields
+from agentflows.tasks.builders.common import (
+    Assembly,
+    BuildJob,
+    html_file,
+    no_plan_checks,
+    render_layout,
+    section_fields,
+)
 
 REQUIRES = {
     "question": ("string", None),
@@ -25,6 +32,9 @@ REQUIRES = {
     "explanation": ("string", None),
 }
 LAYOUT_VARIABLES = frozenset({"questions", "quiz_json"})
+
+
+check_plan = no_plan_checks
 
 
 def check(fields: Mapping[str, Any]) -> list[str]:

@@ -29,6 +29,7 @@ from agentflows.tasks.llm.endpoint import Endpoint
 from agentflows.tasks.llm.session import ModelSession, model_session
 from agentflows.tasks.llm.settings import ProviderSettings
 from agentflows.tasks.llm.transport import is_retryable_status, wait_before_retry
+from agentflows.tasks.masking import masked
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ class OpenAICompatibleProvider:
         return self.settings.base_url.rstrip("/") + "/chat/completions"
 
     def _endpoint(self) -> str:
-        return self.settings.base_url.rstrip("/")
+        return self.settings.describe_url()
 
     def _headers(self) -> dict[str, str]:
         key = self.settings.api_key.get_secret_value() if self.settings.api_key else ""
@@ -177,13 +178,13 @@ class OpenAICompatibleProvider:
         return f"provider {self.name!r} model {model!r} at {self._endpoint()} {what}"
 
     def _snippet(self, response: httpx.Response, limit: int = 200) -> str:
-        """The start of an error body, with the API key removed should the server echo it."""
+        """The start of an error body, with the API key and URL credentials removed should the server echo them."""
         text = response.text.strip().replace("\n", " ")
         try:
             error = json.loads(text).get("error")
             text = str(error.get("message") if isinstance(error, dict) else error or text)
         except (ValueError, AttributeError):
             pass
-        if self.settings.api_key:
-            text = text.replace(self.settings.api_key.get_secret_value(), "***")
+        secrets = [self.settings.api_key.get_secret_value()] if self.settings.api_key else []
+        text = masked(text, secrets)
         return (text[:limit] + "…") if len(text) > limit else (text or "(empty body)")

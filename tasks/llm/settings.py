@@ -22,10 +22,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from agentflows.tasks.errors import ConfigurationError
+from agentflows.tasks.masking import masked
 
 ENV_PREFIX = "AGENTFLOWS_LLM_"
 PROVIDER_BLOCK_TYPE = "agentflows-model-provider"
@@ -107,6 +109,20 @@ class ProviderSettings(BaseModel):
     price_per_1k_prompt_tokens: float = Field(default=0.0, ge=0, description="Price per 1,000 prompt tokens.")
     price_per_1k_completion_tokens: float = Field(default=0.0, ge=0, description="Price per 1,000 completion tokens.")
 
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "must be an http:// or https:// URL up to and including /v1, e.g. http://localhost:8000/v1"
+            )
+        return value.strip()
+
+    def describe_url(self) -> str:
+        """The base URL as it may be shown or stored: any password in it masked."""
+        return masked(self.base_url.rstrip("/"))
+
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         """Cost of one call at the configured prices."""
         return (
@@ -149,8 +165,9 @@ class ProviderSettings(BaseModel):
             error = exc.errors()[0]
             field = str(error["loc"][0]) if error["loc"] else "?"
             got = values.get(field)
-            shown = "" if field == "api_key" else f" (got {got!r})"
-            raise ConfigurationError(f"{where(field)} is invalid: {error['msg']}{shown}") from None
+            shown = "" if field == "api_key" else f" (got {masked(repr(got))})"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            raise ConfigurationError(f"{where(field)} is invalid: {message}{shown}") from None
 
 
 def _split_list(raw: str) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from agentflows.tasks.errors import ConfigurationError
+from agentflows.tasks.masking import masked
 
 STORE_BLOCK_TYPE = "agentflows-content-store"
 """Slug of the content store Block type on the Prefect server."""
@@ -74,6 +75,7 @@ class StoreSettings(BaseModel):
         Run before any model call, so a mistyped URL costs no tokens.
         """
         _check_database_url(self.database_url.get_secret_value())
+        _check_storage_url(self.storage_url)
         return self
 
     @property
@@ -106,25 +108,73 @@ class StoreSettings(BaseModel):
         return make_url(self.database_url.get_secret_value()).render_as_string(hide_password=True)
 
     def describe_storage(self) -> str:
+        """The storage URL and S3 endpoint, with any credentials in them masked."""
         endpoint = f" at {self.s3_endpoint_url}" if self.s3_endpoint_url else ""
-        return f"{self.storage_url}{endpoint}"
+        return masked(f"{self.storage_url}{endpoint}")
 
     def key(self) -> str:
         """Identity of this configuration, secrets included (for reusing an open store)."""
         return self.model_dump_json() + self.database_url.get_secret_value()
 
 
-def _check_database_url(url: str) -> None:
-    from sqlalchemy.engine import make_url  # not at import: loading definitions needs no SQLAlchemy
-    from sqlalchemy.exc import ArgumentError
+DATABASE_SOURCE = "the content database URL (AGENTFLOWS_DATABASE_URL or the content store block's database_url)"
+STORAGE_SOURCE = "the storage URL (AGENTFLOWS_STORAGE_URL or the content store block's storage_url)"
 
+
+def _check_database_url(url: str) -> None:
+    """A SQLAlchemy URL whose dialect and synchronous driver are installed here."""
+    from sqlalchemy.engine import make_url  # not at import: loading definitions needs no SQLAlchemy
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    example = "use e.g. postgresql+psycopg://user@host/db or sqlite:///path/agentflows.db"
     try:
-        make_url(url)
+        parsed = make_url(url)
     except ArgumentError:
+        raise ConfigurationError(f"{DATABASE_SOURCE} is not a SQLAlchemy URL; {example}") from None
+    shown = parsed.render_as_string(hide_password=True)
+    try:
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:
         raise ConfigurationError(
-            "the content database URL (AGENTFLOWS_DATABASE_URL or the content store block's database_url) "
-            "is not a SQLAlchemy URL; use e.g. postgresql+psycopg://user:password@host/db"
+            f"{DATABASE_SOURCE} {shown!r} names {parsed.drivername!r}, which is no database dialect and driver "
+            f"SQLAlchemy knows here; {example}"
         ) from None
+    if getattr(dialect, "is_async", False):
+        raise ConfigurationError(
+            f"{DATABASE_SOURCE} {shown!r} names the asynchronous driver {parsed.get_driver_name()!r}; "
+            "agentflows needs a synchronous one, e.g. postgresql+psycopg://"
+        )
+    try:
+        dialect.import_dbapi()
+    except ImportError:
+        raise ConfigurationError(
+            f"{DATABASE_SOURCE} {shown!r} needs the driver {parsed.get_driver_name()!r}, which is not installed; "
+            f"{example}"
+        ) from None
+
+
+def _check_storage_url(url: str) -> None:
+    """A local folder, or a URL whose fsspec protocol is known and installed here."""
+    from fsspec.core import split_protocol
+    from fsspec.registry import get_filesystem_class
+
+    protocol, path = split_protocol(url)
+    if protocol in (None, "file", "local"):
+        return
+    example = "use s3://bucket/prefix or a local folder"
+    try:
+        get_filesystem_class(protocol)
+    except ValueError:
+        raise ConfigurationError(
+            f"{STORAGE_SOURCE} {masked(url)!r} has the protocol {protocol!r}, which is not known; {example}"
+        ) from None
+    except ImportError:
+        raise ConfigurationError(
+            f"{STORAGE_SOURCE} {masked(url)!r} needs the fsspec implementation of {protocol!r}, which is not "
+            f"installed; {example}"
+        ) from None
+    if not path.strip("/"):
+        raise ConfigurationError(f"{STORAGE_SOURCE} {masked(url)!r} names no bucket or folder; {example}")
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:

@@ -196,10 +196,10 @@ class ContentRepository:
         query = query.order_by(GeneratedContent.created_at.desc(), GeneratedContent.id).limit(limit)
         return self._in_session(lambda session: [(c, g) for c, g in session.execute(query).all()])
 
-    def rows_with_generations(self) -> list[tuple[GeneratedContent, Generation]]:
-        """Every content with the generation that made it."""
-        query = select(GeneratedContent, Generation).join(Generation, GeneratedContent.generation_id == Generation.id)
-        query = query.order_by(GeneratedContent.created_at)
+    def generations_with_contents(self) -> list[tuple[GeneratedContent, Generation]]:
+        """Every generation with the content it saved, oldest first."""
+        query = select(GeneratedContent, Generation).join(Generation, GeneratedContent.id == Generation.content_id)
+        query = query.order_by(Generation.finished_at, Generation.id)
         return self._in_session(lambda session: [(c, g) for c, g in session.execute(query).all()])
 
     def content_ids(self, among: Iterable[str] | None = None) -> set[str]:

@@ -1,7 +1,9 @@
 """The database schema (SQLAlchemy 2), the same on PostgreSQL and SQLite.
 
     generations          one per agent run that saved content: agent, version, parameters,
-                         flow run, status, timings, model calls, tokens, cost
+                         flow run, status, timings, the content it saved, and what it
+                         really spent: model calls, tokens, cost (steps served from the
+                         cache count 0; `cached_steps` says how many there were)
     generated_contents   one per distinct content (unique content hash): type, format, title,
                          metadata (JSONB on PostgreSQL), content reference URI, files, size
     artifact_versions    the lineage: every step artifact of a generation (step, checksum,
@@ -68,8 +70,10 @@ class Generation(Base):
     """Time spent waiting for the model, summed over the calls."""
     reworked_from: Mapped[str | None] = mapped_column(String(32), nullable=True)
     """The content a rework started from (`agentflows rerun`); None for a run from the request."""
+    cached_steps: Mapped[int] = mapped_column(Integer, default=0)
+    """Steps of the run served from the cache: they cost it nothing, so the usage columns leave them out."""
     content_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
-    """The content it saved: the same content made again keeps its first generation, this finds the others."""
+    """The content the run saved, made by it or by an earlier run (no foreign key: each table names the other)."""
 
 
 class GeneratedContent(Base):
@@ -113,8 +117,10 @@ class ArtifactVersion(Base):
     provider: Mapped[str | None] = mapped_column(String(128), nullable=True)
     model: Mapped[str | None] = mapped_column(String(256), nullable=True)
     offline: Mapped[bool] = mapped_column(Boolean, default=False)
+    cached: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Whether the generation took this artifact from the cache; its calls, tokens and cost are then 0."""
     calls: Mapped[int] = mapped_column(Integer, default=0)
-    """Model calls made for this artifact (re-asks included)."""
+    """Model calls the generation made for this artifact (re-asks included)."""
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cost: Mapped[float] = mapped_column(Float, default=0.0)

@@ -3,12 +3,10 @@
 `artifact_versions.artifact` keeps the plan and each draft a content was built
 from (what `agentflows rerun` starts from); `artifact_versions.review` holds an
 editor's decision (approve, revise, reject) or a rework's request on its lineage
-row; `generations.reworked_from` names the content a rework started from, and
-`generations.content_id` the content a generation saved (the same content made
-again keeps its first generation; its later ones, and their reviews, are found by it).
+row; `generations.reworked_from` names the content a rework started from.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 
 from __future__ import annotations
@@ -17,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
@@ -29,14 +27,10 @@ def upgrade() -> None:
     op.add_column("artifact_versions", sa.Column("artifact", JSON, nullable=True))
     op.add_column("artifact_versions", sa.Column("review", JSON, nullable=True))
     op.add_column("generations", sa.Column("reworked_from", sa.String(32), nullable=True))
-    op.add_column("generations", sa.Column("content_id", sa.String(32), nullable=True))
-    op.create_index("ix_generations_content_id", "generations", ["content_id"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_generations_content_id", table_name="generations")
     with op.batch_alter_table("generations") as batch:
-        batch.drop_column("content_id")
         batch.drop_column("reworked_from")
     with op.batch_alter_table("artifact_versions") as batch:
         batch.drop_column("review")
