@@ -22,7 +22,8 @@ from importlib import resources
 from pathlib import Path
 
 from agentflows.errors import AgentNotFound, DefinitionError, Problem
-from agentflows.loader import LoadedAgent, load_definition
+from agentflows.evals.cases import suite_problems
+from agentflows.loader import LoadedAgent, load_definition, outside_link
 from agentflows.tasks.runtime import current_runtime
 from agentflows.templates import AGENT_ATTRIBUTES, CONTEXT_ATTRIBUTES, Namespace, TemplateChecker
 from agentflows.uses_checks import uses_problems
@@ -74,15 +75,6 @@ class AgentCatalog(Mapping[str, LoadedAgent]):
 def definition_files(root: Path) -> list[Path]:
     """The definition files of `root`, sorted by name (links too: `_load` refuses those that lead out of it)."""
     return sorted(p for p in root.glob("*.yaml") if p.is_file())
-
-
-def outside_link(file: Path, folder: Path) -> Problem | None:
-    """The problem with `file` when it is a link to a file outside `folder`, or None."""
-    target = file.resolve()
-    if target.is_relative_to(folder):
-        return None
-    message = f"the file is a link to {target}, outside the definitions folder {folder}; copy the file into the folder"
-    return Problem(file, None, "", message)
 
 
 def load_agents(root: Path | str | None = None) -> AgentCatalog:
@@ -159,12 +151,16 @@ def classifier_templates(
 
 
 def check_paths(paths: list[Path]) -> list[Problem]:
-    """Every problem in the given files and folders (what `agentflows validate` prints)."""
+    """Every problem in the given files and folders (what `agentflows validate` prints).
+
+    A folder's eval files (`evals/<agent>.yaml`) are checked once its definitions are valid.
+    """
     problems: list[Problem] = []
     for path in paths:
         try:
             if path.is_dir():
-                load_agents(path)
+                catalog = load_agents(path)
+                problems += suite_problems(catalog.root, catalog)
             else:
                 problems += _file_uses_problems(load_definition(path.resolve(), path.resolve().parent))
         except DefinitionError as exc:

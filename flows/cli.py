@@ -8,6 +8,7 @@
     agentflows rerun CONTENT_ID --from generate|build [--plan FILE] [--param k=v]   rework a stored content
     agentflows show CONTENT_ID [--json]      a stored content, its files, lineage and knowledge used
     agentflows knowledge search AGENT "Q"    the knowledge passages a step would retrieve; `index` rebuilds
+    agentflows eval AGENT|--all [--repeat N] [--baseline FILE] [--json]   eval cases; exit 1 on a regression
     agentflows contents [--type T]           the newest stored contents
     agentflows db upgrade                    migrate the content database to the newest schema
     agentflows storage sweep [--older-than]  remove objects that failed saves left behind
@@ -39,14 +40,15 @@ from agentflows.catalog import check_paths, definitions_root, load_agents
 from agentflows.cli_store import add_store_commands
 from agentflows.console import add_progress_option, printed, report
 from agentflows.errors import DefinitionError
+from agentflows.eval_cli import add_eval_command
 from agentflows.inputs import parse_params, validate_inputs
 from agentflows.knowledge_cli import add_knowledge_commands
 from agentflows.local_prefect import prefect_for_cli
 from agentflows.review_cli import add_review_commands, print_result
 from agentflows.routing import check_request
-from agentflows.tasks.manifest import REWORK_NAME, ROUTER_NAME
+from agentflows.stack_cli import add_stack_commands
 from agentflows.tasks.runtime import current_runtime
-from agentflows.tasks.settings import DEFINITIONS_VARIABLE, VIEWER_TOKEN_VARIABLE
+from agentflows.tasks.settings import DEFINITIONS_VARIABLE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -161,7 +163,8 @@ def parser() -> argparse.ArgumentParser:
     add_store_commands(sub)
     add_knowledge_commands(sub)
     add_review_commands(sub)
-    _add_stack_commands(sub)
+    add_eval_command(sub)
+    add_stack_commands(sub)
     return top
 
 
@@ -174,35 +177,6 @@ def _with_parents(common: argparse.ArgumentParser) -> type[argparse.ArgumentPars
             super().__init__(*args, **kwargs)
 
     return Subcommand
-
-
-def _add_stack_commands(sub: Any) -> None:
-    """`view`, `up`, `down`, `serve` and `blocks register`: seeing content and running agentflows from the UI."""
-    cmd = sub.add_parser(
-        "view",
-        help="serve a web viewer of the stored contents",
-        description="Serve a read-only web viewer of the configured content store: every content, its page, "
-        f"its files and lineage, and the same as JSON under /api. Listening beyond loopback needs "
-        f"{VIEWER_TOKEN_VARIABLE}; Ctrl-C stops it.",
-    )
-    cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    cmd.add_argument("--port", type=int, default=4300, help="port to listen on (default 4300)")
-    cmd.set_defaults(command=view)
-    cmd = sub.add_parser("up", help="start a local Prefect server, deploy every agent, start a worker and the viewer")
-    cmd.add_argument("--host", default="127.0.0.1", help="address the server listens on (default 127.0.0.1)")
-    cmd.add_argument("--port", type=int, default=4200, help="port of the server and its UI (default 4200)")
-    cmd.add_argument("--viewer-port", type=int, default=4300, help="port of the content viewer (default 4300)")
-    cmd.add_argument("--no-worker", dest="worker", action="store_false", help="deploy, but start no worker")
-    cmd.set_defaults(command=stack_up)
-    cmd = sub.add_parser("down", help="stop what `agentflows up` started")
-    cmd.set_defaults(command=stack_down)
-    cmd = sub.add_parser("serve", help="serve every agent and the router from this process (needs PREFECT_API_URL)")
-    cmd.add_argument("--limit", type=int, help="most flow runs at once")
-    cmd.set_defaults(command=serve_flows)
-    cmd = sub.add_parser("blocks", help="agentflows' Prefect Block types")
-    blocks = cmd.add_subparsers(required=True, metavar="ACTION")
-    action = blocks.add_parser("register", help="register the Block types so they appear in the UI catalogue")
-    action.set_defaults(command=blocks_register)
 
 
 def list_agents(args: argparse.Namespace) -> int:
@@ -299,42 +273,6 @@ def _check_store() -> None:
     settings = current_runtime().settings
     if settings.store_block is None:
         settings.store.check()
-
-
-def stack_up(args: argparse.Namespace) -> int:
-    from agentflows.deployments.stack import up
-
-    up(host=args.host, port=args.port, worker=args.worker, viewer_port=args.viewer_port)
-    return 0
-
-
-def view(args: argparse.Namespace) -> int:
-    from agentflows.viewer.server import serve
-
-    serve(args.host, args.port)
-    return 0
-
-
-def stack_down(args: argparse.Namespace) -> int:
-    from agentflows.deployments.stack import down
-
-    down()
-    return 0
-
-
-def serve_flows(args: argparse.Namespace) -> int:
-    from agentflows.deployments.serve import serve_all
-
-    serve_all([*load_agents(), ROUTER_NAME, REWORK_NAME], limit=args.limit)
-    return 0
-
-
-def blocks_register(args: argparse.Namespace) -> int:
-    from agentflows.deployments.blocks import register_blocks
-
-    for slug in register_blocks():
-        print(f"registered {slug}")
-    return 0
 
 
 if __name__ == "__main__":

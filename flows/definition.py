@@ -18,6 +18,8 @@ step provides. The inputs and the fields the model returns are described in
       domain: prompts/ebook/domain.md  # layer 2: the agent's knowledge and voice
     steps:
       decide:   {prompt: prompts/ebook/decide.md, returns: {items: {count: "{{ inputs.chapters }}"}}}
+        # optional on decide and generate: assertions the answer must pass (re-asked with the message)
+        # checks: [{that: "plan.items | length > 1", message: "a book needs more than one chapter"}]
       generate: {prompt: prompts/ebook/generate.md, returns: {body: {type: string, format: markdown}}}
       build:    {layout: layouts/ebook.html}
     knowledge: {sources: [knowledge/ebook/], top_k: 4}   # optional: files retrieved into prompts
@@ -40,6 +42,7 @@ from agentflows.knowledge_spec import SOURCE_PATH_MEANING, SOURCE_PATH_PATTERN, 
 from agentflows.review_spec import ReviewSpec
 from agentflows.tasks.artifacts import ContentType
 from agentflows.tasks.builders import DEFAULT_BUILDER, BuilderName
+from agentflows.tasks.checks import CheckSpec
 from agentflows.tasks.llm.settings import ModelSettings
 from agentflows.tasks.manifest import REWORK_NAME, ROUTER_NAME
 
@@ -156,6 +159,9 @@ class ModelStep(StepSettings):
     on_invalid: Literal["fail", "degrade"] = "fail"
     """When no answer fits: fail the step, or (generate only, with one required text field) keep the last
     answer as plain text in that field, flagged with a warning."""
+    checks: list[CheckSpec] = Field(default_factory=list)
+    """Assertions on the answer that the schema cannot express (`that`, `message`, optional `each`); a failing
+    one is re-asked with its message (`agentflows.tasks.checks`)."""
 
 
 class ItemsSpec(Spec):

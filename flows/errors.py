@@ -13,6 +13,8 @@ The whole tree, each class with the module that defines it::
     ├── RoutingError                      the router cannot tell what a request asks for    [here]
     ├── ViewerError                       the content viewer cannot start (port, token)     [here]
     ├── ReviewNotWaiting                  a flow run named for approve/reject awaits no review [here]
+    ├── BaselineError                     an eval's baseline file cannot be read            [here]
+    ├── EvalFailed                        an eval flow run found failing or regressed cases [here]
     ├── StackError                        a Prefect server or worker could not start or stop [deployments]
     │   └── PrefectUnreachable            the configured Prefect API does not answer
     └── RunError                          something failed while a flow ran                 [tasks]
@@ -108,3 +110,11 @@ class ViewerError(AgentflowsError):
 
 class ReviewNotWaiting(AgentflowsError):
     """The flow run named to `approve` or `reject` is not paused for a review (unknown, finished, or not a review)."""
+
+
+class BaselineError(AgentflowsError):
+    """The baseline an eval is compared with cannot be read, or is not a report of `agentflows eval --json`."""
+
+
+class EvalFailed(AgentflowsError):
+    """An eval run as a flow found cases that regressed against the baseline or failed (the CLI exits 1)."""

@@ -6,7 +6,8 @@ exists inside the definitions folder, parses, includes only literal paths inside
 that folder, and uses only variables its step provides (`agentflows.templates`
 checks them against the namespace of each role); that the builder finds the
 draft fields it needs; that expressions and run names refer to real inputs; that
-knowledge sources exist inside the folder (`agentflows.knowledge`).
+knowledge sources exist inside the folder (`agentflows.knowledge`); that every
+check compiles and uses only its step's variables (`agentflows.checks`).
 All problems of a file are collected and raised together as one
 `DefinitionError`; a valid file gives a `LoadedAgent` holding the definition and
 the source of every template it renders.
@@ -25,6 +26,7 @@ from pathlib import Path
 from jinja2 import TemplateSyntaxError
 from pydantic import ValidationError
 
+from agentflows.checks import check_rule_problems
 from agentflows.definition import AgentDefinition
 from agentflows.errors import DefinitionError, Problem, YamlSyntaxError
 from agentflows.fields import FieldSpec
@@ -80,7 +82,7 @@ class LoadedAgent:
 
 def load_definition(file: Path, root: Path) -> LoadedAgent:
     """Load and check `file`; raise `DefinitionError` listing every problem found."""
-    text = _read_text(file)
+    text = read_definition_text(file)
     try:
         data, lines = load_yaml(text)
     except YamlSyntaxError as exc:
@@ -99,8 +101,8 @@ def load_definition(file: Path, root: Path) -> LoadedAgent:
     return agent
 
 
-def _read_text(file: Path) -> str:
-    """The text of a definition file; a `DefinitionError` when it is too large or not UTF-8 text."""
+def read_definition_text(file: Path) -> str:
+    """The text of a definition (or eval) file; a `DefinitionError` when it is too large or not UTF-8 text."""
     try:
         with file.open("rb") as opened:
             raw = opened.read(MAX_DEFINITION_BYTES + 1)
@@ -119,6 +121,15 @@ def _read_text(file: Path) -> str:
         line = raw[: exc.start].count(b"\n") + 1
         message = f"the file is not UTF-8 text: byte {raw[exc.start]:#04x} cannot be decoded; save it as UTF-8"
         raise DefinitionError([Problem(file, line, "", message)]) from None
+
+
+def outside_link(file: Path, folder: Path) -> Problem | None:
+    """The problem with `file` when it is a link to a file outside `folder`, or None."""
+    target = file.resolve()
+    if target.is_relative_to(folder):
+        return None
+    message = f"the file is a link to {target}, outside the definitions folder {folder}; copy the file into the folder"
+    return Problem(file, None, "", message)
 
 
 def _not_a_mapping(data: object) -> str:
@@ -154,6 +165,7 @@ class _Checker:
         self.check_routing()
         knowledge_problems(self.d, self.root, self.problem)
         query_problems(self.d, self.namespace, self.problem)
+        check_rule_problems(self.d, self.namespace, self.problem)
         self.check_uses()
         renders = self.check_templates()
         if self.problems:

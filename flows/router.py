@@ -206,6 +206,8 @@ def router_parameters(
         for p in signature.parameters.values()
     }
     model = create_model("router_parameters", __config__=ConfigDict(extra="forbid"), **fields)
+    if isinstance(parameters.get("request"), str):  # a request it would refuse: say what to write, first
+        check_request(parameters["request"], None, catalog)
     try:
         values = model.model_validate(dict(parameters)).model_dump()
     except ValidationError as exc:

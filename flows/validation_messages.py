@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import types
 from collections.abc import Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -22,14 +23,27 @@ from agentflows.definition import PATTERN_MEANINGS, AgentDefinition
 from agentflows.errors import Problem
 from agentflows.yaml_source import LineMap, YamlPath, dotted
 
+_schema: ContextVar[type[BaseModel]] = ContextVar("schema", default=AgentDefinition)
+"""The model the file was validated against (an agent definition, unless a caller says otherwise)."""
 
-def problems_from_validation(exc: ValidationError, file: Path, data: Any, lines: LineMap) -> list[Problem]:
-    """One problem per YAML path that failed validation, in file order.
+
+def problems_from_validation(
+    exc: ValidationError, file: Path, data: Any, lines: LineMap, schema: type[BaseModel] = AgentDefinition
+) -> list[Problem]:
+    """One problem per YAML path that failed validation against `schema`, in file order.
 
     A missing key that an unknown key next to it is a misspelling of (`descripton`
     for `description`) is not reported on its own: the unknown key's "did you
     mean" already says what to fix.
     """
+    token = _schema.set(schema)
+    try:
+        return _problems(exc, file, data, lines)
+    finally:
+        _schema.reset(token)
+
+
+def _problems(exc: ValidationError, file: Path, data: Any, lines: LineMap) -> list[Problem]:
     grouped: dict[YamlPath, list[ErrorDetails]] = {}
     for error in exc.errors():
         grouped.setdefault(_data_path(error["loc"], data, error["type"]), []).append(error)
@@ -133,7 +147,7 @@ def _clean(message: str) -> str:
 
 def _model_at(path: YamlPath) -> Any:
     """The schema type at `path` (a model class, or None when it cannot be followed)."""
-    current: Any = AgentDefinition
+    current: Any = _schema.get()
     for part in path:
         current = _unwrap(current)
         if isinstance(current, type) and issubclass(current, BaseModel):

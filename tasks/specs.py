@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from agentflows.tasks.artifacts import SCHEMA_VERSION, ContentType, Handoff, Step
+from agentflows.tasks.checks import CheckSpec
 from agentflows.tasks.llm.settings import ModelSettings
 
 
@@ -94,6 +95,8 @@ class ModelStepSpec(StepSpec):
     append_knowledge: bool = False
     """Whether the passages the step retrieved are appended to its user message, because none of its
     templates places the `knowledge` variable itself."""
+    checks: tuple[CheckSpec, ...] = ()
+    """The step's declared checks: every answer must pass them (a failing one is re-asked with its message)."""
     uses: dict[str, str] = Field(default_factory=dict)
     """The template variable of each agent this one builds on, by agent name."""
 

@@ -41,6 +41,7 @@ from agentflows.tasks.artifacts import (
     canonical_json,
 )
 from agentflows.tasks.builders import BuildJob, build_content, check_draft, check_plan
+from agentflows.tasks.checks import answer_check, both
 from agentflows.tasks.errors import TemplateRenderError
 from agentflows.tasks.handoff import upstream_variables
 from agentflows.tasks.knowledge.retrieved import NOTHING, Retrieved
@@ -80,7 +81,10 @@ async def make_plan(
         variables=template_variables(spec.agent, inputs, context, knowledge=knowledge, uses=spec.uses),
         context=about,
         schema=plan_schema(spec, low, high),
-        check=lambda payload: check_plan(spec.builder, payload["items"]),
+        check=both(
+            lambda payload: check_plan(spec.builder, payload["items"]),
+            answer_check(spec.checks, check_variables(spec.agent, inputs, context), answer_as="plan"),
+        ),
         follow_up=revision_messages(revision) if revision else (),
     )
     payload = answer.payload
@@ -131,7 +135,10 @@ async def write_draft(
         variables=template_variables(spec.agent, inputs, context, plan, item, knowledge, uses=spec.uses),
         context={"agent": spec.agent_name, "step": "generate", "inputs": inputs, "item": item.view()},
         schema=spec.draft_schema,
-        check=lambda fields: check_draft(spec.builder, {**item.fields, **fields}),
+        check=both(
+            lambda fields: check_draft(spec.builder, {**item.fields, **fields}),
+            answer_check(spec.checks, check_variables(spec.agent, inputs, context, plan, item)),
+        ),
     )
     return Draft(
         item_key=item.key,
@@ -199,6 +206,18 @@ def template_variables(
         "context": as_user_text(context.model_dump(exclude={"upstream"})),
         "knowledge": knowledge.view(),
     }
+    if plan is not None:
+        variables["plan"] = plan.view()
+    if item is not None:
+        variables["item"] = item.view()
+    return variables
+
+
+def check_variables(
+    agent: dict[str, str], inputs: Inputs, context: RunContext, plan: Plan | None = None, item: PlanItem | None = None
+) -> dict[str, Any]:
+    """The variables a step's checks see besides the answer: agent, inputs, context; plan and item in generate."""
+    variables: dict[str, Any] = {"agent": agent, "inputs": inputs, "context": context.model_dump()}
     if plan is not None:
         variables["plan"] = plan.view()
     if item is not None:

@@ -3,7 +3,10 @@
 Each request to `/v1/chat/completions` takes the next scripted `Reply` for its
 model (or for any model), else a default reply: a chat completion whose content
 is a schema-valid JSON answer to the schema the prompt carries, written by the
-offline provider's writer around the first «user text» of the user messages. Every
+offline provider's writer around the first «user text» of the user messages and what the
+prompt states that the shipped agents' checks hold an answer to (a lesson's
+length, an API's framework, the file to write), as a model that reads its prompt
+would. Every
 request is recorded with its body and its start and end times, so tests can
 count calls and see which ones overlapped.
 
@@ -21,6 +24,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,6 +33,12 @@ from agentflows.tasks.llm.offline import answer_for
 
 _SCHEMA = re.compile(r"```json\n(.*?)\n```", re.DOTALL)
 _USER_TEXT = re.compile(r"«([^»]*)»")
+_STATED: dict[str, tuple[re.Pattern[str], Callable[[str], Any]]] = {
+    "duration_minutes": (re.compile(r"\b(\d+)-minute\b"), int),
+    "framework": (re.compile(r"«(fastapi|flask)»"), str),
+}
+"""Inputs a prompt states, with how to read them: what the shipped agents' checks compare answers to."""
+_FILE = re.compile(r"the complete file `([^`]+)`")
 
 
 @dataclass(frozen=True)
@@ -133,8 +143,12 @@ def default_answer(body: dict[str, Any]) -> Any:
     asked = "\n".join(str(m.get("content", "")) for m in body.get("messages", []) if m.get("role") == "user")
     schemas = _SCHEMA.findall(prompt)
     schema = json.loads(schemas[-1]) if schemas else {"type": "object", "properties": {}}
-    topic = next(iter(_USER_TEXT.findall(asked)), "the subject")
-    return answer_for(schema, {"inputs": {"topic": topic}}, prompt[-200:])
+    inputs: dict[str, Any] = {"topic": next(iter(_USER_TEXT.findall(asked)), "the subject")}
+    for name, (pattern, kind) in _STATED.items():
+        if found := pattern.search(prompt):
+            inputs[name] = kind(found.group(1))
+    item = {"path": found.group(1)} if (found := _FILE.search(prompt)) else {}
+    return answer_for(schema, {"inputs": inputs, "item": item}, prompt[-200:])
 
 
 EMBEDDING_SIZE = 64

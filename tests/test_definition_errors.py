@@ -134,6 +134,16 @@ def with_knowledge(block: str, files: Mapping[str, str | bytes] | None = None) -
     }
 
 
+def with_checks(step: str, block: str) -> dict[str, str]:
+    """The base agent with `checks:` (the YAML list `block`, indented under it) on model step `step`."""
+    anchor = {
+        "decide": "          summary: {type: string, description: One sentence on the section.}\n",
+        "generate": "      body: {type: string, format: markdown, description: The section text.}\n",
+    }[step]
+    indented = "".join(f"      {line}\n" for line in block.splitlines())
+    return edit(anchor, f"{anchor}    checks:\n{indented}")
+
+
 @dataclass(frozen=True)
 class Case:
     """One broken definition and the problem `validate` must report for it."""
@@ -772,6 +782,93 @@ CASES = [
         "          title:",
         "steps.decide.returns.items.fields.title",
         "an item's title is a string",
+    ),
+    # -- checks -------------------------------------------------------------------------------------------
+    Case(
+        "check-syntax-error",
+        with_checks("decide", '- that: "plan.items | length >"\n  message: "a plan needs items"'),
+        AGENT,
+        '      - that: "plan.items | length >"',
+        "steps.decide.checks[0].that",
+        "that 'plan.items | length >' is not a valid expression: unexpected 'end of template'",
+    ),
+    Case(
+        "check-two-expressions",
+        with_checks("decide", '- that: "plan.title }} {{ plan.items"\n  message: "x"'),
+        AGENT,
+        "      - that:",
+        "steps.decide.checks[0].that",
+        "is not a valid expression: unexpected '}}' after the expression",
+    ),
+    Case(
+        "check-unknown-input",
+        with_checks("decide", '- that: "plan.items | length == inputs.chapters"\n  message: "one item a chapter"'),
+        AGENT,
+        "      - that:",
+        "steps.decide.checks[0].that",
+        "uses inputs.chapters, but 'inputs' has no 'chapters'; it has: sections, tone, topic",
+    ),
+    Case(
+        "check-unknown-variable",
+        with_checks("generate", '- that: "bodyy | wordcount > 50"\n  message: "write more"'),
+        AGENT,
+        "      - that:",
+        "steps.generate.checks[0].that",
+        "uses variable 'bodyy', which this step does not provide; available: agent, body, context, inputs, item, plan",
+    ),
+    Case(
+        "check-item-in-decide",
+        with_checks("decide", '- that: "item.title != plan.title"\n  message: "x"'),
+        AGENT,
+        "      - that:",
+        "steps.decide.checks[0].that",
+        "uses variable 'item', which this step does not provide; available: agent, context, inputs, plan",
+    ),
+    Case(
+        "check-it-without-each",
+        with_checks("decide", '- that: "it.summary"\n  message: "every section needs a summary"'),
+        AGENT,
+        "      - that:",
+        "steps.decide.checks[0].that",
+        "uses variable 'it', which this step does not provide",
+    ),
+    Case(
+        "check-message-syntax-error",
+        with_checks("decide", '- that: "plan.items"\n  message: "needs {{ inputs.sections } items"'),
+        AGENT,
+        "        message:",
+        "steps.decide.checks[0].message",
+        "message 'needs {{ inputs.sections } items' is not a valid template: unexpected '}'",
+    ),
+    Case(
+        "check-each-unknown-plan-field",
+        with_checks("decide", '- each: plan.sections\n  that: "it.summary"\n  message: "x"'),
+        AGENT,
+        "      - each:",
+        "steps.decide.checks[0].each",
+        "uses plan.sections, but 'plan' has no 'sections'; it has: items, subtitle, title",
+    ),
+    Case(
+        "check-without-message",
+        with_checks("generate", '- that: "body | wordcount > 50"'),
+        AGENT,
+        "      - that:",
+        "steps.generate.checks[0].message",
+        "required key 'message' is missing: What is wrong when it is false",
+    ),
+    Case(
+        "check-field-hides-a-variable",
+        {
+            AGENT: replace_once(
+                with_checks("generate", '- that: "body"\n  message: "write it"')[AGENT],
+                "      body: {type: string,",
+                "      plan: {type: string, description: x}\n      body: {type: string,",
+            )
+        },
+        AGENT,
+        "      plan:",
+        "steps.generate.returns.plan",
+        "draft field 'plan' would hide the checks' variable 'plan'; choose another name",
     ),
     # -- the folder ---------------------------------------------------------------------------------------
     Case(

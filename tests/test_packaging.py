@@ -156,6 +156,7 @@ def test_the_wheel_installs_one_import_name_with_its_data(wheel: Path) -> None:
         "agentflows/agent_definitions/knowledge/lesson_plan/style_guide.md",
         "agentflows/tasks/knowledge/index.py",
     } <= (set(names))
+    assert {"agentflows/agent_definitions/evals/quiz.yaml", "agentflows/evals/flow.py"} <= set(names)
 
 
 @pytest.fixture

@@ -118,6 +118,7 @@ def test_an_approval_without_edits_reuses_the_cached_drafts_and_an_edit_rewrites
     run = start("run", "lesson_plan", "-p", "topic=Rivers", "--review", "--json")
     run_id = run.waiting()
     plan = yaml.safe_load(cli(server, "review", run_id).stdout)
+    plan_minutes = plan["items"][1]["minutes"]
     plan["items"][1]["minutes"] = 500
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(plan))
     refused = cli(server, "approve", run_id, "--plan", str(tmp_path / "bad.yaml"))
@@ -126,7 +127,8 @@ def test_an_approval_without_edits_reuses_the_cached_drafts_and_an_edit_rewrites
     ]
     assert server.flow_run(run_id)["state"]["type"] == "PAUSED"  # still waiting for a decision
 
-    plan["items"][1]["minutes"] = 20
+    was = plan_minutes
+    plan["items"][1]["minutes"] = was - 1  # decide's minutes are within the agent's bounds, 2 to 90
     (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
     assert cli(server, "approve", run_id, "--plan", str(tmp_path / "plan.yaml")).returncode == 0
     edited = finished(run)
@@ -134,7 +136,7 @@ def test_an_approval_without_edits_reuses_the_cached_drafts_and_an_edit_rewrites
     written = [s["label"] for s in edited["steps"] if not s["cached"]]
     assert edited["model_calls"] == 1 and written[0].startswith("generate 02-") and len(written) == 3  # + build, save
     edit = edited["reviews"][0]["edits"]
-    assert len(edit) == 1 and edit[0].startswith("item 2 ") and edit[0].endswith(": minutes: 24 → 20")
+    assert len(edit) == 1 and edit[0].startswith("item 2 ") and edit[0].endswith(f": minutes: {was} → {was - 1}")
 
 
 def test_revise_plans_again_with_the_notes_until_the_last_round(

@@ -12,6 +12,8 @@ A builder is a module with five names:
 - `check(fields)`: problems with one draft a model could fix when asked again;
 - `assemble(job)`: the files, primary file and metadata of the content.
 
+Every finished file then passes the checks of its kind (`file_checks`: Python
+parses, tests have a test, JSON, TOML and YAML parse) or the build fails.
 Builders make no model call and do no I/O.
 """
 
@@ -24,6 +26,8 @@ from typing import Any, Literal, get_args
 from agentflows.tasks.artifacts import BuiltContent, ContentType, Provenance
 from agentflows.tasks.builders import code_tree, data_report, document, quiz_page
 from agentflows.tasks.builders.common import COMMON_LAYOUT_VARIABLES, BuildJob
+from agentflows.tasks.builders.file_checks import file_problems
+from agentflows.tasks.errors import BuildError
 
 BuilderName = Literal["document", "code_tree", "quiz_page", "data_report"]
 BUILDERS: dict[str, ModuleType] = {
@@ -64,8 +68,12 @@ def check_draft(builder: str, fields: Mapping[str, Any]) -> list[str]:
 
 
 def build_content(builder: str, job: BuildJob, provenance: Provenance) -> BuiltContent:
-    """Assemble `job` with `builder` into sealed `BuiltContent`."""
+    """Assemble `job` with `builder` into sealed `BuiltContent`; refuse files that fail their checks."""
     assembly = BUILDERS[builder].assemble(job)
+    problems = [problem for f in assembly.files for problem in file_problems(f.path, f.text)]
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise BuildError(f"{job.agent.get('name', builder)}: the built content fails its checks: {problems[0]}{more}")
     return BuiltContent(
         content_type=job.content_type,
         title=job.plan.title,

@@ -1,10 +1,12 @@
 """Code tree builder: one source file per draft, plus an HTML preview of the tree.
 
 Each draft (or its plan item) names a relative `path` and the draft holds its
-`code`. Paths must stay inside the tree: relative, forward slashes, no `..`; and
-no two may clash on disk (one a folder of the other, or equal but for case). The
-layout receives `files`: a list of mappings with `path`, `language`, `code` and
-`lines`, and renders `agentflows-preview.html`.
+`code`, which must pass the checks of its kind of file (Python parses, a test file
+has a test: `agentflows.tasks.builders.file_checks`). Paths must stay inside the
+tree: relative, forward slashes, no `..`; and no two may clash on disk (one a
+folder of the other, or equal but for case). The layout receives `files`: a list
+of mappings with `path`, `language`, `code` and `lines`, and renders
+`agentflows-preview.html`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from agentflows.tasks.artifacts import BuiltFile
 from agentflows.tasks.builders.common import Assembly, BuildJob, html_file, render_layout, section_fields
+from agentflows.tasks.builders.file_checks import file_problems
 from agentflows.tasks.errors import BuildError
 
 REQUIRES = {"path": ("string", "path"), "code": ("string", "code")}
@@ -85,6 +88,8 @@ def check(fields: Mapping[str, Any]) -> list[str]:
         problems.append(problem)
     if not isinstance(fields.get("code"), str):
         problems.append("`code` must be the file's full text")
+    elif not problems and isinstance(fields.get("path"), str):
+        problems += file_problems(fields["path"], fields["code"])
     return problems
 
 

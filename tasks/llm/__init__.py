@@ -3,6 +3,7 @@
     base.py            ModelProvider: one ModelRequest in, one ModelReply out
     settings.py        ModelSettings (a step's model) and ProviderSettings (an endpoint, from env or a Block)
     offline.py         the deterministic provider that needs no model
+    recorded.py        recorded answers: record a real endpoint's answers once, replay them with no network
     openai.py          the OpenAI-compatible HTTP client (httpx), with transport.py's retry policy
     endpoint.py        what a process learns about an endpoint: breaker, refused JSON modes, limits
     limits.py          in-process limits; server_limits.py: Prefect global concurrency limits

@@ -3,9 +3,13 @@
 It reads the JSON schema a step asks for and the structured values the prompt
 was rendered from (the inputs, the plan item) and writes a schema-valid answer
 derived from them: titles and prose that name the request's topic, code files
-that match their paths, tables with one cell per column. The same request always
-gets the same answer. It exists so agentflows runs end to end on a machine with
-no model; every reply says `offline=True`, and built content shows a notice.
+that match their paths (`agentflows.tasks.llm.offline_code`: an entry point of the
+`framework` input, tests with a test in them), tables with one cell per column,
+questions where a field asks for one, and item numbers that add up to the input
+they share a name with (a lesson's stage `minutes` take its `duration_minutes`),
+so the shipped agents' checks hold. The same request always gets the same answer.
+It exists so agentflows runs end to end on a machine with no model; every reply
+says `offline=True`, and built content shows a notice.
 
 Schema keywords it honours: `type`, `properties`, `required`, `items`,
 `minItems`/`maxItems`, `enum`, `examples`, `minimum`/`maximum` and `format`
@@ -22,6 +26,7 @@ from typing import Any
 
 from agentflows.tasks.artifacts import Usage
 from agentflows.tasks.llm.base import ModelReply, ModelRequest
+from agentflows.tasks.llm.offline_code import source_file, suffix_of
 from agentflows.tasks.llm.settings import ModelSettings
 from agentflows.tasks.names import slug
 
@@ -67,7 +72,7 @@ LANGUAGES = {
 }
 LABEL_WORDS = {
     "month": ["January", "February", "March", "April", "May", "June", "July", "August"],
-    "quarter": ["Q1", "Q2", "Q3", "Q4", "Q5", "Q6", "Q7", "Q8"],
+    "quarter": ["Q1 2024", "Q2 2024", "Q3 2024", "Q4 2024", "Q1 2025", "Q2 2025", "Q3 2025", "Q4 2025"],
     "year": [str(y) for y in range(2018, 2026)],
     "region": ["North", "South", "East", "West", "Central", "Coastal", "Highlands", "Islands"],
     "day": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "Monday+"],
@@ -104,6 +109,7 @@ class _Writer:
     def __init__(self, context: dict[str, Any], rng: random.Random) -> None:
         self.rng = rng
         inputs = context.get("inputs") if isinstance(context.get("inputs"), dict) else {}
+        self.inputs: dict[str, Any] = inputs or {}
         item = context.get("item") if isinstance(context.get("item"), dict) else {}
         self.topic = _topic(inputs or {}) or "the subject"
         self.item: dict[str, Any] = item or {}
@@ -142,6 +148,7 @@ class _Writer:
 
     def obj(self, schema: dict[str, Any], name: str) -> dict[str, Any]:
         props: dict[str, Any] = schema.get("properties", {})
+        self._fields = set(props)
         result: dict[str, Any] = {}
         # Fields that depend on their siblings are written after them.
         for key in sorted(props, key=lambda k: k in ("rows", "answer", "code", "chart", "x", "y")):
@@ -153,6 +160,7 @@ class _Writer:
         return {key: result[key] for key in props}
 
     _columns: list[Any] | None = None
+    _fields: set[str] = set()  # noqa: RUF012 (replaced per object, never mutated)
 
     def array(self, schema: dict[str, Any], name: str, siblings: dict[str, Any]) -> list[Any]:
         low, high = schema.get("minItems", 0), schema.get("maxItems", 50)
@@ -161,7 +169,8 @@ class _Writer:
         if name == "rows" and isinstance(siblings.get("columns"), list):
             return self.rows(siblings["columns"], count)
         if name == "items":
-            return [self.plan_item(item_schema, i) for i in range(count)]
+            items = [self.plan_item(item_schema, i) for i in range(count)]
+            return share_totals(items, item_schema, self.inputs)
         if name == "choices":
             return self.choices(count)
         return [self.value(item_schema, name, i, siblings) for i in range(count)]
@@ -171,6 +180,8 @@ class _Writer:
         item = {key: self.value(spec, key, index, {}) for key, spec in props.items()}
         if "title" in props and not props["title"].get("examples"):
             item["title"] = _facet(self.subject, index)
+        if "question" in props and props["question"].get("type") == "string" and "title" in item:
+            item["question"] = f"What do the figures say about “{item['title']}”?"
         return item
 
     def choices(self, count: int) -> list[str]:
@@ -216,13 +227,15 @@ class _Writer:
             return f"{slug(self.subject, 40)}-{index + 1}.md"
         path = str(siblings.get("path") or self.item.get("path") or "")
         if fmt == "code" or name == "code":
-            return _code(path, self.subject, self.topic)
+            return source_file(path, self.subject, self.topic, str(self.inputs.get("framework") or ""))
         if name == "language":
-            return LANGUAGES.get(_suffix(path), "text")
+            return LANGUAGES.get(suffix_of(path), "text")
         if name in ("title", "heading", "name"):
             return _capitalise(self.subject if name != "title" or index == 0 else _facet(self.topic, index))
-        if name == "question":
+        if name == "question" and "choices" in self._fields:
             return f"Which statement about “{self.subject}” is correct?"
+        if "question" in name or "question" in str(schema.get("description", "")).lower():
+            return f"How would you explain “{self.subject}” to a classmate in your own words?"
         if name == "explanation":
             return f"“{self.subject}” is part of {self.topic}; the other options misstate it."
         return self.sentence(name, index)
@@ -242,6 +255,45 @@ class _Writer:
             f"- {said[2]}\n- {said[3]}\n- {said[4]}\n\n"
             f"Together these points connect “{self.subject}” to the rest of {self.topic}.\n"
         )
+
+
+def share_totals(items: list[dict[str, Any]], schema: dict[str, Any], inputs: dict[str, Any]) -> list[dict[str, Any]]:
+    """`items` whose integer field named like the end of an integer input (`minutes`, `duration_minutes`)
+    adds up to that input: a lesson's stages take the lesson's length, within each field's bounds."""
+    for field, spec in (schema.get("properties") or {}).items():
+        total = next(
+            (
+                value
+                for name, value in inputs.items()
+                if (name == field or name.endswith(f"_{field}")) and isinstance(value, int)
+            ),
+            None,
+        )
+        if spec.get("type") == "integer" and isinstance(total, int) and not isinstance(total, bool):
+            shares = split_total(total, len(items), int(spec.get("minimum", 0)), int(spec.get("maximum", total)))
+            for item, share in zip(items, shares, strict=True):
+                item[field] = share
+    return items
+
+
+def split_total(total: int, parts: int, low: int, high: int) -> list[int]:
+    """`parts` whole numbers within low..high that add up to `total` where bounds allow: the first and the
+    last get one share, those between two (an opening and a close shorter than the body)."""
+    if parts == 0:
+        return []
+    weights = [1 if i in (0, parts - 1) else 2 for i in range(parts)]
+    values = [low] * parts
+    left = total - low * parts
+    while left > 0 and any(v < high for v in values):
+        room = [i for i in range(parts) if values[i] < high]
+        weight = sum(weights[i] for i in room)
+        given = 0
+        for i in room:
+            share = min(high - values[i], max(1, left * weights[i] // weight), left - given)
+            values[i] += share
+            given += share
+        left -= given
+    return values
 
 
 def _topic(inputs: dict[str, Any]) -> str:
@@ -269,34 +321,3 @@ def _label_kind(column: str) -> str:
 
 def _capitalise(text: str) -> str:
     return text[:1].upper() + text[1:]
-
-
-def _suffix(path: str) -> str:
-    match = re.search(r"(\.[A-Za-z0-9]+)$", path)
-    return match.group(1).lower() if match else ""
-
-
-def _code(path: str, subject: str, topic: str) -> str:
-    """A small, valid file for `path` that says what it is for."""
-    suffix = _suffix(path)
-    about = f"{subject} ({topic})"
-    if suffix == ".py":
-        return (
-            f'"""{_capitalise(subject)}: part of the {topic} scaffold.\n\n'
-            'Written by the agentflows offline provider; no language model was called.\n"""\n\n\n'
-            f"def describe() -> str:\n    return {json.dumps(about)}\n\n\n"
-            'if __name__ == "__main__":\n    print(describe())\n'
-        )
-    if suffix == ".md":
-        return f"# {_capitalise(subject)}\n\nPart of the {topic} scaffold (written offline).\n"
-    if suffix == ".toml":
-        return f'[project]\nname = "{slug(topic, 40)}"\nversion = "0.1.0"\ndescription = {json.dumps(about)}\n'
-    if suffix == ".json":
-        return json.dumps({"name": slug(topic, 40), "description": about}, indent=2) + "\n"
-    if suffix in (".yaml", ".yml"):
-        return f"name: {slug(topic, 40)}\ndescription: {json.dumps(about)}\n"
-    if suffix in (".js", ".ts"):
-        return f"export function describe() {{\n  return {json.dumps(about)};\n}}\n"
-    if suffix == ".html":
-        return f"<!doctype html>\n<title>{slug(topic, 40)}</title>\n<p>{slug(subject, 40)}</p>\n"
-    return f"{about}\n"

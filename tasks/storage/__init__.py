@@ -8,6 +8,7 @@ objects.py   ObjectStore: bytes under a folder or an S3 prefix (fsspec), safe ke
 records.py   ContentRepository: rows in PostgreSQL or SQLite (SQLAlchemy 2)
 schema.py    the tables; migrate.py and migrations/ keep databases on it (Alembic)
 sweep.py     removing objects that failed saves left behind
+eval_results.py   the eval results table (one row per case of every `agentflows eval`)
 
 `agentflows.open_store()` gives the configured store. Names are imported on
 first use, so reading the settings does not import SQLAlchemy, fsspec or pandas.

@@ -10,7 +10,8 @@
                          parent checksum, template hashes, knowledge passages, provider, model,
                          tokens, attempts; the plan and drafts themselves; an editor's decisions)
 
-The knowledge index's tables are in `agentflows.tasks.knowledge.tables`.
+The knowledge index's tables are in `agentflows.tasks.knowledge.tables`; the eval results
+(`eval_results`, one row per case of every eval) in `agentflows.tasks.storage.eval_results`.
 
 A content links to the generation that first made it; that generation's
 artifact versions trace it back to the prompts and the model. Migrations live in

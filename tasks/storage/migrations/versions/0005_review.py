@@ -5,8 +5,8 @@ from (what `agentflows rerun` starts from); `artifact_versions.review` holds an
 editor's decision (approve, revise, reject) or a rework's request on its lineage
 row; `generations.reworked_from` names the content a rework started from.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
