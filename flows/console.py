@@ -12,11 +12,14 @@ Contracts:
   a failure of Prefect's API or of a library is told in one line naming it;
 - Prefect's console logging prints nothing: a failed run's traceback stays in the
   run's logs on the Prefect server. With `--debug`, Prefect logs to the console as
-  usual and a failure is printed with its traceback before its line.
+  usual and a failure is printed with its traceback before its line;
+- a run's progress is printed on stderr with `--progress` (by default when stderr is
+  a terminal), and where to review a run that waits for a review, always (`printed`).
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
@@ -25,10 +28,13 @@ import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentflows.tasks.errors import AgentflowsError, one_line
 from agentflows.tasks.masking import environment_secrets, masked
+
+if TYPE_CHECKING:
+    from agentflows.progress import ProgressEvent
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -87,6 +93,32 @@ def failure_sentence(error: BaseException) -> str:
     if type(error).__module__.startswith("prefect"):
         return f"Prefect: {_joined(str(error))}"
     return f"unexpected {_joined(one_line(error))} (rerun with --debug for the traceback)"
+
+
+def add_progress_option(cmd: argparse.ArgumentParser) -> None:
+    """A command's `--progress` / `--no-progress` option (see `printed`)."""
+    cmd.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="print each step as it starts and ends, on stderr (default: when stderr is a terminal)",
+    )
+
+
+@contextmanager
+def printed(shown: bool | None) -> Iterator[None]:
+    """Print each step's progress on stderr when `shown` (None: when stderr is a terminal); where to review
+    a run waiting for a review, always."""
+    from agentflows.progress import listening  # Prefect, imported once the CLI has set it up
+
+    shown = shown if shown is not None else sys.stderr.isatty()
+
+    def show(event: ProgressEvent) -> None:
+        if event.status == "waiting" or (shown and event.status != "failed"):  # `error:` says a failure
+            print(f"  {event}", file=sys.stderr, flush=True)
+
+    with listening(show):
+        yield
 
 
 def quiet_prefect_console(*, debug: bool) -> None:
