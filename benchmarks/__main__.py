@@ -1,6 +1,8 @@
 """`python -m benchmarks`: measure agentflows against the ideal and write benchmarks/RESULTS.md.
 
-python -m benchmarks                       every scenario at 0.2 s and 1 s model latency (~12 min on 2 cores)
+python -m benchmarks                       every scenario at 0.2 s and 1 s model latency, and the small real
+                                           model (~12 min on 2 cores, plus ~15 min for the real model)
+python -m benchmarks --scenario realmodel  only the real model: each agent and the router on SmolLM2-135M
 python -m benchmarks --quick               one small pass (smoke test)
 python -m benchmarks --profile router      also write benchmarks/profiles/router.txt (pyinstrument)
 """
@@ -45,10 +47,12 @@ def main(argv: list[str] | None = None) -> int:
             "startup",
             "load",
             "workers",
+            "realmodel",
         ],
         help="only this scenario (repeatable); graph: lesson → quiz, lesson → ebook through the router; "
         "peers: the e-book pipeline on plain Prefect, pydantic-ai and crewAI (benchmarks/peers.py); "
-        "fanout: a 12-chapter e-book; workers: 100 runs over 2 process workers (not in the default set: ~30 min)",
+        "fanout: a 12-chapter e-book; workers: 100 runs over 2 process workers (not in the default set: ~30 min); "
+        "realmodel: each agent and the router on SmolLM2-135M",
     )
     parser.add_argument(
         "--profile",

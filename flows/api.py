@@ -35,11 +35,23 @@ def agent_flow(name: str, *, definitions: Path | str | None = None) -> Flow[...,
 
 
 async def run_agent_async(
-    name: str, /, *, refresh: bool = False, definitions: Path | str | None = None, **inputs: Any
+    name: str,
+    /,
+    *,
+    refresh: bool = False,
+    review: bool | None = None,
+    definitions: Path | str | None = None,
+    **inputs: Any,
 ) -> AgentResult:
-    """Run agent `name` with `inputs` and return what it made."""
+    """Run agent `name` with `inputs` and return what it made.
+
+    `review=True` pauses after decide until an editor approves the plan (`agentflows.reviews.approve`);
+    a rejection raises `ReviewRejected`. None follows the agent's `review.default`.
+    """
     agent = load_agents(definitions)[name]
     values = validate_inputs(agent.definition, inputs)
+    if review is not None:
+        values["review"] = review
     # One sync and one async Prefect client for the run, not one per use; state changes ride out a short outage.
     with riding_out_outages():
         async with prefect_clients():
@@ -49,13 +61,21 @@ async def run_agent_async(
 
 
 def run_agent(
-    name: str, /, *, refresh: bool = False, definitions: Path | str | None = None, **inputs: Any
+    name: str,
+    /,
+    *,
+    refresh: bool = False,
+    review: bool | None = None,
+    definitions: Path | str | None = None,
+    **inputs: Any,
 ) -> AgentResult:
-    """Run agent `name` with `inputs` and return what it made (blocking).
+    """Run agent `name` with `inputs` and return what it made (blocking; `review` as in `run_agent_async`).
 
     Inside a running event loop, await `run_agent_async` instead.
     """
-    return run_blocking(lambda: run_agent_async(name, refresh=refresh, definitions=definitions, **inputs), "run_agent")
+    return run_blocking(
+        lambda: run_agent_async(name, refresh=refresh, review=review, definitions=definitions, **inputs), "run_agent"
+    )
 
 
 def run_blocking(start: Callable[[], Coroutine[Any, Any, T]], caller: str) -> T:

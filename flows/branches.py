@@ -22,6 +22,7 @@ from agentflows.definition import ROUTER_NAME
 from agentflows.progress import ProgressEvent, emit
 from agentflows.tasks.artifacts import AgentResult, ContentType
 from agentflows.tasks.errors import one_line
+from agentflows.tasks.ledger import run_ledger
 from agentflows.tasks.manifest import Component, RunStatus
 from agentflows.tasks.names import shortened
 
@@ -63,23 +64,31 @@ async def run_branch(
     started_at = datetime.now(UTC)
     started = time.monotonic()
     emit(ProgressEvent(ROUTER_NAME, agent, "started", f"after {', '.join(upstream)}" if upstream else ""))
-    try:
-        result = await agent_flow(**parameters, wait_for=waits or None)
-    except Exception as exc:  # a branch may fail for any reason; the others must still finish
-        error = one_line(exc)[:500]
-        emit(ProgressEvent(ROUTER_NAME, agent, "failed", error))
-        failed = Component(
-            agent=agent,
-            content_type=content_type,
-            status="failed",
-            name=agent,
-            depends_on=tuple(upstream),
-            started_at=started_at,
-            finished_at=datetime.now(UTC),
-            seconds=time.monotonic() - started,
-            error=error,
-        )
-        return BranchRun(failed)
+    with run_ledger(fresh=True) as ledger:  # the branch's calls, also when it fails
+        try:
+            result = await agent_flow(**parameters, wait_for=waits or None)
+        except Exception as exc:  # a branch may fail for any reason; the others must still finish
+            error = one_line(exc)[:500]
+            emit(ProgressEvent(ROUTER_NAME, agent, "failed", error))
+            spent = ledger.usage
+            failed = Component(
+                agent=agent,
+                content_type=content_type,
+                status="failed",
+                name=agent,
+                flow_run_id=ledger.flow_run_id,
+                depends_on=tuple(upstream),
+                started_at=started_at,
+                finished_at=datetime.now(UTC),
+                seconds=time.monotonic() - started,
+                model_calls=spent.calls,
+                model_seconds=spent.latency_seconds,
+                tokens=spent.total_tokens,
+                cost=spent.cost,
+                error=error,
+                failed_step=next((a.label for a in ledger.failures()), None),
+            )
+            return BranchRun(failed)
     assert isinstance(result, AgentResult)
     emit(ProgressEvent(ROUTER_NAME, agent, "done", result.location))
     usage = [s.usage for s in result.steps if not s.cached]
@@ -99,8 +108,10 @@ async def run_branch(
         finished_at=datetime.now(UTC),
         seconds=time.monotonic() - started,
         model_calls=result.model_calls,
+        model_seconds=sum(u.latency_seconds for u in usage),
         tokens=sum(u.total_tokens for u in usage),
         cost=sum(u.cost for u in usage),
+        warnings=tuple(result.warnings),
     )
     return BranchRun(component, result)
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from agentflows.errors import InputError
 from agentflows.knowledge_cli import knowledge_lines
+from agentflows.reporting import answers_summary
+from agentflows.review_cli import review_lines
 from agentflows.tasks.artifacts import ContentType
 
 
@@ -59,6 +61,8 @@ def show(args: argparse.Namespace) -> int:
     print(f"open: {content.location}")
     for agent, content_id in content.builds_on.items():
         print(f"builds on {agent} {content_id} (agentflows show {content_id})")
+    if content.reworked_from:
+        print(f"reworked from {content.reworked_from} (agentflows show {content.reworked_from})")
     for path, uri in sorted(content.files.items()):
         print(f"  {path:<32} {uri}")
     if content.lineage:
@@ -67,14 +71,17 @@ def show(args: argparse.Namespace) -> int:
         usage = step["usage"]
         model = f"{step['provider']}/{step['model']}" if step["model"] else "no model"
         warnings = f"  WARNING {'; '.join(step['warnings'])}" if step["warnings"] else ""
-        cached = " (from the cache)" if step["cached"] else ""
+        answers = " (from the cache)" if step["cached"] else answers_summary(step["attempts"])
         print(
-            f"  {step['label']:<32} {model:<36} calls {usage['calls']}{cached}  "
+            f"  {step['label']:<32} {model:<36} calls {usage['calls']}{answers}  "
             f"tokens {usage['prompt_tokens']}+{usage['completion_tokens']}  cost {usage['cost']:.4f}  "
             f"checksum {step['checksum'][:12]} ← {(step['parent_checksum'] or 'request')[:12]}  "
             f"templates {len(step['template_hashes'])}{warnings}"
         )
     for line in knowledge_lines(content.lineage):
+        print(line)
+    reviews = review_lines(content.reviews)
+    for line in ["reviews:", *reviews] if reviews else []:
         print(line)
     return 0
 

@@ -98,6 +98,10 @@ class FieldSpec(Spec):
     maximum: float | None = None
     min_items: int | None = Field(default=None, ge=0)
     max_items: int | None = Field(default=None, ge=1)
+    min_words: int | None = Field(default=None, ge=1)
+    """Fewest words of a text (string or scalar) field; a shorter answer is asked again."""
+    max_words: int | None = Field(default=None, ge=1)
+    """Most words of a text (string or scalar) field; servers that hold the answer to its schema stop it there."""
     items: FieldSpec | None = None
     """Schema of the items, for `list` fields."""
     fields: dict[Identifier, FieldSpec] | None = None
@@ -117,6 +121,10 @@ class FieldSpec(Spec):
             raise ValueError(f"fields applies to object fields, not {self.type}")
         if self.format is not None and self.type != "string":
             raise ValueError(f"format applies to string fields, not {self.type}")
+        if (self.min_words or self.max_words) and self.type not in ("string", "scalar"):
+            raise ValueError(f"min_words/max_words apply to string and scalar fields, not {self.type}")
+        if self.min_words and self.max_words and self.min_words > self.max_words:
+            raise ValueError(f"min_words ({self.min_words}) is larger than max_words ({self.max_words})")
         return self
 
     def json_schema(self) -> dict[str, Any]:
@@ -140,11 +148,30 @@ class FieldSpec(Spec):
         ):
             if value not in (None, "", []):
                 schema[key] = value
+        if self.format == "path":
+            # Held by the server's grammar where it compiles the schema: no leading '/', no '..', no spaces.
+            schema["pattern"] = SAFE_PATH_PATTERN
+        schema.update(text_size(self.min_words, self.max_words))
         if self.items is not None:
             schema["items"] = self.items.json_schema()
         if self.fields is not None:
             schema.update(object_schema(self.fields))
         return schema
+
+
+SAFE_PATH_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$"
+"""A relative file path inside the content: what the code tree builder accepts (`format: path` fields)."""
+
+
+def text_size(min_words: int | None, max_words: int | None) -> dict[str, Any]:
+    """Schema annotations of a text size, `x-min-words` and `x-max-words`: checked when the answer is read,
+    and sent as length bounds to servers that hold the answer to the schema (`tasks.llm.structured`)."""
+    size: dict[str, Any] = {}
+    if min_words:
+        size["x-min-words"] = min_words
+    if max_words:
+        size["x-max-words"] = max_words
+    return size
 
 
 def object_schema(fields: dict[str, FieldSpec], fixed: dict[str, Any] | None = None) -> dict[str, Any]:

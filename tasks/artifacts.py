@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from enum import StrEnum
 from typing import Literal, TypeVar
 
@@ -82,9 +83,43 @@ class Attempt(Frozen):
     error: str | None = None
     """Why it could not be used, when it could not."""
     finish_reason: str = ""
+    failed_call: bool = False
+    """The call itself failed (timed out, 5xx, a broken stream): `raw` is what arrived before it did."""
     prompt: str = ""
     """The user message it answers: the step's rendered prompt (first attempt) or the problems of the
     answer before (a re-ask), without the JSON Schema instruction; its first 8,000 characters."""
+
+
+class AttemptCounts(Frozen):
+    """How a step's answers went: what `agentflows show` and the benchmarks count."""
+
+    reasks: int = 0
+    """Answers asked for again after one that could not be used (a cut-off one included)."""
+    repairs: int = 0
+    """Answers used after extraction or repair rather than read as strict JSON."""
+    degrades: int = 0
+    """Answers kept as plain text because none fit the schema."""
+    failed_calls: int = 0
+    """Calls that failed (timed out, 5xx) and were tried again or given up."""
+
+    @classmethod
+    def of(cls, attempts: tuple[Attempt, ...] | list[Attempt]) -> AttemptCounts:
+        read = [a for a in attempts if not a.failed_call and a.method != "degraded"]
+        methods = [(a.method or "").removeprefix("reasked+") for a in read]
+        return cls(
+            reasks=max(0, len(read) - 1),
+            repairs=sum(1 for m in methods if m in ("extracted", "repaired")),
+            degrades=sum(1 for a in attempts if a.method == "degraded"),
+            failed_calls=sum(1 for a in attempts if a.failed_call),
+        )
+
+    def __add__(self, other: AttemptCounts) -> AttemptCounts:
+        return AttemptCounts(
+            reasks=self.reasks + other.reasks,
+            repairs=self.repairs + other.repairs,
+            degrades=self.degrades + other.degrades,
+            failed_calls=self.failed_calls + other.failed_calls,
+        )
 
 
 class KnowledgeRef(Frozen):
@@ -266,6 +301,31 @@ class StepReport(Frozen):
     warnings: tuple[str, ...] = ()
 
 
+class ReviewRecord(Frozen):
+    """What a person decided about a run: an editor's review of its plan, or the rework of a stored content."""
+
+    decision: Literal["approve", "revise", "reject", "rework"]
+    notes: str = ""
+    reviewer: str = ""
+    """Who decided, as they gave it: Prefect does not record who resumed a run."""
+    decided_at: datetime
+    """When the run received the decision."""
+    round: int = 1
+    """Which plan of the run it was about: 1 for decide's first, one more for each revise."""
+    plan_checksum: str
+    """The plan the decision was about (for a rework: the stored plan it started from)."""
+    approved_checksum: str | None = None
+    """The plan the drafts were written from, after the editor's edits (approvals and reworks)."""
+    edits: tuple[str, ...] = ()
+    """The changes made to the plan (or to the inputs, for a rework), one line each."""
+    automatic: bool = False
+    """True when no person decided: the review timeout applied the agent's declared outcome."""
+    reworked_from: str | None = None
+    """The stored content a rework started from."""
+    from_step: Literal["generate", "build"] | None = None
+    """The step a rework ran from."""
+
+
 class AgentResult(Frozen):
     """What an agent's flow returns."""
 
@@ -283,6 +343,8 @@ class AgentResult(Frozen):
     """Content id of each upstream result this run used, by agent."""
     handoff: Handoff | None = None
     """What agents that build on this one receive."""
+    reviews: tuple[ReviewRecord, ...] = ()
+    """The editor's decisions on this run's plan, in order, or the rework it was (empty for a plain run)."""
 
     @property
     def model_calls(self) -> int:

@@ -17,17 +17,29 @@ run; `agentflows.errors` draws the whole tree, definition errors included::
         ├── ModelOutputError              the model answered, but not what the schema asks for
         ├── BuildError                    drafts cannot be assembled into content
         ├── KnowledgeError                a knowledge source cannot be read, or retrieval cannot run
+        ├── ReviewEnded                   the editor's review ended the run before any draft was written
+        │   ├── ReviewRejected            the editor rejected the plan (the run ends Cancelled)
+        │   └── ReviewTimedOut            no decision came within the agent's review timeout (Failed)
         ├── StorageError                  the content store could not read or write
         │   ├── ContentNotFound           no stored content has the requested id
         │   └── ObjectMissing             a content's file is missing, or is not a plain file of the store
         └── PrefectAPIError               Prefect's API failed or could not be reached
+    AnswerTimeout                         no answer, or no new token, in time (inside the model client)
+    BrokenAnswer                          a 200 that is not a chat completion (inside the model client)
 
-`retryable` says whether repeating the same step may succeed; the step tasks
+`AnswerTimeout` and `BrokenAnswer` never leave the OpenAI-compatible client: it tries
+again or raises `ModelCallError` with their message. `retryable` says whether
+repeating the same step may succeed; the step tasks
 retry only errors that say so. `one_line` tells any error, ours or a library's,
 in one line.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agentflows.tasks.artifacts import Attempt, Usage
 
 
 class AgentflowsError(Exception):
@@ -64,12 +76,23 @@ class ModelCallError(ModelError):
     """The provider answered a model call with an error.
 
     `retryable` is true for failures that may pass on a later attempt
-    (rate limits, outages, timeouts) and false for the rest.
+    (rate limits, outages, timeouts) and false for the rest. `usage` and
+    `attempts` say what the failed call spent and what came back, so the step
+    can count and keep them.
     """
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        usage: Usage | None = None,
+        attempts: tuple[Attempt, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.usage = usage
+        self.attempts = attempts
 
 
 class ModelUnavailable(ModelCallError):
@@ -86,6 +109,18 @@ class BuildError(RunError):
 
 class KnowledgeError(RunError):
     """A knowledge source cannot be read (missing, outside its allowed roots, not text), or retrieval cannot run."""
+
+
+class ReviewEnded(RunError):
+    """The editor's review of the plan ended the run: nothing was written or stored."""
+
+
+class ReviewRejected(ReviewEnded):
+    """The editor rejected the plan; the run ends Cancelled with the editor's reason."""
+
+
+class ReviewTimedOut(ReviewEnded):
+    """Nobody decided on the plan within the agent's review timeout, whose declared outcome is to fail."""
 
 
 class StorageError(RunError):
@@ -108,3 +143,23 @@ def one_line(error: BaseException) -> str:
 
 class ObjectMissing(StorageError):
     """A stored object is missing, or is a link rather than a plain file inside the store."""
+
+
+class AnswerTimeout(Exception):
+    """The answer did not start within the read timeout, or a streamed one stopped for the idle timeout.
+
+    A signal inside the OpenAI-compatible client, which tries again or raises `ModelCallError` with it."""
+
+    @classmethod
+    def waiting(cls, seconds: float) -> AnswerTimeout:
+        return cls(f"timed out: sent no answer within {seconds:g} s (read_timeout)")
+
+    @classmethod
+    def stalled(cls, seconds: float) -> AnswerTimeout:
+        return cls(f"timed out: stopped streaming, no new token for {seconds:g} s (idle_timeout)")
+
+
+class BrokenAnswer(Exception):
+    """A 200 whose body is not a chat completion (or a stream that reported an error).
+
+    A signal inside the OpenAI-compatible client, which tries again or raises `ModelCallError` with it."""

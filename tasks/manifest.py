@@ -19,6 +19,8 @@ from agentflows.tasks.artifacts import BuiltContent, BuiltFile, ContentType, Fro
 
 ROUTER_NAME = "router"
 """The router flow's name: the agent its manifests are made by, which no agent definition may take."""
+REWORK_NAME = "rework"
+"""The flow that reworks a stored content from one of its steps; no agent definition may take the name either."""
 MANIFEST_VERSION = 2
 """2: components record `depends_on`, `builds_on`, `finished_at` and status `skipped`; the manifest its `edges`."""
 RunStatus = Literal["completed", "partly failed", "failed"]
@@ -58,9 +60,16 @@ class Component(Frozen):
     finished_at: datetime | None = None
     seconds: float = 0.0
     model_calls: int = 0
+    model_seconds: float = 0.0
+    """Time the branch's model calls took, summed."""
     tokens: int = 0
     cost: float = 0.0
+    """Model calls, tokens and cost of the branch as spent, also when it failed."""
     error: str | None = None
+    failed_step: str | None = None
+    """The call label of the step that failed (e.g. `quiz/generate/02-…`); its answers are on the branch's run."""
+    warnings: tuple[str, ...] = ()
+    """What a reader should know about a completed branch, e.g. items its fan-out dropped."""
 
 
 class Manifest(Frozen):
@@ -161,4 +170,5 @@ def table_row(c: Component, uri: str | None) -> dict[str, JsonValue]:
         "tokens": c.tokens,
         "cost": round(c.cost, 6),
         "error": c.error,
+        "warnings": "; ".join(c.warnings) or None,
     }

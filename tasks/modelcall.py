@@ -1,30 +1,39 @@
 """One model step's conversation: compose the prompt, call, read the answer, re-ask, degrade or refuse.
 
     compose   system = base layer + domain layer; user = step prompt (+ the knowledge passages, unless a
-              template places them) + the JSON Schema to answer with
+              template places them) + a guide to the answer's fields
     check     the prompt plus room for the answer must fit the model's context window (before any call)
-    call      the provider (which retries transport failures and falls back to other models itself)
-    read      strict JSON → extracted → repaired, then the schema and the builder's checks
-    re-ask    with the exact problems, at most `reasks` times
+    call      the provider (which retries transport failures and falls back to other models itself),
+              within what is left of the step's timeout
+    read      strict JSON → extracted → repaired, then the schema, the content checks and the builder's
+    re-ask    with the exact problems, at most `reasks` times; an answer cut off at its token limit (or a
+              stream the client stopped because it kept repeating itself) is asked again with more room
+              (when the window allows and it was not running away) or for a shorter answer, and never
+              sent back
     then      degrade to plain text where the definition allows it, or raise `ModelOutputError`
 
-Every answer is kept as an `Attempt` in the artifact's provenance. Nothing that
-fails the schema leaves this module.
+Every answer is kept as an `Attempt` in the artifact's provenance, and every
+call is written to the run's ledger as it is made (`tasks.ledger`), so a step
+that fails still counts and keeps what it got. Nothing that fails the schema
+leaves this module.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import JsonValue
 
+from agentflows.tasks.answers import is_runaway
 from agentflows.tasks.artifacts import Attempt, Usage
-from agentflows.tasks.errors import ModelOutputError, PromptTooLarge
+from agentflows.tasks.errors import ModelCallError, ModelOutputError, PromptTooLarge
 from agentflows.tasks.knowledge.retrieved import reference_section
-from agentflows.tasks.llm.base import Message, ModelProvider, ModelReply, ModelRequest
+from agentflows.tasks.ledger import RunLedger, run_ledger
+from agentflows.tasks.llm.base import RUNAWAY, Message, ModelProvider, ModelReply, ModelRequest
+from agentflows.tasks.llm.structured import FIELD_GUIDE_HEADING, field_guide, shape_instruction
 from agentflows.tasks.parsing import MAX_ANSWER_CHARS, Check, Reading, plain_text, read_answer, schema_problems
 from agentflows.tasks.prompts import render, template_hashes
 from agentflows.tasks.runtime import current_runtime
@@ -34,8 +43,13 @@ CHARS_PER_TOKEN = 3.0
 """Conservative characters-per-token estimate for the context-window check (real tokenizers average ~4)."""
 RAW_KEPT = 2_000
 PROMPT_KEPT = 8_000
-REASK_ECHO = 4_000
-INSTRUCTION = "Answer with one JSON object, and nothing else, that matches this JSON Schema:"
+"""Most characters of the message an attempt answered kept with it (`Attempt.prompt`)."""
+REASK_ECHO = 1_500
+"""Most characters of a rejected answer quoted back when re-asking (a cut-off answer is never quoted)."""
+CUT_OFF = ("length", RUNAWAY)
+"""Finish reasons of an answer that did not end on its own: at `max_tokens`, or stopped repeating itself."""
+GROWTH = 2
+"""A cut-off answer is asked again with up to this many times its `max_tokens`, as the window allows."""
 
 
 @dataclass(frozen=True)
@@ -51,24 +65,31 @@ class ModelAnswer:
 
 
 def compose_messages(spec: ModelStepSpec, variables: Mapping[str, Any], schema: dict[str, Any]) -> list[Message]:
-    """The system and user messages of the first call."""
+    """The system and user messages of the first call.
+
+    The user message ends with a guide to the answer's fields: what each holds and
+    how long it is. The JSON's shape itself is the provider's to add when its
+    server does not hold the answer to the schema (`tasks.llm.wire`).
+    """
     system = "\n\n".join(render(spec.templates, name, variables).strip() for name in spec.system)
     user = render(spec.templates, spec.prompt, variables).strip()
     if spec.append_knowledge and variables.get("knowledge"):
         user += "\n\n" + reference_section(variables["knowledge"])
-    instruction = f"{INSTRUCTION}\n```json\n{json.dumps(schema, ensure_ascii=False)}\n```"
-    return [Message(role="system", content=system), Message(role="user", content=f"{user}\n\n{instruction}")]
+    return [Message(role="system", content=system), Message(role="user", content=f"{user}\n\n{field_guide(schema)}")]
 
 
-def estimated_tokens(messages: list[Message]) -> int:
-    """Upper-end estimate of the tokens `messages` take."""
-    return int(sum(len(m.content) + 8 for m in messages) / CHARS_PER_TOKEN) + 1
+def estimated_tokens(messages: list[Message], schema: dict[str, Any] | None = None) -> int:
+    """Upper-end estimate of the tokens `messages` take (with the JSON's shape, when a provider adds it)."""
+    shape = len(shape_instruction(schema)) if schema else 0
+    return int((sum(len(m.content) + 8 for m in messages) + shape) / CHARS_PER_TOKEN) + 1
 
 
-def check_fits(label: str, messages: list[Message], max_tokens: int, provider: ModelProvider) -> None:
+def check_fits(
+    label: str, messages: list[Message], max_tokens: int, provider: ModelProvider, schema: dict[str, Any] | None = None
+) -> None:
     """Raise `PromptTooLarge` when the prompt plus `max_tokens` exceeds the provider's context window."""
     window = getattr(provider, "context_window", None)
-    needed = estimated_tokens(messages)
+    needed = estimated_tokens(messages, schema)
     if window and needed + max_tokens > window:
         raise PromptTooLarge(
             f"{label}: the prompt needs about {needed:,} tokens plus {max_tokens:,} for the answer, more than the "
@@ -84,51 +105,145 @@ async def ask_model(
     context: dict[str, JsonValue],
     schema: dict[str, Any],
     check: Check | None = None,
+    follow_up: Sequence[Message] = (),
 ) -> ModelAnswer:
-    """Get an answer that satisfies `schema` and `check`, or raise `ModelOutputError`."""
+    """Get an answer that satisfies `schema` and `check`, or raise `ModelOutputError` (or `ModelCallError`).
+
+    `follow_up` turns come after the composed prompt (a revision request shows the earlier answer and
+    what to change in it)."""
     provider = await current_runtime().provider(spec.model)
-    messages = compose_messages(spec, variables, schema)
-    asked = messages[-1].content.partition(f"\n\n{INSTRUCTION}")[0]
-    hashes = template_hashes(spec.templates)
-    attempts: list[Attempt] = []
-    usage = Usage()
-    for round_ in range(spec.reasks + 1):
-        check_fits(label, messages, spec.model.max_tokens, provider)
-        request = ModelRequest(
-            label=label, messages=tuple(messages), settings=spec.model, output_schema=schema, context=context
+    with run_ledger() as ledger:
+        return await _Conversation(spec, provider, ledger, label, schema, check).run(
+            compose_messages(spec, variables, schema), context, follow_up
         )
-        reply = await provider.complete(request)
-        usage = usage + reply.usage
-        reading = read_answer(reply.text, schema, check)
-        attempts.append(_attempt(reply, reading, asked, reasked=round_ > 0))
-        if reading.payload is not None:
-            return ModelAnswer(reading.payload, reply, usage, tuple(attempts), (), hashes)
-        asked = reask(reading)
-        messages += [
-            Message(role="assistant", content=reply.text[:REASK_ECHO]),
-            Message(role="user", content=asked),
-        ]
-    degraded = _degraded(spec, reply, schema)
-    if degraded is not None:
-        attempts.append(
-            Attempt(model=reply.model, raw=reply.text[:RAW_KEPT], method="degraded", finish_reason=reply.finish_reason)
+
+
+class _Conversation:
+    """The rounds of one step's conversation, and what they cost."""
+
+    def __init__(
+        self,
+        spec: ModelStepSpec,
+        provider: ModelProvider,
+        ledger: RunLedger,
+        label: str,
+        schema: dict[str, Any],
+        check: Check | None,
+    ) -> None:
+        self.spec, self.provider, self.ledger, self.label = spec, provider, ledger, label
+        self.schema, self.check = schema, check
+        self.attempts: list[Attempt] = []
+        self.usage = Usage()
+        self.deadline = time.monotonic() + spec.timeout_seconds if spec.timeout_seconds else None
+
+    async def run(
+        self, base: list[Message], context: dict[str, JsonValue], first: Sequence[Message] = ()
+    ) -> ModelAnswer:
+        hashes = template_hashes(self.spec.templates)
+        max_tokens = self.spec.model.max_tokens
+        base = [*base, *first]  # turns every round keeps after the prompt (a revision request)
+        follow_up: list[Message] = []
+        # What each attempt answers: the prompt without its field guide, or the last follow-up turn.
+        asked = first[-1].content if first else base[-1].content.partition(f"\n\n{FIELD_GUIDE_HEADING}")[0]
+        for round_ in range(self.spec.reasks + 1):
+            settings = self.spec.model.model_copy(update={"max_tokens": max_tokens})
+            messages = base + follow_up
+            check_fits(self.label, messages, max_tokens, self.provider, self.schema)
+            request = ModelRequest(
+                label=self.label,
+                messages=tuple(messages),
+                settings=settings,
+                output_schema=self.schema,
+                context=context,
+                round=round_,
+                time_limit=self._time_left(),
+            )
+            reply = await self._call(request)
+            truncated = reply.finish_reason in CUT_OFF
+            reading = read_answer(reply.text, self.schema, self.check, truncated=truncated)
+            self._keep(_attempt(reply, reading, asked, reasked=round_ > 0))
+            if reading.payload is not None:
+                return ModelAnswer(reading.payload, reply, self.usage, tuple(self.attempts), (), hashes)
+            if truncated:
+                grown = self._more_room(messages, max_tokens, reply)
+                max_tokens, follow_up = (grown, []) if grown else (max_tokens, [Message(role="user", content=SHORTER)])
+            else:
+                follow_up = [
+                    Message(role="assistant", content=reply.text[:REASK_ECHO]),
+                    Message(role="user", content=reask(reading)),
+                ]
+            asked = follow_up[-1].content if follow_up else asked
+        return self._last_resort(reply, reading, hashes)
+
+    async def _call(self, request: ModelRequest) -> ModelReply:
+        if request.time_limit is not None and request.time_limit <= 0:
+            self._fail(ModelCallError(f"{self.label}: the step's timeout of {self.spec.timeout_seconds:g} s ran out"))
+        try:
+            reply = await self.provider.complete(request)
+        except ModelCallError as exc:
+            self.usage = self.usage + (exc.usage or Usage())
+            self.ledger.spend(self.label, exc.usage or Usage(), exc.attempts)
+            self.attempts.extend(exc.attempts)
+            out_of_time = self.deadline is not None and time.monotonic() >= self.deadline
+            limit = f" ({self.spec.timeout_seconds:g} s)" if out_of_time else ""
+            said = str(exc) if str(exc).startswith(f"{self.label}:") else f"{self.label}: {exc}"
+            # A provider's word on whether the step may pass on another try stands (the OpenAI client's is no
+            # once it has used its own tries), unless the step is out of time.
+            again = exc.retryable and not out_of_time
+            self._fail(ModelCallError(f"{said}{limit}", usage=exc.usage, attempts=exc.attempts, retryable=again))
+        self.usage = self.usage + reply.usage
+        self.ledger.spend(self.label, reply.usage, reply.failed_attempts)
+        self.attempts.extend(reply.failed_attempts)
+        return reply
+
+    def _keep(self, attempt: Attempt) -> None:
+        self.attempts.append(attempt)
+        self.ledger.spend(self.label, Usage(), (attempt,))
+
+    def _fail(self, error: Exception) -> NoReturn:
+        self.ledger.fail(self.label, str(error))
+        raise error
+
+    def _time_left(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def _more_room(self, messages: list[Message], max_tokens: int, reply: ModelReply) -> int | None:
+        """A larger `max_tokens` for a cut-off answer, or None when it ran away or the window has no room."""
+        if reply.finish_reason == RUNAWAY or is_runaway(reply.text):
+            return None
+        window = getattr(self.provider, "context_window", None) or max_tokens * GROWTH
+        room = window - estimated_tokens(messages, self.schema)
+        grown = min(max_tokens * GROWTH, room)
+        return grown if grown > max_tokens * 1.25 else None
+
+    def _last_resort(self, reply: ModelReply, reading: Reading, hashes: dict[str, str]) -> ModelAnswer:
+        degraded = _degraded(self.spec, reply, self.schema)
+        if degraded is not None:
+            attempt = Attempt(
+                model=reply.model, raw=reply.text[:RAW_KEPT], method="degraded", finish_reason=reply.finish_reason
+            )
+            self._keep(attempt)
+            tries = self.spec.reasks + 1
+            warning = f"degraded: no answer fit the schema after {tries} attempts; kept the last as plain text"
+            return ModelAnswer(degraded, reply, self.usage, tuple(self.attempts), (warning,), hashes)
+        return self._fail(
+            ModelOutputError(
+                f"{self.label}: no answer fit the schema after {self.spec.reasks + 1} attempts "
+                f"({self.spec.reasks} re-asks); last problem: {reading.problems[0]}"
+            )
         )
-        warning = f"degraded: no answer fit the schema after {len(attempts) - 1} attempts; kept the last as plain text"
-        return ModelAnswer(degraded, reply, usage, tuple(attempts), (warning,), hashes)
-    raise ModelOutputError(
-        f"{label}: no answer fit the schema after {len(attempts)} attempts "
-        f"({spec.reasks} re-asks); last problem: {reading.problems[0]}"
-    )
+
+
+SHORTER = (
+    "Your answer was cut off at its length limit before it was complete. Answer again, shorter: "
+    "keep every text field brief, say each thing once, and close the JSON object."
+)
 
 
 def reask(reading: Reading) -> str:
     """The follow-up that tells the model exactly what was wrong."""
     problems = "\n".join(f"- {p}" for p in reading.problems[:10])
-    return (
-        "Your answer could not be used:\n"
-        f"{problems}\n"
-        "Answer again with only the corrected JSON object, matching the schema given above."
-    )
+    return f"Your answer could not be used:\n{problems}\nAnswer again with only the corrected JSON object."
 
 
 def _attempt(reply: ModelReply, reading: Reading, prompt: str, *, reasked: bool) -> Attempt:

@@ -5,9 +5,13 @@
 3. `repaired`: json-repair's reading of the most promising part (trailing commas,
    single quotes, unquoted keys, a cut-off end);
 
-then the object is validated against the step's JSON Schema and the builder's
-checks. `read_answer` never raises: it says which reading worked and every
-problem left, so the caller can re-ask, degrade or refuse.
+then the object is validated against the step's JSON Schema, checked for
+answers that are not content (`tasks.answers`: the schema echoed back, a field's
+description repeated, too few words, a runaway repetition) and by the builder's
+checks. An answer cut off at its token limit (`truncated`) is used only when it
+is complete, strict JSON: a repaired cut-off answer would keep half a chapter.
+`read_answer` never raises: it says which reading worked and every problem left,
+so the caller can re-ask, degrade or refuse.
 """
 
 from __future__ import annotations
@@ -19,10 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import json_repair
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
+
+from agentflows.tasks.answers import content_problems, looks_like_schema, schema_echo_problem
+from agentflows.tasks.llm.structured import drop_nulls
 
 MAX_ANSWER_CHARS = 500_000
 """Longest answer read; anything longer is refused unread."""
+TRUNCATED = "the answer was cut off at its token limit before the JSON was complete"
 _FENCE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n(.*?)(?:\n```|\Z)", re.DOTALL)
 _MAX_OBJECT_STARTS = 50
 
@@ -45,17 +53,22 @@ class Reading:
         return self.payload is not None
 
 
-def read_answer(text: str, schema: dict[str, Any], check: Check | None = None) -> Reading:
+def read_answer(text: str, schema: dict[str, Any], check: Check | None = None, *, truncated: bool = False) -> Reading:
     """Read `text` as a JSON object and validate it; never raises."""
     if len(text) > MAX_ANSWER_CHARS:
         return Reading(
             None, None, [f"the answer is {len(text):,} characters, more than the {MAX_ANSWER_CHARS:,} allowed"]
         )
     found = find_object(text)
+    if truncated and (found is None or found[1] != "strict"):
+        return Reading(None, None, [TRUNCATED])
     if found is None:
         return Reading(None, None, [_no_object(text)])
     value, method = found
-    problems = schema_problems(value, schema)
+    if looks_like_schema(value, schema):
+        return Reading(None, method, [schema_echo_problem(schema)])
+    value = drop_nulls(value, schema)
+    problems = schema_problems(value, schema) or content_problems(value, schema)
     if not problems and check is not None:
         problems = check(value)
     return Reading(None if problems else value, method, problems)
@@ -89,8 +102,19 @@ def schema_problems(payload: Any, schema: dict[str, Any]) -> list[str]:
     found = []
     for error in sorted(validator.iter_errors(payload), key=lambda e: [str(p) for p in e.absolute_path]):
         where = "/".join(str(p) for p in error.absolute_path) or "(answer)"
-        found.append(f"{where}: {_short(error.message)}")
+        found.append(f"{where}: {_path_message(error) or _short(error.message)}")
     return found
+
+
+def _path_message(error: ValidationError) -> str | None:
+    """A `format: path` field's pattern in words a model can act on, rather than the regular expression."""
+    if error.validator != "pattern" or not isinstance(error.schema, dict) or error.schema.get("format") != "path":
+        return None
+    name = next((str(p) for p in reversed(error.absolute_path) if isinstance(p, str)), "path")
+    return (
+        f"`{name}` {error.instance!r} is not a safe relative path; use letters, digits, '_', '-', '.' "
+        "and '/' between names, without '..' or a leading '/'"
+    )
 
 
 def plain_text(text: str) -> str:

@@ -129,9 +129,10 @@ def test_data_report_writes_report_tables_and_vega_lite_charts() -> None:
         spec = json.loads(built.file(f"charts/{draft.item_key}.vl.json").text)
         assert "vega-lite" in spec["$schema"] and spec["title"] == draft.title
         assert spec["mark"]["type"] == chart["kind"]
-        assert spec["encoding"]["x"]["field"] == chart["x"] and spec["encoding"]["y"]["field"] == chart["y"]
-        assert spec["encoding"]["y"]["type"] == "quantitative"
-        assert spec["data"]["values"] == [dict(zip(columns, row, strict=True)) for row in rows]
+        assert "x" not in chart and spec["encoding"]["x"]["field"] == columns[0]  # the shipped chart names no axes
+        assert spec["encoding"]["y"]["field"] == columns[1] and spec["encoding"]["y"]["type"] == "quantitative"
+        assert all(isinstance(row, dict) and isinstance(row["value"], float) for row in rows)
+        assert spec["data"]["values"] == [{columns[0]: row["label"], columns[1]: row["value"]} for row in rows]
     page = built.file("index.html").text
     assert page.count("<svg") == len(keys) and page.count("<table") == len(keys)
     assert scripts(page) == []
@@ -320,7 +321,10 @@ TABLE = {
         ({"rows": [["May", "10.5", 3]]}, "column 'Revenue' is the chart's y axis, so every row needs a number there"),
         ({"rows": [["May", True, 3]]}, "every row needs a number there"),
         ({"chart": {"kind": "pie", "x": "Month", "y": "Revenue"}}, "`chart.kind` is 'pie'; it must be 'bar' or 'line'"),
-        ({"chart": "bar"}, "`chart` must give kind, x and y"),
+        ({"chart": "bar"}, "`chart` must give its kind"),
+        ({"rows": [{"label": "May", "value": "10.5", "orders": 3}]}, "column 'Revenue' is the chart's y axis"),
+        ({"rows": [{"label": "May", "value": 10.5}]}, "row 0 has 2 cells; every row needs 3"),
+        ({"chart": {"kind": "bar", "x": "Revenue"}}, "column 'Month' is the chart's y axis"),  # y: the first but x
         ({"columns": ["Month", "Month", "Orders"]}, "`columns` must name at least two different columns"),
     ],
 )
@@ -334,6 +338,19 @@ def test_data_report_check_accepts_a_good_table() -> None:
     assert data_report.check(TABLE) == []
 
 
+def test_a_table_of_object_rows_without_axes_charts_its_first_two_columns() -> None:
+    run = offline_run("data_report")
+    rows = [{"label": "May", "value": 1.5}, {"label": "June", "value": 2}]
+
+    built = replaced(run, 0, columns=["Month", "Revenue"], rows=rows, chart={"kind": "line"})
+
+    key = run.drafts[0].item_key
+    spec = json.loads(built.file(f"charts/{key}.vl.json").text)
+    assert (spec["encoding"]["x"]["field"], spec["encoding"]["y"]["field"]) == ("Month", "Revenue")
+    assert spec["data"]["values"] == [{"Month": "May", "Revenue": 1.5}, {"Month": "June", "Revenue": 2}]
+    assert built.file(f"tables/{key}.csv").text.splitlines() == ["Month,Revenue", "May,1.5", "June,2.0"]
+
+
 def test_document_check_wants_a_body() -> None:
     assert document.check({"body": "  \n"}) == ["`body` is empty; write the section's text"]
     assert document.check({"body": "Text."}) == []
@@ -345,7 +362,8 @@ class WrongAnswerProvider(OfflineProvider):
     async def complete(self, request: ModelRequest) -> ModelReply:
         reply = await super().complete(request)
         answer = json.loads(reply.text)
-        answer["answer"] = len(answer["choices"])
+        answer["choices"] = answer["choices"][:3]
+        answer["answer"] = 3  # within the schema's 0..3, past the last of these three choices
         return reply.model_copy(update={"text": json.dumps(answer)})
 
 
@@ -358,7 +376,7 @@ def test_model_answer_failing_the_builder_check_is_refused_with_the_reason() -> 
         asyncio.run(write_draft(spec, run.inputs, CONTEXT, run.plan, key))
 
     assert str(caught.value).startswith(f"quiz/generate/{key}: no answer fit the schema after 3 attempts (2 re-asks)")
-    assert "`answer` must be the 0-based index of the right choice, 0 to 3; got 4" in str(caught.value)
+    assert "`answer` must be the 0-based index of the right choice, 0 to 2; got 3" in str(caught.value)
 
 
 # -- build errors ---------------------------------------------------------------------

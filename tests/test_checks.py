@@ -316,7 +316,7 @@ class BrokenPythonFirst(OfflineProvider):
             return reply
         self.seen.add(request.label)
         answer: dict[str, Any] = json.loads(reply.text)
-        answer["code"] = "def describe(:\n"
+        answer["code"] = "def describe(:\n    return 'what the service does'\n"  # long enough for min_words
         return reply.model_copy(update={"text": json.dumps(answer)})
 
 

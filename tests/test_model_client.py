@@ -43,8 +43,15 @@ def error(status: int, message: str = "boom", **headers: str) -> Reply:
 
 
 def provider(fake: FakeLLM, endpoint: Endpoint | None = None, **overrides: object) -> OpenAICompatibleProvider:
-    """A provider for the fake server with fast backoff, and an endpoint of its own unless one is given."""
-    values = {"base_url": fake.base_url, "model": "main", "backoff_seconds": 0.01, "backoff_cap_seconds": 0.05}
+    """A provider for the fake server with fast backoff and 4 tries (a remote endpoint's default),
+    and an endpoint of its own unless one is given."""
+    values = {
+        "base_url": fake.base_url,
+        "model": "main",
+        "backoff_seconds": 0.01,
+        "backoff_cap_seconds": 0.05,
+        "max_attempts": 4,
+    }
     settings = ProviderSettings.model_validate({**values, **overrides})
     return OpenAICompatibleProvider("fake", settings, endpoint or Endpoint("fake", settings))
 
@@ -81,7 +88,7 @@ def test_three_500s_then_success(fake: FakeLLM) -> None:
 def test_a_hung_response_hits_the_read_timeout(fake: FakeLLM) -> None:
     fake.script(Reply(content='{"answer": "late"}', delay=30))
 
-    with pytest.raises(ModelCallError, match=r"timed out \(ReadTimeout\)"):  # not the answer 30 s later
+    with pytest.raises(ModelCallError, match=r"sent no answer within 0.3 s \(read_timeout\)"):  # not 30 s later
         ask(provider(fake, read_timeout=0.3, max_attempts=1))
 
 
@@ -142,24 +149,26 @@ def test_the_breaker_opens_fails_fast_and_closes_after_a_good_probe(fake: FakeLL
     assert len(fake.received) == 5
 
 
-def test_json_mode_is_asked_for_and_dropped_when_the_endpoint_refuses_it(fake: FakeLLM) -> None:
-    fake.script(error(400, "unknown field: response_format"), Reply(content='{"answer": "plain"}'))
+def test_json_modes_step_down_once_per_refusal_and_the_endpoint_remembers(fake: FakeLLM) -> None:
+    fake.script(*[error(400, "unknown field: response_format")] * 3, Reply(content='{"answer": "plain"}'))
 
     p = provider(fake)
     reply = ask(p)
     ask(p)
 
-    first, second, third = fake.received
-    assert first.body["response_format"] == {"type": "json_object"}
-    assert "response_format" not in second.body
-    assert reply.text == '{"answer": "plain"}'
-    assert "response_format" not in third.body  # the endpoint's refusal is remembered: asked once, not per call
+    formats = [r.body.get("response_format", {}).get("type") for r in fake.received]
+    assert formats == ["json_schema", "json_schema", "json_object", None, None]  # then asked once, not per call
+    assert reply.text == '{"answer": "plain"}' and reply.usage.calls == 4  # the refused requests count too
+    assert "shaped like this" in fake.received[3].body["messages"][-1]["content"]  # the prompt shows the shape
 
 
-def test_json_schema_mode_sends_the_schema(fake: FakeLLM) -> None:
+def test_json_schema_mode_sends_the_schema_in_strict_form(fake: FakeLLM) -> None:
     ask(provider(fake, json_mode="json_schema"))
 
-    assert fake.received[0].body["response_format"]["json_schema"]["schema"] == SCHEMA
+    sent = fake.received[0].body["response_format"]["json_schema"]
+    assert sent["strict"] is True
+    assert sent["schema"] == {**SCHEMA, "additionalProperties": False}
+    assert "shaped like this" not in fake.received[0].body["messages"][-1]["content"]  # the server holds the shape
 
 
 def test_usage_cost_and_latency_are_recorded(fake: FakeLLM) -> None:
@@ -236,3 +245,12 @@ def test_one_provider_setting_is_one_field_for_the_environment_the_block_and_the
     every = {ProviderSettings.env_name(name): "7" for name in ("max_attempts", "breaker_threshold")}
     read = ProviderSettings.from_env({"AGENTFLOWS_LLM_BASE_URL": "http://x/v1", **every})
     assert read is not None and (read.max_attempts, read.breaker_threshold) == (7, 7)
+
+
+def test_a_named_json_mode_the_server_refuses_is_an_error_that_says_so(fake: FakeLLM) -> None:
+    fake.script(*[error(400, "Unable to generate parser for this template")] * 2)
+
+    with pytest.raises(ModelCallError, match="refused the structured output json_mode 'json_schema' asks for"):
+        ask(provider(fake, json_mode="json_schema"))
+
+    assert len(fake.received) == 2  # with length bounds, then without: json_schema's two forms

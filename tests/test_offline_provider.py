@@ -17,7 +17,7 @@ import pytest
 
 from agentflows import load_agents
 from agentflows.tasks.artifacts import checksum_of
-from agentflows.tasks.builders import check_draft
+from agentflows.tasks.builders import check_draft, data_report
 from agentflows.tasks.builders.code_tree import path_problem
 from agentflows.tasks.llm import Message, ModelRequest, ModelSettings, OfflineProvider
 from agentflows.tasks.llm.offline import MODEL_NAME
@@ -188,7 +188,9 @@ def test_code_paths_are_safe_distinct_and_match_their_code() -> None:
 
 def test_more_files_than_path_examples_still_get_distinct_safe_paths(definitions: Path) -> None:
     yaml_file = definitions / "api_scaffold.yaml"
-    yaml_file.write_text(yaml_file.read_text().replace("min: 4\n", "min: 7\n"), encoding="utf-8")
+    yaml_file.write_text(
+        yaml_file.read_text().replace("min: 4\n        max: 6\n", "min: 7\n        max: 10\n"), encoding="utf-8"
+    )
 
     run = offline_run("api_scaffold", root=definitions)
 
@@ -205,10 +207,10 @@ def test_data_rows_have_one_cell_per_column_and_a_numeric_y() -> None:
         columns, rows, chart = draft.fields["columns"], draft.fields["rows"], draft.fields["chart"]
         assert isinstance(columns, list) and isinstance(rows, list) and isinstance(chart, dict)
         assert len(set(columns)) == len(columns) >= 2
-        assert rows and all(isinstance(row, list) and len(row) == len(columns) for row in rows)
-        assert chart["x"] in columns and chart["y"] in columns and chart["x"] != chart["y"]
-        y = columns.index(chart["y"])
-        assert all(isinstance(row[y], int | float) for row in rows)
+        assert rows and all(isinstance(row, dict) and list(row) == ["label", "value"] for row in rows)
+        assert chart == {"kind": chart["kind"]} and len(columns) == 2  # charted: first column on x, second on y
+        assert all(isinstance(row["value"], int | float) for row in rows)
+        assert data_report.check(draft.fields) == []
 
 
 def test_table_columns_are_distinct_without_examples_to_copy(definitions: Path) -> None:

@@ -39,7 +39,17 @@ QUESTION = {
     "explanation": "Evaporation turns liquid water into vapour; the others move water the other way or keep it.",
 }
 GOOD = json.dumps(QUESTION)
-BODY = {"body": "Tides rise and fall twice a day.\n\n- The Moon pulls the oceans.\n- The Sun helps a little."}
+CHAPTER = (
+    "Twice a day the sea creeps up the beach and slips away again. The Moon pulls on the whole Earth, "
+    "but it pulls hardest on the ocean that faces it, so the water there heaps up into a bulge. "
+    "On the far side a second bulge forms, because the solid Earth is pulled away from the water behind it. "
+    "As our planet turns, each coast passes through both bulges.\n\n- The Moon pulls the oceans.\n"
+    "- The Sun helps a little: when Sun and Moon line up we get spring tides, at right angles weak neap tides.\n\n"
+    "The shape of a coast matters too: a narrow bay can funnel the water into a tide many metres high, "
+    "while an open island in the middle of the ocean may see the sea rise by less than a metre. "
+    "Sailors, fishers and people who gather shellfish read tide tables to know when the water will turn."
+)
+BODY = {"body": CHAPTER}
 GOOD_BODY = json.dumps(BODY)
 REFUSAL = "I'm sorry, but I can't help with that request."
 HUGE = '{"question": "' + "x" * 600_000 + '"}'
@@ -78,7 +88,7 @@ CASES = [
     Case("injection-before", "quiz", (f"{INJECTION}\n{GOOD}",), "repaired"),
     Case("ebook-valid", "ebook", (GOOD_BODY,), "strict"),
     Case("ebook-fenced", "ebook", (f"```json\n{GOOD_BODY}\n```",), "repaired"),
-    Case("ebook-truncated", "ebook", ('{"body": "Tides rise and fall twice a day because',), "repaired"),
+    Case("ebook-truncated", "ebook", ('{"body": "' + CHAPTER.replace("\n", "\\n"),), "repaired"),
     # answers that a re-ask fixes
     Case("truncated-fields", "quiz", (GOOD[: GOOD.index('"answer"')], GOOD), "reasked"),
     Case("answer-as-string", "quiz", (swap(answer="0"), GOOD), "reasked"),
@@ -99,6 +109,13 @@ CASES = [
     Case("huge-then-valid", "quiz", (HUGE, GOOD), "reasked"),
     Case("twice-wrong", "quiz", (swap(answer=-1), swap(answer="first"), GOOD), "reasked"),
     Case("ebook-number-body", "ebook", ('{"body": 42}', GOOD_BODY), "reasked"),
+    # answers that fit the schema but are not content
+    Case("ebook-far-too-short", "ebook", ('{"body": "Tides rise and fall."}', GOOD_BODY), "reasked"),
+    Case("schema-echoed", "quiz", (json.dumps({"type": "object", "properties": {"question": {}}}), GOOD), "reasked"),
+    Case("description-echoed", "quiz", (swap(question="The question, one or two sentences."), GOOD), "reasked"),
+    Case(
+        "runaway-repetition", "quiz", (swap(explanation="It is a topic studied by many people. " * 12), GOOD), "reasked"
+    ),
     Case("ebook-empty-body", "ebook", ('{"body": "  "}', GOOD_BODY), "reasked"),
     # answers that never fit: kept as plain text where allowed, refused otherwise
     Case("ebook-prose", "ebook", ("Tides rise and fall twice a day.",) * 3, "degraded"),

@@ -10,6 +10,7 @@ from prefect import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from agentflows import run_agent
+from agentflows.tasks.builders.data_report import table_rows
 from agentflows.tasks.errors import ConfigurationError
 from agentflows.tasks.manifest import Component, table_row
 from agentflows.tasks.previews import preview_markdown, viewer_link
@@ -36,7 +37,7 @@ def test_the_report_preview_has_its_key_finding_narrative_and_tables() -> None:
     preview = preview_markdown(run.build(), "abc123", "file:///x")
 
     assert f"**Key finding:** {run.plan.fields['key_finding']}" in preview
-    assert all(f"| {draft.fields['rows'][0][0]} |" in preview for draft in run.drafts)  # type: ignore[index]
+    assert all(f"| {table_rows(draft.fields['rows'])[0][0]} |" in preview for draft in run.drafts)
     assert all(f"## {draft.title}" in preview for draft in run.drafts)
 
 

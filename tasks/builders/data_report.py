@@ -1,7 +1,10 @@
 """Data report builder: tables and charts → an HTML report, CSV tables and chart specs.
 
 Each draft is one section: `narrative` (Markdown), a table (`columns` and
-`rows`) and a `chart` (`kind`: bar or line, `x` and `y`: column names). Tables go
+`rows`) and a `chart` (`kind`: bar or line; `x` and `y`: column names, by default
+the first column and the one after it). A row is a list of cells, or an object
+whose values are its cells in column order: a `{label, value: number}` row lets a
+server that holds the answer to its schema make the value a number. Tables go
 through pandas; every section yields `tables/<key>.csv` and a Vega-Lite spec
 `charts/<key>.vl.json`; `report.md` opens with the plan's text fields (the key
 finding). The layout receives `sections`: mappings with `key`,
@@ -49,7 +52,7 @@ check_plan = no_plan_checks
 
 def check(fields: Mapping[str, Any]) -> list[str]:
     """Problems with one section that a model could fix when asked again."""
-    columns, rows, chart = fields.get("columns"), fields.get("rows"), fields.get("chart")
+    columns, rows, chart = fields.get("columns"), table_rows(fields.get("rows")), fields.get("chart")
     if not isinstance(columns, list) or len(columns) < 2 or len(set(map(str, columns))) != len(columns):
         return ["`columns` must name at least two different columns"]
     if not isinstance(rows, list) or not rows:
@@ -61,16 +64,31 @@ def check(fields: Mapping[str, Any]) -> list[str]:
                 f"every row needs {len(columns)}, one per column"
             ]
     if not isinstance(chart, Mapping):
-        return ["`chart` must give kind, x and y"]
+        return ["`chart` must give its kind (and may name the x and y columns)"]
     if chart.get("kind", "bar") not in CHART_KINDS:
         return [f"`chart.kind` is {chart.get('kind')!r}; it must be 'bar' or 'line'"]
+    axes = chart_axes(columns, chart)
     for axis in ("x", "y"):
-        if chart.get(axis) not in columns:
-            return [f"`chart.{axis}` is {chart.get(axis)!r}; it must be one of the columns {columns!r}"]
-    y_index = columns.index(chart["y"])
+        if axes[axis] not in columns:
+            return [f"`chart.{axis}` is {axes[axis]!r}; it must be one of the columns {columns!r}"]
+    y_index = columns.index(axes["y"])
     if not all(_is_number(row[y_index]) for row in rows):
-        return [f"column {chart['y']!r} is the chart's y axis, so every row needs a number there"]
+        return [f"column {axes['y']!r} is the chart's y axis, so every row needs a number there"]
     return []
+
+
+def table_rows(rows: Any) -> Any:
+    """`rows` with each object row as the list of its values (in column order); anything else as it is."""
+    if not isinstance(rows, list):
+        return rows
+    return [list(row.values()) if isinstance(row, Mapping) else row for row in rows]
+
+
+def chart_axes(columns: list[Any], chart: Mapping[str, Any]) -> dict[str, Any]:
+    """The chart's `kind`, `x` and `y`: the columns it names, else the first column and the one after it."""
+    x = chart.get("x", columns[0])
+    y = chart.get("y", next((c for c in columns if c != x), x))
+    return {"kind": chart.get("kind", "bar"), "x": x, "y": y}
 
 
 def assemble(job: BuildJob) -> Assembly:
@@ -81,8 +99,8 @@ def assemble(job: BuildJob) -> Assembly:
         fields = section_fields(job, draft)
         if problems := check(fields):
             raise BuildError(f"draft {draft.item_key!r}: {problems[0]}")
-        frame = pd.DataFrame(fields["rows"], columns=[str(c) for c in fields["columns"]])
-        chart = dict(fields["chart"])
+        frame = pd.DataFrame(table_rows(fields["rows"]), columns=[str(c) for c in fields["columns"]])
+        chart = chart_axes(fields["columns"], fields["chart"])
         spec = chart_spec(draft.title, frame, chart)
         spec_path = f"charts/{draft.item_key}.vl.json"
         files.append(

@@ -13,8 +13,11 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from agentflows.tasks.artifacts import Usage
+from agentflows.tasks.artifacts import Attempt, Usage
 from agentflows.tasks.llm.settings import ModelSettings
+
+RUNAWAY = "runaway"
+"""The `finish_reason` of a streamed answer the client stopped because it kept repeating itself."""
 
 
 class Message(BaseModel):
@@ -40,6 +43,11 @@ class ModelRequest(BaseModel):
     context: dict[str, JsonValue] = Field(default_factory=dict)
     """The structured values the prompt was rendered from (inputs, plan item).
     HTTP providers ignore it; the offline provider derives its answer from it."""
+    round: int = 0
+    """Which try of the step's conversation this is (0: the first). A provider with a fixed sampling seed
+    varies it by round, so a re-ask is not the same draw again."""
+    time_limit: float | None = None
+    """Seconds this call may take, retries included (what is left of the step's timeout); None: no limit."""
 
 
 class ModelReply(BaseModel):
@@ -53,18 +61,24 @@ class ModelReply(BaseModel):
     usage: Usage
     offline: bool = False
     finish_reason: str = ""
-    """Why the model stopped: `stop`, `length` (cut off at max_tokens), … as the server says."""
+    """Why the model stopped: `stop`, `length` (cut off at max_tokens), … as the server says; `runaway` when
+    the client stopped a stream that kept repeating itself."""
+    failed_attempts: tuple[Attempt, ...] = ()
+    """Attempts behind this answer that failed (timed out, 5xx, …); `usage` counts them too."""
 
 
 class ModelProvider(Protocol):
     """Anything that can answer a `ModelRequest`."""
 
     name: str
-    context_window: int
-    """Most tokens (prompt plus answer) the provider's model accepts."""
     default_model: str
     """The model that answers when a step names none."""
 
+    @property
+    def context_window(self) -> int:
+        """Most tokens (prompt plus answer) the provider's model accepts."""
+        ...
+
     async def complete(self, request: ModelRequest) -> ModelReply:
-        """Answer one request; raise `ModelCallError` on failure."""
+        """Answer one request; raise `ModelCallError` on failure (with the usage of the attempts it made)."""
         ...

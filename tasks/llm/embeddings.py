@@ -17,7 +17,7 @@ import httpx
 from agentflows.tasks.errors import ModelCallError
 from agentflows.tasks.llm.endpoint import Endpoint
 from agentflows.tasks.llm.session import model_session
-from agentflows.tasks.llm.settings import ProviderSettings
+from agentflows.tasks.llm.settings import REMOTE_ATTEMPTS, ProviderSettings
 from agentflows.tasks.llm.transport import is_retryable_status, wait_before_retry
 
 BATCH = 64
@@ -52,7 +52,9 @@ async def _batch(
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     where = f"provider {provider!r} embeddings model {model!r} at {settings.base_url.rstrip('/')}"
     failure = ""
-    for attempt in range(settings.max_attempts):
+    # An embeddings call is short: the fewer tries a loopback server gets are for long generations.
+    tries = settings.max_attempts if settings.max_attempts is not None else REMOTE_ATTEMPTS
+    for attempt in range(tries):
         if not endpoint.breaker.allow():
             raise ModelCallError(f"{where}: circuit breaker is open after repeated failures")
         retry_after = None
@@ -71,9 +73,9 @@ async def _batch(
                 raise ModelCallError(failure)
             retry_after = response.headers.get("retry-after")
         endpoint.breaker.record_failure()
-        if attempt + 1 < settings.max_attempts:
+        if attempt + 1 < tries:
             await asyncio.sleep(wait_before_retry(attempt, retry_after, settings))
-    raise ModelCallError(f"{failure} ({settings.max_attempts} attempts)")
+    raise ModelCallError(f"{failure} ({tries} attempts)")
 
 
 def _vectors(response: httpx.Response, expected: int, where: str) -> list[list[float]]:

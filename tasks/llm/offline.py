@@ -12,8 +12,9 @@ It exists so agentflows runs end to end on a machine with no model; every reply
 says `offline=True`, and built content shows a notice.
 
 Schema keywords it honours: `type`, `properties`, `required`, `items`,
-`minItems`/`maxItems`, `enum`, `examples`, `minimum`/`maximum` and `format`
-(`markdown`, `code`, `path`, `plain`).
+`minItems`/`maxItems`, `enum`, `examples`, `minimum`/`maximum`, `format`
+(`markdown`, `code`, `path`, `plain`), the word bounds `x-min-words`/`x-max-words` and the length
+bounds `minLength`/`maxLength`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import random
 import re
 from typing import Any
 
+from agentflows.tasks.answers import word_count
 from agentflows.tasks.artifacts import Usage
 from agentflows.tasks.llm.base import ModelReply, ModelRequest
 from agentflows.tasks.llm.offline_code import source_file, suffix_of
@@ -133,7 +135,30 @@ class _Writer:
             return self.number(schema, name, index, siblings, integer=kind == "integer")
         if kind == "boolean":
             return index % 2 == 0
-        return self.string(schema, name, index, siblings)
+        return self.sized(self.string(schema, name, index, siblings), schema)
+
+    def sized(self, text: str, schema: dict[str, Any]) -> str:
+        """`text` cut to the field's `x-max-words` (and `maxLength`), or grown with sentences it does not repeat
+        to its `x-min-words` (and `minLength`: a server that holds answers to a schema sends length bounds)."""
+        least, most = schema.get("x-min-words"), schema.get("x-max-words")
+        shortest, longest = schema.get("minLength") or 0, schema.get("maxLength")
+        if isinstance(most, int) and word_count(text) > most:
+            text = " ".join(text.split()[:most])
+        if isinstance(longest, int) and len(text) > longest:
+            text = text[:longest].rsplit(" ", 1)[0] if " " in text[:longest] else text[:longest]
+        if not self._short(text, least, shortest):
+            return text
+        extra: list[str] = []
+        for lap in range(len(FACETS) * len(SENTENCES)):
+            facet = _facet(self.topic, lap // len(SENTENCES))
+            extra.append(f"{_capitalise(facet)}: {SENTENCES[lap % len(SENTENCES)].format(s=self.subject)}")
+            if not self._short(text.rstrip() + "\n\n" + " ".join(extra), least, shortest):
+                break
+        return text.rstrip() + "\n\n" + " ".join(extra)
+
+    @staticmethod
+    def _short(text: str, least: Any, shortest: int) -> bool:
+        return (isinstance(least, int) and word_count(text) < least) or len(text) < shortest
 
     def example(self, examples: list[Any], name: str, fmt: str | None, position: int) -> Any:
         """The schema's example at `position`, numbered when the examples have run out and
@@ -167,7 +192,9 @@ class _Writer:
         count = max(low, min(high, 4 if name == "choices" else 6 if name == "rows" else 3))
         item_schema = schema.get("items", {"type": "string"})
         if name == "rows" and isinstance(siblings.get("columns"), list):
-            return self.rows(siblings["columns"], count)
+            rows = self.rows(siblings["columns"], count)
+            cells = list(item_schema.get("properties") or {})  # object rows: {label, value}, cells in order
+            return [dict(zip(cells, row, strict=False)) for row in rows] if cells else rows
         if name == "items":
             items = [self.plan_item(item_schema, i) for i in range(count)]
             return share_totals(items, item_schema, self.inputs)
@@ -223,7 +250,7 @@ class _Writer:
         fmt = schema.get("format")
         if fmt == "markdown":
             return self.markdown()
-        if fmt == "path":
+        if fmt == "path" or name == "path":
             return f"{slug(self.subject, 40)}-{index + 1}.md"
         path = str(siblings.get("path") or self.item.get("path") or "")
         if fmt == "code" or name == "code":

@@ -81,7 +81,7 @@ class PrefectLimiter:
         self.local = local
         self._releasing: set[asyncio.Task[None]] = set()
         self.name = limit_name(endpoint.provider)
-        self.max_concurrency = settings.max_concurrency
+        self.max_concurrency = endpoint.concurrency(settings)
         self.rpm = settings.requests_per_minute
 
     @asynccontextmanager

@@ -40,8 +40,13 @@ class ModelSession:
             s = settings
             self.clients[key] = httpx.AsyncClient(
                 verify=_ssl_context(),
+                # Streamed answers are paced by the client itself (first token, then idle timeout);
+                # httpx's read timeout is only the outer bound of one network read.
                 timeout=httpx.Timeout(
-                    connect=s.connect_timeout, read=s.read_timeout, write=s.write_timeout, pool=s.pool_timeout
+                    connect=s.connect_timeout,
+                    read=max(s.answer_timeout, s.idle_timeout),
+                    write=s.write_timeout,
+                    pool=s.pool_timeout,
                 ),
                 limits=httpx.Limits(max_connections=s.max_concurrency, max_keepalive_connections=s.max_concurrency),
             )
@@ -75,6 +80,7 @@ def _key(settings: ProviderSettings) -> str:
             "base_url",
             "connect_timeout",
             "read_timeout",
+            "idle_timeout",
             "write_timeout",
             "pool_timeout",
             "max_concurrency",

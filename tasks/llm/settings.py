@@ -21,17 +21,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from ipaddress import ip_address
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from agentflows.tasks.errors import ConfigurationError
+from agentflows.tasks.llm.structured import JsonMode
 from agentflows.tasks.masking import masked
 
 ENV_PREFIX = "AGENTFLOWS_LLM_"
 PROVIDER_BLOCK_TYPE = "agentflows-model-provider"
 """Slug of the model provider Block type on the Prefect server."""
+REMOTE_READ_TIMEOUT = 120.0
+LOOPBACK_READ_TIMEOUT = 300.0
+"""A local CPU server reads a long prompt at ~100 tokens/s before its first token."""
+REMOTE_ATTEMPTS = 4
+LOOPBACK_ATTEMPTS = 2
+DEFAULT_CONTEXT_WINDOW = 128_000
 
 
 class ModelSettings(BaseModel):
@@ -72,10 +80,28 @@ class ProviderSettings(BaseModel):
         default=(), description="Models tried in order when the main one keeps failing."
     )
     connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to connect.")
-    read_timeout: float = Field(default=120.0, gt=0, description="Seconds to wait for the answer.")
+    read_timeout: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds to wait for the answer; when streaming, for its first token. "
+        "Empty: 120, or 300 for a server on loopback.",
+    )
+    idle_timeout: float = Field(
+        default=30.0, gt=0, description="When streaming: seconds without a new token before the answer is given up."
+    )
+    stream: bool = Field(
+        default=True,
+        description="Stream answers token by token, so a slow model is judged by the time between tokens; "
+        "an endpoint that refuses streaming is asked without it.",
+    )
     write_timeout: float = Field(default=30.0, gt=0, description="Seconds to send the request.")
     pool_timeout: float = Field(default=30.0, gt=0, description="Seconds to wait for a free connection.")
-    max_attempts: int = Field(default=4, ge=1, le=20, description="Tries per model for retryable failures.")
+    max_attempts: int | None = Field(
+        default=None,
+        ge=1,
+        le=20,
+        description="Tries per model for retryable failures. Empty: 4, or 2 for a server on loopback.",
+    )
     backoff_seconds: float = Field(
         default=0.5, ge=0, description="Base of the retry backoff; retry n waits up to base × 2ⁿ (full jitter)."
     )
@@ -84,22 +110,48 @@ class ProviderSettings(BaseModel):
         default=60.0, ge=0, description="Longest Retry-After honoured; a server asking for more gets this."
     )
     breaker_threshold: int = Field(
-        default=5, ge=1, description="Failed calls in a row that open the endpoint's circuit breaker."
+        default=5,
+        ge=1,
+        description="Failed calls in a row (connection errors, 5xx; never a slow answer) that open the endpoint's "
+        "circuit breaker.",
     )
     breaker_reset_seconds: float = Field(
         default=30.0, gt=0, description="Seconds an open breaker fails fast before it lets one probe call through."
     )
-    max_concurrency: int = Field(default=4, ge=1, le=1000, description="Most calls in flight at once.")
+    max_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=1000,
+        description="Most calls in flight at once; never more than the slots the server reports (llama.cpp).",
+    )
     requests_per_minute: int | None = Field(default=None, ge=1, description="Rate limit; empty for none.")
-    context_window: int = Field(default=128_000, ge=256, description="The model's context window in tokens.")
+    context_window: int | None = Field(
+        default=None,
+        ge=256,
+        description="The model's context window in tokens. Empty: what the server reports (llama.cpp, vLLM), "
+        "else 128000.",
+    )
     limit_scope: Literal["auto", "server", "process"] = Field(
         default="auto",
         description="Where the concurrency and rate limits hold: across the Prefect server (server), in one "
         "process (process), or auto: server inside runs that use a configured Prefect API.",
     )
-    json_mode: Literal["json_object", "json_schema", "off"] = Field(
-        default="json_object",
-        description="How to ask for JSON: response_format json_object, json_schema, or the prompt only.",
+    json_mode: JsonMode = Field(
+        default="auto",
+        description="How to ask for JSON: auto (the strongest the endpoint accepts: json_schema, then "
+        "json_object, then the prompt only), or exactly json_schema, json_object or off (the prompt only).",
+    )
+    frequency_penalty: float | None = Field(
+        default=None,
+        ge=-2,
+        le=2,
+        description="Sent with every call when set: lowers the odds of tokens by how often they already appear, "
+        "which keeps a small model from repeating itself (0.5 suits SmolLM2-135M). Empty: the server's default.",
+    )
+    seed: int | None = Field(
+        default=None,
+        description="Sampling seed sent with every call: servers that honour it (llama.cpp, vLLM, Ollama, OpenAI) "
+        "answer the same prompt the same way. Empty: none.",
     )
     embeddings_model: str | None = Field(
         default=None,
@@ -108,6 +160,29 @@ class ProviderSettings(BaseModel):
     )
     price_per_1k_prompt_tokens: float = Field(default=0.0, ge=0, description="Price per 1,000 prompt tokens.")
     price_per_1k_completion_tokens: float = Field(default=0.0, ge=0, description="Price per 1,000 completion tokens.")
+
+    @property
+    def on_loopback(self) -> bool:
+        """Whether the endpoint is on this machine (`localhost`, `127.x.x.x`, `::1`): a local model server."""
+        return is_loopback(self.base_url)
+
+    @property
+    def answer_timeout(self) -> float:
+        """`read_timeout`, or its default for where the endpoint is."""
+        if self.read_timeout is not None:
+            return self.read_timeout
+        return LOOPBACK_READ_TIMEOUT if self.on_loopback else REMOTE_READ_TIMEOUT
+
+    @property
+    def tries(self) -> int:
+        """`max_attempts`, or its default for where the endpoint is.
+
+        A local server that timed out is busy, not flaky: trying the same long
+        generation four times only queues more work on it.
+        """
+        if self.max_attempts is not None:
+            return self.max_attempts
+        return LOOPBACK_ATTEMPTS if self.on_loopback else REMOTE_ATTEMPTS
 
     @field_validator("base_url")
     @classmethod
@@ -168,6 +243,17 @@ class ProviderSettings(BaseModel):
             shown = "" if field == "api_key" else f" (got {masked(repr(got))})"
             message = str(error["msg"]).removeprefix("Value error, ")
             raise ConfigurationError(f"{where(field)} is invalid: {message}{shown}") from None
+
+
+def is_loopback(base_url: str) -> bool:
+    """Whether `base_url`'s host is this machine."""
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _split_list(raw: str) -> tuple[str, ...]:
