@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from prefect import Flow
-from prefect.context import SyncClientContext
 
 from agentflows.catalog import load_agents
 from agentflows.compiler import compiled
 from agentflows.inputs import validate_inputs
 from agentflows.tasks.artifacts import AgentResult
-from agentflows.tasks.prefect_api import riding_out_outages
+from agentflows.tasks.prefect_api import prefect_clients, riding_out_outages
 
 T = TypeVar("T")
 
@@ -53,9 +52,10 @@ async def run_agent_async(
     values = validate_inputs(agent.definition, inputs)
     if review is not None:
         values["review"] = review
-    # One sync Prefect client for the run, not one per use; state changes ride out a short outage.
-    with riding_out_outages(), SyncClientContext.get_or_create():
-        result = await compiled(agent)(**values, refresh=refresh)
+    # One sync and one async Prefect client for the run, not one per use; state changes ride out a short outage.
+    with riding_out_outages():
+        async with prefect_clients():
+            result = await compiled(agent)(**values, refresh=refresh)
     assert isinstance(result, AgentResult)
     return result
 

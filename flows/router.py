@@ -52,7 +52,7 @@ from agentflows.routing import REQUEST_LENGTH, ambiguous_terms, check_request, m
 from agentflows.tasks.errors import AgentflowsError
 from agentflows.tasks.manifest import Component, Manifest, manifest_content, table_row
 from agentflows.tasks.names import shortened
-from agentflows.tasks.prefect_api import riding_out_outages
+from agentflows.tasks.prefect_api import prefect_clients, riding_out_outages
 from agentflows.tasks.previews import viewer_link
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.steps import save_content
@@ -374,12 +374,13 @@ async def route_async(
     check_request(request, content_types, catalog)
     text = checked_text(request, {"audience": audience, "language": language, "level": level})
     router = compiled_router(catalog)
-    # One sync Prefect client for the run, not one per use; state changes ride out a short outage.
-    with riding_out_outages(), SyncClientContext.get_or_create():
-        state: State[Any] = await router(  # type: ignore[misc]
-            **text, content_types=content_types, after=after, review=review, refresh=refresh, return_state=True
-        )
-    result = await state.aresult(raise_on_failure=False)
+    # One sync and one async Prefect client for the run, not one per use; state changes ride out a short outage.
+    with riding_out_outages():
+        async with prefect_clients():
+            state: State[Any] = await router(  # type: ignore[misc]
+                **text, content_types=content_types, after=after, review=review, refresh=refresh, return_state=True
+            )
+            result = await state.aresult(raise_on_failure=False)
     if isinstance(result, BaseException):
         raise result
     if not isinstance(result, Manifest):
