@@ -10,15 +10,20 @@ a fixed seed makes the model's answers repeatable. Run only this tier with
 `pytest -m realmodel`, or leave it out with `-m "not realmodel"`.
 
 What it asserts is what a user would notice: the run completes and says what it
-spent (re-asks and repairs in `agentflows show`), no answer still streaming was
-cut off by a timeout, and the router's request completes within three times the
-time its model calls took (a ratio of one run, not a wall-clock bound).
+spent (re-asks and repairs in `agentflows show`), or — for an agent the model
+truly cannot do, as the issue allows — ends in one `error:` line after its
+bounded re-asks with every answer kept; no answer still streaming was cut off by
+a timeout; and the router's request ends within three times the time its model
+calls took (a ratio of one run, not a wall-clock bound). On this 135M model the
+lesson plan's arithmetic checks (stage minutes adding up) and the quiz's
+distinct-questions check often fail every re-ask.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -77,10 +82,12 @@ def assert_no_answer_was_cut_off_while_streaming(steps: list[dict[str, Any]]) ->
 
 
 @pytest.mark.parametrize("agent", SHIPPED_AGENTS)
-def test_each_shipped_agent_completes_on_the_small_model(agent: str, llama: LlamaServer) -> None:
+def test_each_shipped_agent_completes_or_says_in_one_line_why_not(agent: str, llama: LlamaServer) -> None:
     done = agentflows(llama, "run", agent, *(f"--param={p}" for p in SMALLEST[agent]), "--json")
 
-    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    if done.returncode != 0:  # the issue allows it for an agent the model truly cannot do; it must say so clearly
+        assert_a_clear_failure_after_bounded_answers(done)
+        return
     result = json.loads(done.stdout)
     assert result["offline"] is False and result["model_calls"] >= 2
     steps = lineage(llama, result["content_id"])
@@ -88,6 +95,21 @@ def test_each_shipped_agent_completes_on_the_small_model(agent: str, llama: Llam
     assert_no_answer_was_cut_off_while_streaming(steps)
     assert sum(step["usage"]["calls"] for step in steps) == result["model_calls"]  # every attempt counted
     assert_show_counts_the_reasks(llama, result["content_id"], steps)
+
+
+def assert_a_clear_failure_after_bounded_answers(done: subprocess.CompletedProcess[str]) -> None:
+    """An agent the small model cannot do ends in one `error:` line after its bounded re-asks: the model
+    answered, but no answer was content (a check or the schema refused each) — never a timeout storm."""
+    assert "Traceback" not in done.stderr
+    assert [line for line in done.stderr.splitlines() if line.strip()] == [done.stderr.strip()]
+    assert done.stderr.startswith("error: ")
+    error = json.loads(done.stdout)["error"]
+    assert error["type"] == "ModelOutputError", error["message"]
+    match = re.search(r"no answer fit the schema after (\d+) attempts \((\d+) re-asks\)", error["message"])
+    assert match and int(match[1]) == int(match[2]) + 1 <= 9, error["message"]
+    answers = [a for a in error["attempts"] if not a.get("failed_call")]
+    assert len(answers) == int(match[1]) and all(a["error"] for a in answers)  # every answer kept, with its problem
+    assert [a for a in error["attempts"] if "timed out" in (a.get("error") or "")] == []
 
 
 def assert_show_counts_the_reasks(llama: LlamaServer, content_id: str, steps: list[dict[str, Any]]) -> None:
@@ -105,13 +127,18 @@ def assert_show_counts_the_reasks(llama: LlamaServer, content_id: str, steps: li
             assert f"{len(answers) - 1} re-ask" in lines[step["label"]]
 
 
-def test_the_router_request_completes_within_three_times_its_model_time(llama: LlamaServer) -> None:
+def test_the_router_request_ends_within_three_times_its_model_time(llama: LlamaServer) -> None:
     done = agentflows(llama, "route", ROUTER_REQUEST, "--json")
 
-    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     manifest = json.loads(done.stdout)
-    assert manifest["status"] == "completed" and {c["agent"] for c in manifest["components"]} == {"lesson_plan", "quiz"}
+    assert {c["agent"] for c in manifest["components"]} == {"lesson_plan", "quiz"}
     model_seconds = sum(c["model_seconds"] for c in manifest["components"])
     assert 0 < manifest["seconds"] <= 3 * model_seconds
+    assert done.returncode == (0 if manifest["status"] == "completed" else 1)
     for component in manifest["components"]:
-        assert_no_answer_was_cut_off_while_streaming(lineage(llama, component["content_id"]))
+        if component["status"] == "completed":
+            assert_no_answer_was_cut_off_while_streaming(lineage(llama, component["content_id"]))
+        elif component["status"] == "failed":  # a branch the model cannot do says why, in one line
+            assert "no answer fit the schema after" in component["error"] and "\n" not in component["error"]
+        else:  # a dependent of a failed branch is skipped, and says which
+            assert component["status"] == "skipped" and "lesson_plan" in component["error"]
