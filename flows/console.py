@@ -20,6 +20,7 @@ Contracts:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE, what a shell reports for a command whose reader closed the pipe."""
 
 
 def say(line: str) -> None:
@@ -53,6 +56,9 @@ def report(error: BaseException, *, debug: bool, terminated: bool = False, calls
     flow runs, Prefect's own SIGTERM handler raises its `TerminationSignal` instead).
     `calls`: the model calls the command made, which an interrupted one says it spent.
     """
+    if isinstance(error, BrokenPipeError):  # the reader of our output left (`agentflows list | head`): no more to say
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     if debug:
         traceback.print_exception(error)
     terminated = terminated or _is_prefect_termination(error)
@@ -63,6 +69,13 @@ def report(error: BaseException, *, debug: bool, terminated: bool = False, calls
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     say(f"error: {failure_sentence(error)}")
     return EXIT_FAILED
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so Python's own flush at exit does not fail on the closed pipe again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 @contextmanager
