@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks.harness import Options, run
+from benchmarks.harness import SCENARIO_NAMES, Options, run
 from benchmarks.report import kept_notes, markdown
 
 
@@ -35,20 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scenario",
         action="append",
-        choices=[
-            "agent",
-            "fanout",
-            "router",
-            "graph",
-            "concurrent",
-            "peers",
-            "persistence",
-            "knowledge",
-            "startup",
-            "load",
-            "workers",
-            "realmodel",
-        ],
+        choices=SCENARIO_NAMES,
         help="only this scenario (repeatable); graph: lesson → quiz, lesson → ebook through the router; "
         "peers: the e-book pipeline on plain Prefect, pydantic-ai and crewAI (benchmarks/peers.py); "
         "fanout: a 12-chapter e-book; workers: 100 runs over 2 process workers (not in the default set: ~30 min); "

@@ -36,6 +36,24 @@ from tests.servers import PostgresCluster, S3Server, free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
+DEFAULT_SCENARIOS = (
+    "agent",
+    "fanout",
+    "router",
+    "graph",
+    "concurrent",
+    "peers",
+    "persistence",
+    "knowledge",
+    "startup",
+    "load",
+    "realmodel",
+)
+"""Every scenario a full run measures, in table order."""
+SCENARIO_NAMES = (*DEFAULT_SCENARIOS, "workers")
+"""Every scenario `--scenario` may name."""
+
+
 @dataclass
 class Options:
     """What to measure."""
@@ -44,19 +62,7 @@ class Options:
     repeats: int = 3
     contents: int = 1000
     concurrency_limit: int = 8
-    scenarios: tuple[str, ...] = (
-        "agent",
-        "fanout",
-        "router",
-        "graph",
-        "concurrent",
-        "peers",
-        "persistence",
-        "knowledge",
-        "startup",
-        "load",
-        "realmodel",
-    )
+    scenarios: tuple[str, ...] = DEFAULT_SCENARIOS
     """The default scenarios; `workers` (100 runs over 2 process workers, ~30 min here) runs when named."""
     passages: int = 1000
     """Knowledge passages indexed in the knowledge scenario."""

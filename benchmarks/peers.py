@@ -22,11 +22,9 @@ in an environment without agentflows or Prefect.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -325,14 +323,9 @@ PEERS: dict[str, Callable[[int], dict[str, Any]]] = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="run one peer of the e-book pipeline and print its measurements")
-    parser.add_argument("peer", choices=sorted(PEERS))
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    measured = PEERS[args.peer](args.repeats)
-    measured["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(measured))
-    sys.stdout.flush()
+    from benchmarks.scenarios import measure_one
+
+    measure_one(PEERS, "peer", "run one peer of the e-book pipeline and print its measurements as JSON")
 
 
 if __name__ == "__main__":

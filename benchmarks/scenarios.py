@@ -382,15 +382,20 @@ SCENARIOS: dict[str, Callable[[int], dict[str, Any]]] = {
 }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="run one benchmark scenario and print its measurements as JSON")
-    parser.add_argument("scenario", choices=sorted(SCENARIOS))
+def measure_one(table: dict[str, Callable[[int], dict[str, Any]]], what: str, description: str) -> None:
+    """The command line of a measuring process: run the entry of `table` it names, print what it measured as JSON."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("name", metavar=what, choices=sorted(table))
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    measured = SCENARIOS[args.scenario](args.repeats)
+    measured = table[args.name](args.repeats)
     measured["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(measured))
     sys.stdout.flush()
+
+
+def main() -> None:
+    measure_one(SCENARIOS, "scenario", "run one benchmark scenario and print its measurements as JSON")
 
 
 if __name__ == "__main__":

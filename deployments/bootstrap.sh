@@ -114,16 +114,27 @@ typecheck_tree() {
   for package in tasks blocks deployments; do ln -s "$PWD/$package" "$tree/$package"; done
 }
 
+APT_UPDATED=""
+
+apt_install() {
+  # apt_install PACKAGE MESSAGE: install a system package (as root, or through sudo), updating the
+  # package lists once per bootstrap run.
+  echo "$2" >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ -z "$APT_UPDATED" ]; then
+    $sudo apt-get update -qq >&2
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$1" >&2
+}
+
 ensure_postgres() {
   # The tests and the benchmarks start a throwaway PostgreSQL cluster from the installed server binaries.
   if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then
     return 0
   fi
-  echo "installing PostgreSQL with apt (the tests start a throwaway cluster from its binaries)" >&2
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >&2
+  apt_install postgresql "installing PostgreSQL with apt (the tests start a throwaway cluster from its binaries)"
 }
 
 ensure_libgomp() {
@@ -131,11 +142,7 @@ ensure_libgomp() {
   if ldconfig -p 2>/dev/null | grep -q 'libgomp\.so\.1'; then
     return 0
   fi
-  echo "installing libgomp1 with apt (llama.cpp's server in the xllamacpp wheel needs it)" >&2
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libgomp1 >&2
+  apt_install libgomp1 "installing libgomp1 with apt (llama.cpp's server in the xllamacpp wheel needs it)"
 }
 
 ensure_chromium() {
@@ -144,11 +151,7 @@ ensure_chromium() {
   if [ -x /usr/bin/chromium ]; then
     return 0
   fi
-  echo "installing Chromium with apt (the browser tests drive it through Playwright)" >&2
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >&2
+  apt_install chromium "installing Chromium with apt (the browser tests drive it through Playwright)"
 }
 
 export PREFECT_SERVER_ANALYTICS_ENABLED="${PREFECT_SERVER_ANALYTICS_ENABLED:-false}"

@@ -29,6 +29,8 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import StateType
 from prefect.states import Crashed
 
+from agentflows.deployments.processes import alive
+
 OWNER_PREFIX = "agentflows-cli:"
 UNFINISHED = [StateType.PENDING, StateType.RUNNING]
 
@@ -62,7 +64,7 @@ class Owner:
             return False
         started = process_start(self.pid)
         if started is None:
-            return not _exists(self.pid)
+            return not alive(self.pid)
         return started != self.start
 
 
@@ -97,13 +99,3 @@ def mark_crashed(client: SyncPrefectClient) -> list[str]:
         client.set_flow_run_state(run.id, Crashed(message=message), force=True)
         crashed.append(str(run.id))
     return crashed
-
-
-def _exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
