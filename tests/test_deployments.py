@@ -80,8 +80,25 @@ def _alive(pid: int) -> bool:
     return True
 
 
+TRANSIENT = {408, 429, 502, 503}  # the answers Prefect's own client retries
+
+
 def api(stack: Stack, method: str, path: str, body: Any = None) -> httpx.Response:
+    """One REST call, retried on a transient answer the way the UI's and Prefect's clients retry
+    (a SQLite-backed server on two busy cores answers 503 now and then)."""
+    for pause in (0.5, 1, 2, 4):
+        response = httpx.request(method, f"{stack.api_url}{path}", json=body, timeout=30)
+        if response.status_code not in TRANSIENT:
+            return response
+        time.sleep(pause)
     return httpx.request(method, f"{stack.api_url}{path}", json=body, timeout=30)
+
+
+def start_run(stack: Stack, deployment_id: str, parameters: dict[str, Any]) -> str:
+    """The id of a flow run created the way the UI's Run button creates it."""
+    created = api(stack, "POST", f"/deployments/{deployment_id}/create_flow_run", {"parameters": parameters})
+    assert created.status_code == 201, f"create_flow_run answered {created.status_code}: {created.text[:500]}"
+    return str(created.json()["id"])
 
 
 def deployment(stack: Stack, flow: str, name: str = "default") -> dict[str, Any]:
@@ -109,14 +126,7 @@ def test_a_run_started_like_the_ui_run_button_ends_with_output_and_artifacts(
     server, home = stack
     quiz = deployment(server, "quiz")
 
-    created = api(
-        server,
-        "POST",
-        f"/deployments/{quiz['id']}/create_flow_run",
-        {"parameters": {"topic": "Volcanoes", "questions": 2}},
-    )
-    assert created.status_code == 201, created.text
-    run = wait_for(server, created.json()["id"])
+    run = wait_for(server, start_run(server, quiz["id"], {"topic": "Volcanoes", "questions": 2}))
 
     assert run["state"]["type"] == "COMPLETED" and run["name"] == "quiz: Volcanoes"
     artifacts = api(server, "POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}}).json()
@@ -132,8 +142,7 @@ def test_a_run_started_like_the_ui_run_button_ends_with_output_and_artifacts(
 def test_from_the_prefect_run_page_a_person_clicks_through_to_the_content(stack: tuple[Stack, Path]) -> None:
     server, _ = stack
     quiz = deployment(server, "quiz")
-    created = api(server, "POST", f"/deployments/{quiz['id']}/create_flow_run", {"parameters": {"topic": "Glaciers"}})
-    run = wait_for(server, created.json()["id"])
+    run = wait_for(server, start_run(server, quiz["id"], {"topic": "Glaciers"}))
     artifacts = api(server, "POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}}).json()
     link = next(a for a in artifacts if a["type"] == "markdown" and not a["key"])
     content_page = re.search(r"\((http://[^)]+/contents/[0-9a-f]+/)\)", link["data"])
@@ -248,8 +257,7 @@ def test_a_reviewed_deployment_run_suspends_and_an_approval_starts_it_again_on_t
     server, home = stack
     lesson = deployment(server, "lesson_plan")
     parameters = {"topic": "Estuaries", "review": True}
-    created = api(server, "POST", f"/deployments/{lesson['id']}/create_flow_run", {"parameters": parameters})
-    run_id = created.json()["id"]
+    run_id = start_run(server, lesson["id"], parameters)
 
     suspended = wait_for(server, run_id, until=lambda run: run["state"]["name"] == "Suspended")
     assert suspended["state"]["type"] == "PAUSED"  # the flow's process has ended: the worker is free
@@ -271,8 +279,8 @@ def test_a_reviewed_deployment_run_suspends_and_an_approval_starts_it_again_on_t
     assert found is not None
     plan = {**PlanContent.of(found.plan).view(), "title": "Estuaries, retitled"}
     rework = deployment(server, "rework")
-    body = {"parameters": {"content_id": made.id, "from_step": "build", "plan": plan, "notes": "a new title"}}
-    reworked = wait_for(server, api(server, "POST", f"/deployments/{rework['id']}/create_flow_run", body).json()["id"])
+    parameters = {"content_id": made.id, "from_step": "build", "plan": plan, "notes": "a new title"}
+    reworked = wait_for(server, start_run(server, rework["id"], parameters))
     assert reworked["state"]["type"] == "COMPLETED"
     again = next(c for c in store.list() if c.title == "Estuaries, retitled")
     assert store.get(again.id).reworked_from == made.id
