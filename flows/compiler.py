@@ -37,7 +37,7 @@ from agentflows.tasks.names import shortened
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
 
-DEFAULT_TITLE = {"type": "string", "description": "Title of this item.", "x-max-words": 15}
+DEFAULT_TITLE = {"type": "string", "description": "Title of this item.", "x-min-words": 1, "x-max-words": 15}
 REFRESH_HELP = "Ignore cached step results and call the model again."
 CONTEXT_HELP = "The free-text request this run serves (the router sets it); prompts see it as context.request."
 BUILDS_ON_HELP = "Results of the agents this one builds on, by agent name (the router sets them; leave empty)."
