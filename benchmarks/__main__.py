@@ -35,8 +35,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scenario",
         action="append",
-        choices=["agent", "router", "graph", "concurrent", "persistence", "knowledge", "startup", "load", "realmodel"],
+        choices=[
+            "agent",
+            "fanout",
+            "router",
+            "graph",
+            "concurrent",
+            "peers",
+            "persistence",
+            "knowledge",
+            "startup",
+            "load",
+            "workers",
+            "realmodel",
+        ],
         help="only this scenario (repeatable); graph: lesson → quiz, lesson → ebook through the router; "
+        "peers: the e-book pipeline on plain Prefect, pydantic-ai and crewAI (benchmarks/peers.py); "
+        "fanout: a 12-chapter e-book; workers: 100 runs over 2 process workers (not in the default set: ~30 min); "
         "realmodel: each agent and the router on SmolLM2-135M",
     )
     parser.add_argument(
@@ -53,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke pass: one repetition, 0.05 s latency, 50 contents, 100 passages; agent, persistence and "
+        help="smoke pass: one repetition, 0.05 s latency, 50 contents, 100 passages; agent, peers, persistence and "
         "knowledge scenarios only",
     )
     args = parser.parse_args(argv)
@@ -63,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         contents=min(args.contents, 50) if args.quick else args.contents,
         concurrency_limit=args.limit,
         scenarios=tuple(
-            args.scenario or (("agent", "persistence", "knowledge") if args.quick else Options().scenarios)
+            args.scenario or (("agent", "peers", "persistence", "knowledge") if args.quick else Options().scenarios)
         ),
         passages=min(args.passages, 100) if args.quick else args.passages,
         profile=tuple(args.profile),

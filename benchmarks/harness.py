@@ -46,15 +46,18 @@ class Options:
     concurrency_limit: int = 8
     scenarios: tuple[str, ...] = (
         "agent",
+        "fanout",
         "router",
         "graph",
         "concurrent",
+        "peers",
         "persistence",
         "knowledge",
         "startup",
         "load",
         "realmodel",
     )
+    """The default scenarios; `workers` (100 runs over 2 process workers, ~30 min here) runs when named."""
     passages: int = 1000
     """Knowledge passages indexed in the knowledge scenario."""
     profile: tuple[str, ...] = ()
@@ -94,9 +97,11 @@ def run(options: Options) -> Results:
         for latency in options.latencies:
             with FakeLLM(latency=latency) as fake:
                 env = {**base_env, "AGENTFLOWS_LLM_BASE_URL": fake.base_url, "BENCH_FAKE_CONTROL": fake.control_url}
-                for name in ("agent", "router", "graph", "concurrent"):
+                for name in ("agent", "fanout", "router", "graph", "concurrent"):
                     if name in options.scenarios:
                         results.runs[f"{name}@{latency}"] = scenario(name, env, options)
+                if "peers" in options.scenarios:
+                    results.runs[f"peers@{latency}"] = peers(env, options)
         if "persistence" in options.scenarios:
             results.runs.update(persistence(postgres, s3, base_env, options))
         if "knowledge" in options.scenarios:
@@ -105,6 +110,8 @@ def run(options: Options) -> Results:
             results.runs["startup"] = startup(base_env)
         if "load" in options.scenarios:
             results.runs["load"] = load(postgres, s3, base_env, options)
+        if "workers" in options.scenarios:
+            results.runs["workers"] = load(postgres, s3, base_env, options, "workers")
         if "realmodel" in options.scenarios:
             results.runs["realmodel"] = realmodel(base_env, options)
     finally:
@@ -136,7 +143,10 @@ def scenario(name: str, env: dict[str, str], options: Options) -> dict[str, Any]
     pyinstrument, writing benchmarks/profiles/<name>.txt; the profiler's own
     overhead stays out of the measurements.
     """
-    measured = _run_scenario(["-m", "benchmarks.scenarios", name, "--repeats", str(options.repeats)], name, env)
+    timeout = SCENARIO_TIMEOUTS.get(name, 1200)
+    measured = _run_scenario(
+        ["-m", "benchmarks.scenarios", name, "--repeats", str(options.repeats)], name, env, timeout=timeout
+    )
     if name in options.profile:
         profile = ROOT / "benchmarks" / "profiles" / f"{name}.txt"
         profile.parent.mkdir(exist_ok=True)
@@ -146,11 +156,48 @@ def scenario(name: str, env: dict[str, str], options: Options) -> dict[str, Any]
     return measured
 
 
-def _run_scenario(args: list[str], name: str, env: dict[str, str]) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=1200)
+SCENARIO_TIMEOUTS = {"workers": 3600}
+"""Seconds a scenario may take (default 1200): 100 runs over 2 workers took longer than 20 min at load 9."""
+
+
+def _run_scenario(
+    args: list[str], name: str, env: dict[str, str], python: Path | str = sys.executable, timeout: float = 1200
+) -> dict[str, Any]:
+    done = subprocess.run([str(python), *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(f"scenario {name!r} failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+PEERS: tuple[tuple[str, str, dict[str, str], Path], ...] = (
+    ("agentflows", "agentflows", {}, Path(sys.executable)),
+    ("agentflows, server-scope limits", "agentflows", {"AGENTFLOWS_LLM_LIMIT_SCOPE": "server"}, Path(sys.executable)),
+    ("Prefect tasks + openai", "prefect", {}, Path(sys.executable)),
+    ("pydantic-ai on Prefect", "pydantic-ai", {}, Path(sys.executable)),
+    ("crewAI Flow", "crewai", {}, ROOT / ".venv-crewai" / "bin" / "python"),
+)
+"""Label, `benchmarks.peers` name, extra environment and interpreter of each peer (crewAI has an
+environment of its own: it pins pydantic < 2.13 and openai < 3, below what agentflows and pydantic-ai use)."""
+
+
+def peers(env: dict[str, str], options: Options) -> dict[str, Any]:
+    """The e-book pipeline by each peer (`benchmarks.peers`), replaying one recorded agentflows run's calls.
+
+    A peer that is not installed (the `peers` extra, `.venv-crewai`) gets a row saying so."""
+    recorded = Path(tempfile.mkdtemp(prefix="agentflows-bench-peers-")) / "recorded.json"
+    env = {**env, "BENCH_RECORDED": str(recorded)}
+    _run_scenario(["-m", "benchmarks.peers", "record"], "peers", env)
+    measured: dict[str, Any] = {}
+    for label, name, extra, python in PEERS:
+        if not python.exists():
+            measured[label] = {"missing": f"{python.relative_to(ROOT)} is not installed"}
+            continue
+        args = ["-m", "benchmarks.peers", name, "--repeats", str(options.repeats)]
+        try:
+            measured[label] = _run_scenario(args, f"peers {name}", {**env, **extra}, python)
+        except RuntimeError as exc:
+            measured[label] = {"missing": str(exc).strip().splitlines()[-1][:200]}
+    return measured
 
 
 def persistence(postgres: PostgresCluster, s3: S3Server, env: dict[str, str], options: Options) -> dict[str, Any]:
@@ -204,21 +251,25 @@ LOAD_LATENCY = 0.2
 """Model latency of the load scenario."""
 
 
-def load(postgres: PostgresCluster, s3: S3Server, env: dict[str, str], options: Options) -> dict[str, Any]:
-    """Many runs at once into PostgreSQL + S3 (`benchmarks.load`), against a fake model of its own."""
-    postgres.create_database("load")
+def load(
+    postgres: PostgresCluster, s3: S3Server, env: dict[str, str], options: Options, name: str = "load"
+) -> dict[str, Any]:
+    """Many runs at once into PostgreSQL + S3 (`benchmarks.load`), against a fake model of its own; `name` is
+    `load` (50 runs at once, 20 over 2 workers) or `workers` (100 over 2 workers)."""
+    postgres.create_database(name)
     with FakeLLM(latency=LOAD_LATENCY) as fake:
         store = {
             "AGENTFLOWS_LLM_BASE_URL": fake.base_url,
             "BENCH_FAKE_CONTROL": fake.control_url,
-            "AGENTFLOWS_DATABASE_URL": postgres.url("load"),
-            "AGENTFLOWS_STORAGE_URL": "s3://load/outputs",
+            "AGENTFLOWS_DATABASE_URL": postgres.url(name),
+            "AGENTFLOWS_STORAGE_URL": f"s3://{name}/outputs",
+            "AGENTFLOWS_LLM_LIMIT_SCOPE": "server",  # the slots the load scenario counts as leaked or not
             "AGENTFLOWS_S3_ENDPOINT_URL": s3.endpoint,
             "AWS_ACCESS_KEY_ID": "bench",
             "AWS_SECRET_ACCESS_KEY": "bench",
             "AWS_DEFAULT_REGION": "us-east-1",
         }
-        return scenario("load", {**env, **store}, options)
+        return scenario(name, {**env, **store}, options)
 
 
 def startup(env: dict[str, str]) -> dict[str, Any]:

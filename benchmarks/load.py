@@ -3,8 +3,12 @@
     concurrent   50 quiz runs at once from one process (`run_agent_async`)
     workers      20 runs of a deployment, picked up by 2 process workers (`prefect worker start`)
 
+The `workers` scenario (`python -m benchmarks --scenario workers`) is the second part alone with
+100 runs, for throughput and the p95 of the runs' own durations.
+
 Both run against the harness's PostgreSQL-backed Prefect server, store into PostgreSQL + S3
-(moto), and take model-call slots of the server-scope concurrency limit. Each reports how many
+(moto), and take model-call slots of the server-scope concurrency limit (the harness sets
+`AGENTFLOWS_LLM_LIMIT_SCOPE=server`, so the 50 in-process runs use it too). Each reports how many
 runs completed, rows lost (a completed run without its generation or content row), rows stored
 twice (more generations than flow runs, more content rows than distinct contents), objects
 missing from the bucket, slots still held afterwards, and model calls recorded against those the
@@ -31,6 +35,8 @@ from uuid import UUID
 
 CONCURRENT_RUNS = 50
 WORKER_RUNS = 20
+SCALE_WORKER_RUNS = 100
+"""Runs of the `workers` scenario."""
 WORKERS = 2
 WORKER_LIMIT = 5
 """Flow runs each worker runs at once (each is a Python process of its own)."""
@@ -79,7 +85,16 @@ def concurrent_runs() -> dict[str, Any]:
     }
 
 
-def worker_runs() -> dict[str, Any]:
+def workers(repeats: int) -> dict[str, Any]:
+    """100 deployment runs over 2 process workers (`repeats` is ignored)."""
+    from benchmarks.scenarios import _prepare_store, fresh_home
+
+    fresh_home()
+    _prepare_store()
+    return worker_runs(SCALE_WORKER_RUNS)
+
+
+def worker_runs(count: int = WORKER_RUNS) -> dict[str, Any]:
     from prefect.deployments.runner import RunnerDeployment
 
     from agentflows.deployments.stack import stop_group
@@ -90,16 +105,17 @@ def worker_runs() -> dict[str, Any]:
     workers = [_start_worker(number, folder) for number in range(1, WORKERS + 1)]
     try:
         started = time.perf_counter()
-        states = asyncio.run(_run_all_and_wait())
+        states = asyncio.run(_run_all_and_wait(count))
         wall = time.perf_counter() - started
     finally:
         for worker in workers:
             stop_group(worker.pid, grace=30)
-    results = asyncio.run(_results(states))
+    results, durations = asyncio.run(_results(states))
     by_worker = {log.stem: len(ran_by(log) & set(states)) for log in sorted(folder.glob("*.log"))}
     return {
         "wall": wall,
-        "runs": WORKER_RUNS,
+        "runs": count,
+        "durations": durations,
         "completed": sum(1 for state in states.values() if state == "COMPLETED"),
         "states": dict(Counter(states.values())),
         "by_worker": by_worker,
@@ -141,11 +157,15 @@ def stored(runs: dict[str, str]) -> dict[str, int]:
 async def slots_held() -> int:
     """Slots of the model-call limit still held once the runs are over (0: none leaked)."""
     from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
 
     from agentflows.tasks.llm.server_limits import limit_name
 
     async with get_client() as client:
-        limit = await client.read_global_concurrency_limit_by_name(limit_name("openai"))
+        try:
+            limit = await client.read_global_concurrency_limit_by_name(limit_name("openai"))
+        except ObjectNotFound:  # no run used the server-scope limit
+            return 0
         return int(limit.active_slots)
 
 
@@ -178,7 +198,7 @@ def _start_worker(number: int, folder: Path) -> subprocess.Popen[bytes]:
         )
 
 
-async def _run_all_and_wait(timeout: float = 900) -> dict[str, str]:
+async def _run_all_and_wait(count: int, timeout: float = 2400) -> dict[str, str]:
     """Create the worker runs at once, then wait until each has finished; their states by run id."""
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -186,7 +206,7 @@ async def _run_all_and_wait(timeout: float = 900) -> dict[str, str]:
 
     created = [
         await arun_deployment("quiz/load", parameters={"topic": f"Worker topic {n}", "questions": 2}, timeout=0)
-        for n in range(WORKER_RUNS)
+        for n in range(count)
     ]
     run_ids = [r.id for r in created]
 
@@ -201,13 +221,15 @@ async def _run_all_and_wait(timeout: float = 900) -> dict[str, str]:
             await asyncio.sleep(2)
 
 
-async def _results(states: dict[str, str]) -> dict[str, str]:
-    """`{flow run id: content id}` of the completed runs, from their persisted results."""
+async def _results(states: dict[str, str]) -> tuple[dict[str, str], list[float]]:
+    """`{flow run id: content id}` of the completed runs, from their persisted results, and each completed
+    run's seconds from its creation (the request) to its end."""
     from prefect import get_client
 
     from agentflows.tasks.artifacts import AgentResult
 
     found = {}
+    durations = []
     async with get_client() as client:
         for run_id, state in states.items():
             if state != "COMPLETED":
@@ -216,4 +238,6 @@ async def _results(states: dict[str, str]) -> dict[str, str]:
             result = await run.state.aresult() if run.state else None
             if isinstance(result, AgentResult):
                 found[run_id] = result.content_id
-    return found
+            if run.created and run.end_time:
+                durations.append((run.end_time - run.created).total_seconds())
+    return found, durations

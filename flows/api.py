@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from prefect import Flow
-from prefect.context import SyncClientContext
 
 from agentflows.catalog import load_agents
 from agentflows.compiler import compiled
 from agentflows.inputs import validate_inputs
 from agentflows.tasks.artifacts import AgentResult
-from agentflows.tasks.prefect_api import riding_out_outages
+from agentflows.tasks.prefect_api import prefect_clients, riding_out_outages
 
 T = TypeVar("T")
 
@@ -36,26 +35,47 @@ def agent_flow(name: str, *, definitions: Path | str | None = None) -> Flow[...,
 
 
 async def run_agent_async(
-    name: str, /, *, refresh: bool = False, definitions: Path | str | None = None, **inputs: Any
+    name: str,
+    /,
+    *,
+    refresh: bool = False,
+    review: bool | None = None,
+    definitions: Path | str | None = None,
+    **inputs: Any,
 ) -> AgentResult:
-    """Run agent `name` with `inputs` and return what it made."""
+    """Run agent `name` with `inputs` and return what it made.
+
+    `review=True` pauses after decide until an editor approves the plan (`agentflows.reviews.approve`);
+    a rejection raises `ReviewRejected`. None follows the agent's `review.default`.
+    """
     agent = load_agents(definitions)[name]
     values = validate_inputs(agent.definition, inputs)
-    # One sync Prefect client for the run, not one per use; state changes ride out a short outage.
-    with riding_out_outages(), SyncClientContext.get_or_create():
-        result = await compiled(agent)(**values, refresh=refresh)
+    if review is not None:
+        values["review"] = review
+    # One sync and one async Prefect client for the run, not one per use; state changes ride out a short outage.
+    with riding_out_outages():
+        async with prefect_clients():
+            result = await compiled(agent)(**values, refresh=refresh)
     assert isinstance(result, AgentResult)
     return result
 
 
 def run_agent(
-    name: str, /, *, refresh: bool = False, definitions: Path | str | None = None, **inputs: Any
+    name: str,
+    /,
+    *,
+    refresh: bool = False,
+    review: bool | None = None,
+    definitions: Path | str | None = None,
+    **inputs: Any,
 ) -> AgentResult:
-    """Run agent `name` with `inputs` and return what it made (blocking).
+    """Run agent `name` with `inputs` and return what it made (blocking; `review` as in `run_agent_async`).
 
     Inside a running event loop, await `run_agent_async` instead.
     """
-    return run_blocking(lambda: run_agent_async(name, refresh=refresh, definitions=definitions, **inputs), "run_agent")
+    return run_blocking(
+        lambda: run_agent_async(name, refresh=refresh, review=review, definitions=definitions, **inputs), "run_agent"
+    )
 
 
 def run_blocking(start: Callable[[], Coroutine[Any, Any, T]], caller: str) -> T:

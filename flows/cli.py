@@ -2,8 +2,10 @@
 
     agentflows list                          the agents and what they make
     agentflows validate [PATH ...]           check definitions; exit 1 on any problem
-    agentflows run AGENT -p k=v … [--refresh] [--json]
-    agentflows route "REQUEST" [--type AGENT …] [--after AGENT=UPSTREAM …] [--json]   several agents, one request
+    agentflows run AGENT -p k=v … [--refresh] [--review] [--json]
+    agentflows route "REQUEST" [--type AGENT …] [--after AGENT=UPSTREAM …] [--review AGENT …] [--json]
+    agentflows review | approve | revise | reject RUN_ID     an editor's decision on a run paused for review
+    agentflows rerun CONTENT_ID --from generate|build [--plan FILE] [--param k=v]   rework a stored content
     agentflows show CONTENT_ID [--json]      a stored content, its files, lineage and knowledge used
     agentflows knowledge search AGENT "Q"    the knowledge passages a step would retrieve; `index` rebuilds
     agentflows eval AGENT|--all [--repeat N] [--baseline FILE] [--json]   eval cases; exit 1 on a regression
@@ -21,7 +23,8 @@ per problem); Ctrl-C exits 130 with one line saying how many model calls were ma
 stdout: what failed, the flow run, what the run spent, and the answers the failed
 step got (`agentflows.reporting.error_object`). `--debug` shows Prefect's console
 logging and the traceback of a failure. `run` and `route` start a temporary Prefect
-server when no Prefect API is configured (`agentflows.local_prefect`).
+server when no Prefect API is configured (`agentflows.local_prefect`);
+a run waiting for review always says where to review, with or without `--progress`.
 """
 
 from __future__ import annotations
@@ -30,30 +33,26 @@ import argparse
 import json
 import sys
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from agentflows.catalog import check_paths, definitions_root, load_agents
 from agentflows.cli_store import add_store_commands
-from agentflows.console import report, sigterm_interrupts
-from agentflows.errors import DefinitionError, InputError
+from agentflows.console import add_progress_option, printed, report, sigterm_interrupts
+from agentflows.errors import DefinitionError
 from agentflows.eval_cli import add_eval_command
-from agentflows.fields import InputSpec
-from agentflows.inputs import validate_inputs
+from agentflows.inputs import parse_params, validate_inputs
 from agentflows.knowledge_cli import add_knowledge_commands
 from agentflows.local_prefect import prefect_for_cli
 from agentflows.reporting import print_json_error
+from agentflows.review_cli import add_review_commands, print_result
 from agentflows.routing import check_request
 from agentflows.stack_cli import add_stack_commands
 from agentflows.tasks.errors import AgentflowsError
 from agentflows.tasks.ledger import run_ledger
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.settings import DEFINITIONS_VARIABLE
-
-TRUE_WORDS = {"true", "yes", "on", "1"}
-FALSE_WORDS = {"false", "no", "off", "0"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -118,11 +117,16 @@ def parser() -> argparse.ArgumentParser:
     )
     cmd.add_argument("--refresh", action="store_true", help="ignore cached step results and call the model again")
     cmd.add_argument(
+        "--review",
+        action=argparse.BooleanOptionalAction,
+        help="pause after planning until an editor approves the plan (default: the agent's review.default)",
+    )
+    cmd.add_argument(
         "--json",
         action="store_true",
-        help="print the result as JSON (ids, content type, location, model calls, cache hits)",
+        help="print the result as JSON (ids, content type, location, model calls, cache hits, reviews)",
     )
-    _add_progress(cmd)
+    add_progress_option(cmd)
     cmd.set_defaults(command=run)
 
     cmd = sub.add_parser("route", help="turn one free-text request into several kinds of content")
@@ -140,13 +144,15 @@ def parser() -> argparse.ArgumentParser:
     cmd.add_argument("--audience", help="who the content is for")
     cmd.add_argument("--language", help="language to write in")
     cmd.add_argument("--level", help='level of the audience, e.g. "8th grade"')
+    cmd.add_argument("--review", action="append", metavar="AGENT", help="pause this branch for review; repeatable")
     cmd.add_argument("--refresh", action="store_true", help="ignore cached step results and call the model again")
     cmd.add_argument("--json", action="store_true", help="print the manifest as JSON")
-    _add_progress(cmd)
+    add_progress_option(cmd)
     cmd.set_defaults(command=route)
 
     add_store_commands(sub)
     add_knowledge_commands(sub)
+    add_review_commands(sub)
     add_eval_command(sub)
     add_stack_commands(sub)
     return top
@@ -161,15 +167,6 @@ def _with_parents(common: argparse.ArgumentParser) -> type[argparse.ArgumentPars
             super().__init__(*args, **kwargs)
 
     return Subcommand
-
-
-def _add_progress(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="print each step as it starts and ends, on stderr (default: when stderr is a terminal)",
-    )
 
 
 def list_agents(args: argparse.Namespace) -> int:
@@ -212,26 +209,18 @@ def run(args: argparse.Namespace) -> int:
     agent = load_agents(args.definitions)[args.agent]
     inputs = validate_inputs(agent.definition, parse_params(args.param, agent.definition.inputs))
     _check_store()
-    with prefect_for_cli(debug=args.debug), _progress(args):
+    with prefect_for_cli(debug=args.debug), printed(args.progress):
         from agentflows.api import run_agent
 
-        result = run_agent(args.agent, refresh=args.refresh, definitions=args.definitions, **inputs)
-    if args.json:
-        print(json.dumps(result.summary(), indent=2))
-        return 0
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    note = " (offline provider: no language model was called)" if result.offline else ""
-    print(f"{result.title!r}: {result.model_calls} model calls, {result.cache_hits} cached steps{note}")
-    print(f"content id {result.content_id}")
-    print(f"wrote {result.location}")
+        result = run_agent(args.agent, refresh=args.refresh, review=args.review, definitions=args.definitions, **inputs)
+    print_result(result, args.json)
     return 0
 
 
 def route(args: argparse.Namespace) -> int:
     check_request(args.request, args.content_types, load_agents(args.definitions))
     _check_store()
-    with prefect_for_cli(debug=args.debug), _progress(args):
+    with prefect_for_cli(debug=args.debug), printed(args.progress):
         from agentflows.router import route as route_request
 
         manifest = route_request(
@@ -241,6 +230,7 @@ def route(args: argparse.Namespace) -> int:
             language=args.language,
             level=args.level,
             after=args.after,
+            review=args.review,
             refresh=args.refresh,
             definitions=args.definitions,
         )
@@ -273,55 +263,6 @@ def _check_store() -> None:
     settings = current_runtime().settings
     if settings.store_block is None:
         settings.store.check()
-
-
-@contextmanager
-def _progress(args: argparse.Namespace) -> Iterator[None]:
-    """Print each step's progress on stderr when asked to (by default, when stderr is a terminal)."""
-    from agentflows.progress import ProgressEvent, listening
-
-    shown = args.progress if args.progress is not None else sys.stderr.isatty()
-    if not shown:
-        yield
-        return
-
-    def show(event: ProgressEvent) -> None:
-        if event.status != "failed":  # the run's `error:` line says it
-            print(f"  {event}", file=sys.stderr)
-
-    with listening(show):
-        yield
-
-
-def parse_params(pairs: Sequence[str], inputs: dict[str, InputSpec]) -> dict[str, Any]:
-    """`["chapters=3", "topic=Tides"]` → values typed by the declared inputs."""
-    values: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, text = pair.partition("=")
-        if not sep:
-            raise InputError(f"--param {pair!r} needs the form NAME=VALUE")
-        spec = inputs.get(name.strip())
-        values[name.strip()] = _typed(name.strip(), text, spec) if spec else text
-    return values
-
-
-def _typed(name: str, text: str, spec: InputSpec) -> Any:
-    try:
-        if spec.type == "integer":
-            return int(text)
-        if spec.type == "number":
-            return float(text)
-    except ValueError:
-        kind = "a whole number" if spec.type == "integer" else "a number"
-        raise InputError(f"--param {name}={text!r}: {name!r} takes {kind}") from None
-    if spec.type == "boolean":
-        lowered = text.strip().lower()
-        if lowered in TRUE_WORDS | FALSE_WORDS:
-            return lowered in TRUE_WORDS
-        raise InputError(f"--param {name}={text!r}: {name!r} takes true or false")
-    if spec.type == "list":
-        return [part.strip() for part in text.split(",") if part.strip()]
-    return text
 
 
 if __name__ == "__main__":

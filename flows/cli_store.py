@@ -8,6 +8,7 @@ from typing import Any
 from agentflows.errors import InputError
 from agentflows.knowledge_cli import knowledge_lines
 from agentflows.reporting import answers_summary
+from agentflows.review_cli import review_lines
 from agentflows.tasks.artifacts import ContentType
 
 
@@ -60,6 +61,8 @@ def show(args: argparse.Namespace) -> int:
     print(f"open: {content.location}")
     for agent, content_id in content.builds_on.items():
         print(f"builds on {agent} {content_id} (agentflows show {content_id})")
+    if content.reworked_from:
+        print(f"reworked from {content.reworked_from} (agentflows show {content.reworked_from})")
     for path, uri in sorted(content.files.items()):
         print(f"  {path:<32} {uri}")
     if content.lineage:
@@ -76,6 +79,9 @@ def show(args: argparse.Namespace) -> int:
             f"templates {len(step['template_hashes'])}{warnings}"
         )
     for line in knowledge_lines(content.lineage):
+        print(line)
+    reviews = review_lines(content.reviews)
+    for line in ["reviews:", *reviews] if reviews else []:
         print(line)
     return 0
 

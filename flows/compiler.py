@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from prefect import Flow, Task, flow
-from prefect.cache_policies import INPUTS, NO_CACHE
+from prefect.cache_policies import INPUTS, NO_CACHE, CachePolicy
 from prefect.tasks import exponential_backoff
 from pydantic import TypeAdapter, ValidationError
 
@@ -31,14 +31,19 @@ from agentflows.inputs import REQUEST_MAX_CHARACTERS, input_parameters, text_ann
 from agentflows.knowledge import appends_knowledge, knowledge_setup
 from agentflows.loader import LoadedAgent, degrade_field
 from agentflows.pipeline import StepSpecs, StepTasks, run_pipeline
+from agentflows.review import ending_state
 from agentflows.tasks import steps
 from agentflows.tasks.artifacts import Handoff
+from agentflows.tasks.errors import ReviewEnded
 from agentflows.tasks.names import shortened
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
 
 DEFAULT_TITLE = {"type": "string", "description": "Title of this item.", "x-min-words": 1, "x-max-words": 15}
 REFRESH_HELP = "Ignore cached step results and call the model again."
+REVIEW_HELP = (
+    "Pause after planning until an editor approves, revises or rejects the plan (the form appears under Resume)."
+)
 CONTEXT_HELP = "The free-text request this run serves (the router sets it); prompts see it as context.request."
 BUILDS_ON_HELP = "Results of the agents this one builds on, by agent name (the router sets them; leave empty)."
 CONTEXT_TEXT: Any = text_annotation(None, REQUEST_MAX_CHARACTERS)
@@ -109,6 +114,7 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
         concurrency=d.steps.generate.concurrency,
         min_items_ok=d.steps.generate.min_items_ok,
         knowledge=knowledge_setup(d, agent.root),
+        review=d.review,
     )
 
 
@@ -117,7 +123,14 @@ def step_tasks(definition: AgentDefinition) -> StepTasks:
     s = definition.steps
     return StepTasks(
         decide=_configured(steps.decide, definition, s.decide, "decide", grace=MODEL_STEP_GRACE),
-        generate=_configured(steps.generate, definition, s.generate, "generate-{item_key}", grace=MODEL_STEP_GRACE),
+        generate=_configured(
+            steps.generate,
+            definition,
+            s.generate,
+            "generate-{item_key}",
+            grace=MODEL_STEP_GRACE,
+            policy=steps.DRAFT_INPUTS,
+        ),
         build=_configured(steps.build, definition, s.build, "build"),
         save=_configured(steps.save, definition, s.save, "save", cached=False),
     )
@@ -136,6 +149,7 @@ def _configured(
     *,
     cached: bool = True,
     grace: float = 0.0,
+    policy: CachePolicy = INPUTS,
 ) -> Task[..., Any]:
     retry = d.retry_settings(step)
     expiration: timedelta | None = d.cache.expiration
@@ -145,7 +159,7 @@ def _configured(
         # Prefect expands a backoff callable when a task is defined, so pass the list again here.
         retry_delay_seconds=exponential_backoff(retry.backoff_seconds)(retry.attempts) if retry.attempts else 0,
         timeout_seconds=d.timeout(step) + grace,
-        cache_policy=(INPUTS if d.cache.enabled else NO_CACHE) if cached else steps.SAVE_POLICY,
+        cache_policy=(policy if d.cache.enabled else NO_CACHE) if cached else steps.SAVE_POLICY,
         cache_expiration=expiration if cached and d.cache.enabled else None,
     )
     # Prefect rejects a jitter factor of 0; "no jitter" is None.
@@ -161,11 +175,15 @@ def compile_agent(agent: LoadedAgent) -> Flow[..., Any]:
 
     async def agent_flow(**parameters: Any) -> Any:
         refresh = _checked(bool, "refresh", parameters.pop("refresh", False), d.name)
+        review = _checked(bool, "review", parameters.pop("review", d.review.default), d.name)
         handoffs = _checked(dict[str, Handoff] | None, "builds_on", parameters.pop("builds_on", None), d.name)
         request = _checked(CONTEXT_TEXT, "context", parameters.pop("context", "") or "", d.name)
         context = RunContext(request=request, upstream=handoffs or {})
         inputs = validate_inputs(d, parameters)
-        return await run_pipeline(specs, tasks, inputs, refresh=refresh, context=context)
+        try:
+            return await run_pipeline(specs, tasks, inputs, refresh=refresh, context=context, review=review)
+        except ReviewEnded as ended:
+            return ending_state(ended)
 
     agent_flow.__signature__ = flow_signature(d)  # type: ignore[attr-defined]
     agent_flow.__doc__ = flow_docstring(d)
@@ -193,13 +211,14 @@ def _checked(kind: Any, name: str, value: Any, agent: str) -> Any:
 
 
 def flow_signature(d: AgentDefinition) -> inspect.Signature:
-    """Keyword-only parameters: the declared inputs, then `refresh`, `context` and, for an agent
+    """Keyword-only parameters: the declared inputs, then `refresh`, `context`, `review` and, for an agent
     that builds on others, `builds_on`."""
     kind = inspect.Parameter.KEYWORD_ONLY
     refresh = inspect.Parameter("refresh", kind, default=False, annotation=bool)
     context = inspect.Parameter("context", kind, default="", annotation=CONTEXT_TEXT)
+    review = inspect.Parameter("review", kind, default=d.review.default, annotation=bool)
     upstream = inspect.Parameter("builds_on", kind, default=None, annotation=dict[str, Handoff] | None)
-    return inspect.Signature([*input_parameters(d), refresh, context, *([upstream] if d.uses else [])])
+    return inspect.Signature([*input_parameters(d), refresh, context, review, *([upstream] if d.uses else [])])
 
 
 def flow_docstring(d: AgentDefinition) -> str:
@@ -209,6 +228,7 @@ def flow_docstring(d: AgentDefinition) -> str:
         lines.append(f"    {name}: {' '.join(spec.description.split())}")
     lines.append(f"    refresh: {REFRESH_HELP}")
     lines.append(f"    context: {CONTEXT_HELP}")
+    lines.append(f"    review: {REVIEW_HELP}")
     if d.uses:
         lines.append(f"    builds_on: {BUILDS_ON_HELP}")
     return "\n".join(lines)

@@ -12,11 +12,15 @@ Contracts:
   a failure of Prefect's API or of a library is told in one line naming it;
 - Prefect's console logging prints nothing: a failed run's traceback stays in the
   run's logs on the Prefect server. With `--debug`, Prefect logs to the console as
-  usual and a failure is printed with its traceback before its line.
+  usual and a failure is printed with its traceback before its line;
+- a run's progress is printed on stderr with `--progress` (by default when stderr is
+  a terminal), and where to review a run that waits for a review, always (`printed`).
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -25,14 +29,19 @@ import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentflows.tasks.errors import AgentflowsError, one_line
 from agentflows.tasks.masking import environment_secrets, masked
 
+if TYPE_CHECKING:
+    from agentflows.progress import ProgressEvent
+
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE, what a shell reports for a command whose reader closed the pipe."""
 
 
 def say(line: str) -> None:
@@ -47,6 +56,9 @@ def report(error: BaseException, *, debug: bool, terminated: bool = False, calls
     flow runs, Prefect's own SIGTERM handler raises its `TerminationSignal` instead).
     `calls`: the model calls the command made, which an interrupted one says it spent.
     """
+    if isinstance(error, BrokenPipeError):  # the reader of our output left (`agentflows list | head`): no more to say
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     if debug:
         traceback.print_exception(error)
     terminated = terminated or _is_prefect_termination(error)
@@ -57,6 +69,13 @@ def report(error: BaseException, *, debug: bool, terminated: bool = False, calls
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     say(f"error: {failure_sentence(error)}")
     return EXIT_FAILED
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so Python's own flush at exit does not fail on the closed pipe again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 @contextmanager
@@ -87,6 +106,32 @@ def failure_sentence(error: BaseException) -> str:
     if type(error).__module__.startswith("prefect"):
         return f"Prefect: {_joined(str(error))}"
     return f"unexpected {_joined(one_line(error))} (rerun with --debug for the traceback)"
+
+
+def add_progress_option(cmd: argparse.ArgumentParser) -> None:
+    """A command's `--progress` / `--no-progress` option (see `printed`)."""
+    cmd.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="print each step as it starts and ends, on stderr (default: when stderr is a terminal)",
+    )
+
+
+@contextmanager
+def printed(shown: bool | None) -> Iterator[None]:
+    """Print each step's progress on stderr when `shown` (None: when stderr is a terminal); where to review
+    a run waiting for a review, always."""
+    from agentflows.progress import listening  # Prefect, imported once the CLI has set it up
+
+    shown = shown if shown is not None else sys.stderr.isatty()
+
+    def show(event: ProgressEvent) -> None:
+        if event.status == "waiting" or (shown and event.status != "failed"):  # `error:` says a failure
+            print(f"  {event}", file=sys.stderr, flush=True)
+
+    with listening(show):
+        yield
 
 
 def quiet_prefect_console(*, debug: bool) -> None:

@@ -25,6 +25,7 @@ step provides. The inputs and the fields the model returns are described in
     knowledge: {sources: [knowledge/ebook/], top_k: 4}   # optional: files retrieved into prompts
     uses:                          # agents this one can build on (see `UseSpec`)
       lesson_plan: {as: lesson}
+    review: {default: false, timeout: 24h}   # optional: an editor reviews the plan
 """
 
 from __future__ import annotations
@@ -35,13 +36,15 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 
+from agentflows.durations import parse_duration
 from agentflows.fields import IDENTIFIER_PATTERN, FieldSpec, Identifier, InputSpec, Spec
 from agentflows.knowledge_spec import SOURCE_PATH_MEANING, SOURCE_PATH_PATTERN, KnowledgeSpec
+from agentflows.review_spec import ReviewSpec
 from agentflows.tasks.artifacts import ContentType
 from agentflows.tasks.builders import DEFAULT_BUILDER, BuilderName
 from agentflows.tasks.checks import CheckSpec
 from agentflows.tasks.llm.settings import ModelSettings
-from agentflows.tasks.manifest import ROUTER_NAME
+from agentflows.tasks.manifest import REWORK_NAME, ROUTER_NAME
 
 TEMPLATE_PATH_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*$"
 VERSION_PATTERN = r"^\d+(\.\d+){0,2}([-+][0-9A-Za-z.\-]+)?$"
@@ -56,7 +59,7 @@ PATTERN_MEANINGS = {
 """What each pattern of the schema allows, in words (for error messages)."""
 
 TemplatePath = Annotated[str, StringConstraints(pattern=TEMPLATE_PATH_PATTERN)]
-RESERVED_INPUTS = frozenset({"refresh", "context", "builds_on"})
+RESERVED_INPUTS = frozenset({"refresh", "context", "builds_on", "review"})
 """Names the compiled flow uses for its own parameters."""
 
 
@@ -114,21 +117,6 @@ class RetrySpec(Spec):
     """Delay before the first retry; doubles on each retry after it."""
     jitter: float = Field(default=0.5, ge=0, le=1)
     """Random spread of each delay, as a fraction of it."""
-
-
-def parse_duration(value: int | float | str, *, allow_zero: bool = False) -> timedelta:
-    """Parse `90`, `"90s"`, `"30m"`, `"12h"` or `"7d"` into a timedelta (zero only when allowed)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(value))
-        if not match:
-            raise ValueError(f"{value!r} is not a duration; use seconds or e.g. '90s', '30m', '12h', '7d'")
-        unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
-        seconds = float(match.group(1)) * unit
-    if seconds < 0 or (seconds == 0 and not allow_zero):
-        raise ValueError(f"{value!r} is not a positive duration")
-    return timedelta(seconds=seconds)
 
 
 class CacheSpec(Spec):
@@ -299,8 +287,8 @@ class AgentDefinition(Spec):
     @field_validator("name")
     @classmethod
     def _not_router(cls, name: str) -> str:
-        if name == ROUTER_NAME:
-            raise ValueError(f"the name {ROUTER_NAME!r} belongs to the router flow; choose another")
+        if name in (ROUTER_NAME, REWORK_NAME):
+            raise ValueError(f"the name {name!r} belongs to the {name} flow; choose another")
         return name
 
     version: Annotated[str, StringConstraints(pattern=VERSION_PATTERN)]
@@ -329,6 +317,8 @@ class AgentDefinition(Spec):
     uses: dict[Identifier, UseSpec] = Field(default_factory=dict)
     """Agents this one builds on, by name, e.g. `lesson_plan: {as: lesson}`: when a request asks for both,
     that agent runs first and its result reaches this agent's prompts."""
+    review: ReviewSpec = ReviewSpec()
+    """Whether runs pause for an editor to review the plan, and for how long (`agentflows.review_spec`)."""
     run_name: str | None = None
     """Flow run name, with input names in braces, e.g. "ebook: {topic}"."""
 

@@ -12,6 +12,7 @@ The whole tree, each class with the module that defines it::
     ├── InputError                        values given to an agent do not fit its inputs    [here]
     ├── RoutingError                      the router cannot tell what a request asks for    [here]
     ├── ViewerError                       the content viewer cannot start (port, token)     [here]
+    ├── ReviewNotWaiting                  a flow run named for approve/reject awaits no review [here]
     ├── BaselineError                     an eval's baseline file cannot be read            [here]
     ├── EvalFailed                        an eval flow run found failing or regressed cases [here]
     ├── StackError                        a Prefect server or worker could not start or stop [deployments]
@@ -26,6 +27,9 @@ The whole tree, each class with the module that defines it::
         ├── ModelOutputError              the model answered, but not what the schema asks for
         ├── BuildError                    drafts cannot be assembled into content
         ├── KnowledgeError                a knowledge source cannot be read, or retrieval cannot run
+        ├── ReviewEnded                   the editor's review ended the run before any draft was written
+        │   ├── ReviewRejected            the editor rejected the plan (the run ends Cancelled)
+        │   └── ReviewTimedOut            no decision came within the agent's review timeout (Failed)
         ├── StorageError                  the content store could not read or write
         │   ├── ContentNotFound           no stored content has the requested id
         │   └── ObjectMissing             a content's file is missing, or not a plain file of the store
@@ -104,6 +108,10 @@ class RoutingError(AgentflowsError):
 
 class ViewerError(AgentflowsError):
     """The content viewer cannot start: its address is taken or refused, or it would listen unprotected."""
+
+
+class ReviewNotWaiting(AgentflowsError):
+    """The flow run named to `approve` or `reject` is not paused for a review (unknown, finished, or not a review)."""
 
 
 class BaselineError(AgentflowsError):

@@ -3,7 +3,7 @@
 The same annotations serve three readers: Prefect builds the UI form and the
 deployment's parameter schema from the flow signature; Prefect validates run
 parameters against it; and `validate_inputs` checks values given from Python or
-the CLI before anything runs.
+the CLI before anything runs; `parse_params` types the CLI's `NAME=VALUE` pairs.
 
 Every text value is cleaned before it is checked: control and invisible characters
 (zero-width spaces, bidi overrides) are removed and surrounding whitespace trimmed,
@@ -15,6 +15,7 @@ characters (a list input at most `DEFAULT_MAX_ITEMS` items of that size).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, create_model
@@ -25,6 +26,8 @@ from agentflows.fields import DEFAULT_MAX_CHARACTERS, DEFAULT_MAX_ITEMS, InputSp
 from agentflows.tasks.prompts import clean_user_text
 
 _BASE_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool}
+TRUE_WORDS = {"true", "yes", "on", "1"}
+FALSE_WORDS = {"false", "no", "off", "0"}
 SHOWN_CHARACTERS = 60
 """Characters of an offending value an error shows."""
 REQUEST_MAX_CHARACTERS = 4_000
@@ -166,3 +169,34 @@ def shown(value: Any) -> str:
 
 def _first_message(exc: ValidationError) -> str:
     return str(exc.errors()[0]["msg"])
+
+
+def parse_params(pairs: Sequence[str], inputs: dict[str, InputSpec]) -> dict[str, Any]:
+    """`["chapters=3", "topic=Tides"]` → values typed by the declared inputs."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep:
+            raise InputError(f"--param {pair!r} needs the form NAME=VALUE")
+        spec = inputs.get(name.strip())
+        values[name.strip()] = _typed(name.strip(), text, spec) if spec else text
+    return values
+
+
+def _typed(name: str, text: str, spec: InputSpec) -> Any:
+    try:
+        if spec.type == "integer":
+            return int(text)
+        if spec.type == "number":
+            return float(text)
+    except ValueError:
+        kind = "a whole number" if spec.type == "integer" else "a number"
+        raise InputError(f"--param {name}={text!r}: {name!r} takes {kind}") from None
+    if spec.type == "boolean":
+        lowered = text.strip().lower()
+        if lowered in TRUE_WORDS | FALSE_WORDS:
+            return lowered in TRUE_WORDS
+        raise InputError(f"--param {name}={text!r}: {name!r} takes true or false")
+    if spec.type == "list":
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return text

@@ -15,6 +15,11 @@ The fan-out writes at most as many drafts at once as the provider takes calls
 still fail are dropped with a warning (and their answers kept in the lineage)
 as long as that many succeeded.
 
+A run may ask for a review: an editor approves, revises or rejects the plan
+between decide and generate (`agentflows.review`). A rework starts after decide,
+on a stored content's plan, and keeps the stored drafts of the items it did not
+change (`Rework`, made by `agentflows.rework`).
+
 The compiler makes what a run is given: `StepSpecs`, the immutable spec of each
 step, and `StepTasks`, the step tasks with the agent's retries, timeouts and
 cache settings.
@@ -23,7 +28,8 @@ cache settings.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,29 +39,31 @@ from prefect.states import State
 from pydantic import JsonValue
 
 from agentflows.progress import ProgressEvent, emit
+from agentflows.review import replaying, review_plan
+from agentflows.review_spec import ReviewSpec
+from agentflows.step_states import collect_drafts, finish, status
 from agentflows.tasks.artifacts import (
     AgentResult,
     Artifact,
     Draft,
     Handoff,
     Plan,
-    PlanItem,
     Provenance,
-    Step,
+    ReviewRecord,
     StepReport,
 )
-from agentflows.tasks.errors import ModelCallError, ModelOutputError, RunError
 from agentflows.tasks.handoff import handoff_of, uses_label
-from agentflows.tasks.knowledge.retrieved import NOTHING
+from agentflows.tasks.knowledge.retrieved import NOTHING, Retrieved
 from agentflows.tasks.knowledge.setup import KnowledgeSetup
-from agentflows.tasks.ledger import RunLedger, current_ledger, run_ledger
+from agentflows.tasks.ledger import run_ledger
 from agentflows.tasks.llm.session import model_session
 from agentflows.tasks.llm.settings import ModelSettings
-from agentflows.tasks.outcomes import dropped_draft, publish_failure
+from agentflows.tasks.outcomes import publish_failure
 from agentflows.tasks.prefect_api import riding_out_outages
-from agentflows.tasks.prompts import clean_user_text, clean_user_values
+from agentflows.tasks.prompts import clean_user_text, clean_user_values, template_hashes
+from agentflows.tasks.review import plan_entries
 from agentflows.tasks.runtime import current_runtime
-from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
+from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, PlanRevision, RunContext
 from agentflows.tasks.storage import LineageEntry, RunInfo
 
 if TYPE_CHECKING:
@@ -74,6 +82,33 @@ class StepSpecs:
     """Fewest drafts that must succeed (the rest are dropped with a warning); None: all of them."""
     knowledge: KnowledgeSetup | None = None
     """What decide and generate retrieve from (None: the agent has no knowledge)."""
+    review: ReviewSpec = field(default_factory=ReviewSpec)
+    """How an editor reviews the plan, in runs that ask for a review."""
+
+
+@dataclass(frozen=True)
+class Rework:
+    """A run that starts after decide, from a stored content's plan (`agentflows.rework`)."""
+
+    plan: Plan
+    """The plan to write from: the stored one, or the editor's edit of it."""
+    lineage: tuple[LineageEntry, ...]
+    """The entries before the drafts': the rework's request, the stored plan, an edited plan."""
+    record: ReviewRecord
+    reworked_from: str
+    drafts: Mapping[str, Draft] = field(default_factory=dict)
+    """Stored drafts of the items the rework left as they were, by item key."""
+    keep_all: bool = False
+    """From build: every stored draft is kept as it is, and generate does not run."""
+
+    def kept(self, key: str, spec: GenerateSpec, found: Retrieved) -> Draft | None:
+        """The stored draft of item `key`, if it is still what generate would write from: same templates,
+        same knowledge passages (a change to either writes the item again)."""
+        draft = self.drafts.get(key)
+        if draft is None or self.keep_all:
+            return draft
+        current = draft.provenance.template_hashes == template_hashes(spec.templates)
+        return draft if current and draft.provenance.knowledge == found.refs() else None
 
 
 @dataclass(frozen=True)
@@ -103,11 +138,14 @@ async def run_pipeline(
     *,
     refresh: bool = False,
     context: RunContext | None = None,
+    review: bool = False,
+    rework: Rework | None = None,
 ) -> AgentResult:
     """Run the four steps of one agent and say what they made.
 
-    The content store's settings are checked first, so a mistyped database or
-    storage URL fails the run before any model call is paid for.
+    With `review`, an editor reviews the plan before generate (`agentflows.review`); a `rework` starts after
+    decide, from a stored content's plan and drafts. The content store's settings are checked first, so a
+    mistyped database or storage URL fails the run before any model call is paid for.
     """
     await asyncio.to_thread(current_runtime().store_settings)
     inputs = clean_user_values(inputs)
@@ -125,7 +163,7 @@ async def run_pipeline(
             with run_ledger() as ledger:
                 ledger.agent, ledger.flow_run_id = specs.decide.agent_name, _flow_run_id()
                 try:
-                    return await _run_steps(specs, tasks.for_run(refresh=refresh), inputs, context)
+                    return await _run_steps(specs, tasks.for_run(refresh=refresh), inputs, context, review, rework)
                 except Exception as exc:
                     await publish_failure(ledger, exc)
                     raise
@@ -155,57 +193,77 @@ async def resolved_settings(settings: ModelSettings) -> ModelSettings:
 
 
 async def _run_steps(
-    specs: StepSpecs, run: StepTasks, inputs: dict[str, JsonValue], context: RunContext
+    specs: StepSpecs,
+    run: StepTasks,
+    inputs: dict[str, JsonValue],
+    context: RunContext,
+    review: bool,
+    rework: Rework | None,
 ) -> AgentResult:
     agent = specs.decide.agent_name
     reports: list[StepReport] = []
     started_at = datetime.now(UTC)
-    knowledge = await open_knowledge(specs, inputs)
+    knowledge = None if rework and rework.keep_all else await open_knowledge(specs, inputs)
 
-    emit(ProgressEvent(agent, "decide", "started"))
-    found = await knowledge.for_decide(specs.decide.agent, inputs, context) if knowledge else NOTHING
-    plan: Plan = await _finish(
-        agent, "decide", "decide", await run.decide(specs.decide, inputs, context, found, return_state=True), reports
-    )
-    emit(ProgressEvent(agent, "decide", _status(reports[-1]), f"{plan.title!r}, {len(plan.items)} items"))
+    if rework is None:
+        plan, head, reviews = await _decide(specs, run, inputs, context, knowledge, reports, review)
+    else:
+        plan, head, reviews = rework.plan, list(rework.lineage), (rework.record,)
 
     emit(ProgressEvent(agent, "generate", "started", f"{len(plan.items)} drafts, up to {specs.concurrency} at a time"))
     limit = asyncio.Semaphore(specs.concurrency)
     per_item = await knowledge.for_items(specs.generate.agent, inputs, context, plan) if knowledge else {}
 
-    async def draft(key: str) -> State[Any]:
+    async def draft(key: str) -> State[Any] | Draft:
+        found = per_item.get(key, NOTHING)
+        kept = rework.kept(key, specs.generate, found) if rework else None
+        if kept is not None:
+            return kept
         async with limit:
-            found = per_item.get(key, NOTHING)
             return await run.generate(specs.generate, inputs, context, plan, key, found, return_state=True)
 
     states = await asyncio.gather(*(draft(item.key) for item in plan.items))
-    drafts, dropped = await _drafts(specs, plan, states, reports)
+    drafts, dropped = await collect_drafts(agent, specs.generate, specs.min_items_ok, plan, states, reports)
     cached = sum(1 for r in reports if r.step == "generate" and r.cached)
     flagged = sum(1 for d in drafts if d.provenance.warnings)
     note = (f", {flagged} with warnings" if flagged else "") + (f", {len(dropped)} dropped" if dropped else "")
     emit(ProgressEvent(agent, "generate", "done", f"{len(drafts)} drafts ({cached} from cache{note})"))
 
     emit(ProgressEvent(agent, "build", "started"))
-    built = await _finish(
+    built = await finish(
         agent, "build", "build", await run.build(specs.build, inputs, plan, drafts, return_state=True), reports
     )
-    emit(ProgressEvent(agent, "build", _status(reports[-1]), f"{len(built.files)} files"))
+    emit(ProgressEvent(agent, "build", status(reports[-1]), f"{len(built.files)} files"))
 
     flow_run_id = _flow_run_id()
     from_cache = {r.label: r.cached for r in reports}  # a step served from the cache cost this run nothing
-    made: list[tuple[str, Artifact]] = [("decide", plan), *((f"generate {d.item_key}", d) for d in drafts)]
+    made: list[tuple[str, Artifact]] = [(f"generate {d.item_key}", d) for d in drafts]
     lineage = [
         *upstream_lineage(context.upstream),
+        # A rework's stored plan cost this run nothing; a review's own entries cost nothing anyway.
+        *(e.model_copy(update={"cached": from_cache.get(e.label, rework is not None)}) for e in head),
         *(
-            LineageEntry(checksum=a.checksum, label=label, provenance=a.provenance, cached=from_cache[label])
+            LineageEntry(
+                checksum=a.checksum,
+                label=label,
+                provenance=a.provenance,
+                cached=from_cache[label],
+                artifact=a.model_dump(mode="json") if isinstance(a, Draft) else None,
+            )
             for label, a in made
         ),
         *dropped,
         LineageEntry(checksum=built.checksum, label="build", provenance=built.provenance, cached=from_cache["build"]),
     ]
-    run_info = RunInfo(flow_run_id=flow_run_id, inputs=inputs, lineage=lineage, started_at=started_at)
+    run_info = RunInfo(
+        flow_run_id=flow_run_id,
+        inputs=inputs,
+        lineage=lineage,
+        started_at=started_at,
+        reworked_from=rework.reworked_from if rework else None,
+    )
     emit(ProgressEvent(agent, "save", "started"))
-    saved = await _finish(agent, "save", "save", await run.save(built, run_info, return_state=True), reports)
+    saved = await finish(agent, "save", "save", await run.save(built, run_info, return_state=True), reports)
     emit(ProgressEvent(agent, "save", "done", saved.location))
 
     return AgentResult(
@@ -219,70 +277,47 @@ async def _run_steps(
         files=saved.files,
         offline=built.provenance.offline,
         steps=tuple(reports),
+        reviews=reviews,
         builds_on={agent: h.content_id for agent, h in context.upstream.items()},
         handoff=handoff_of(plan, drafts, built, saved, inputs),
     )
 
 
-async def _drafts(
-    specs: StepSpecs, plan: Plan, states: list[State[Any]], reports: list[StepReport]
-) -> tuple[list[Draft], list[LineageEntry]]:
-    """The drafts that were written, and the lineage of those dropped (only where `min_items_ok` allows)."""
+async def _decide(
+    specs: StepSpecs,
+    run: StepTasks,
+    inputs: dict[str, JsonValue],
+    context: RunContext,
+    knowledge: RunKnowledge | None,
+    reports: list[StepReport],
+    review: bool,
+) -> tuple[Plan, list[LineageEntry], tuple[ReviewRecord, ...]]:
+    """Decide's plan, reviewed by an editor when the run asks for it; the lineage entries of both."""
     agent = specs.decide.agent_name
-    drafts: list[Draft] = []
-    failed: list[tuple[PlanItem, BaseException]] = []
-    for item, state in zip(plan.items, states, strict=True):
-        error = await _droppable(state) if specs.min_items_ok is not None else None
-        if error is not None:
-            emit(ProgressEvent(agent, "generate", "failed", f"generate {item.key} dropped: {await _why(state)}"))
-            failed.append((item, error))
-        else:
-            drafts.append(await _finish(agent, "generate", f"generate {item.key}", state, reports))
-    if failed and len(drafts) < (specs.min_items_ok or 0):
-        raise _too_few(agent, len(drafts), len(plan.items), specs.min_items_ok or 0, failed[0][1])
-    ledger = current_ledger() or RunLedger()
-    dropped = []
-    for item, error in failed:
-        entry, report = dropped_draft(specs.generate, plan, item, error, ledger)
-        dropped.append(entry)
-        reports.append(report)
-    return drafts, dropped
+    # A suspended review starts the run again: decide must give the plans the editor already saw.
+    decide = run.decide.with_options(refresh_cache=False) if review and replaying() else run.decide
+    emit(ProgressEvent(agent, "decide", "started"))
+    found = await knowledge.for_decide(specs.decide.agent, inputs, context) if knowledge else NOTHING
+    plan: Plan = await finish(
+        agent, "decide", "decide", await decide(specs.decide, inputs, context, found, return_state=True), reports
+    )
+    emit(ProgressEvent(agent, "decide", status(reports[-1]), f"{plan.title!r}, {len(plan.items)} items"))
+    head = plan_entries([("decide", plan)])
+    if not review:
+        return plan, head, ()
 
+    async def redecide(revision: PlanRevision) -> Plan:
+        emit(ProgressEvent(agent, "decide", "started", f"round {revision.round}, with the editor's notes"))
+        state = await decide(specs.decide, inputs, context, found, revision, return_state=True)
+        revised: Plan = await finish(agent, "decide", f"decide round {revision.round}", state, reports)
+        emit(ProgressEvent(agent, "decide", status(reports[-1]), f"{revised.title!r}, {len(revised.items)} items"))
+        return revised
 
-async def _droppable(state: State[Any]) -> BaseException | None:
-    """The error of a draft that failed in a way that may leave it out (not a bug), else None."""
-    if not (state.is_failed() or state.is_crashed()):
-        return None
-    error = await state.aresult(raise_on_failure=False)
-    return error if isinstance(error, RunError | TimeoutError) else None
-
-
-def _too_few(agent: str, ok: int, total: int, needed: int, first: BaseException) -> BaseException:
-    message = f"{agent}/generate: {ok} of {total} drafts succeeded, fewer than min_items_ok ({needed}); first: {first}"
-    return type(first)(message) if isinstance(first, ModelOutputError | ModelCallError) else first
-
-
-async def _finish(agent: str, step: Step, label: str, state: State[Any], reports: list[StepReport]) -> Any:
-    """The task's result (raising its error if it failed), recorded in `reports`."""
-    if state.is_failed() or state.is_crashed() or state.is_cancelled():
-        emit(ProgressEvent(agent, step, "failed", f"{label}: {await _why(state)}"))
-    result = await state.aresult()
-    cached = state.name == "Cached"
-    if isinstance(result, Plan | Draft):
-        report = StepReport(
-            step=step, label=label, cached=cached, usage=result.provenance.usage, warnings=result.provenance.warnings
-        )
-    else:
-        report = StepReport(step=step, label=label, cached=cached)
-    reports.append(report)
-    return result
-
-
-async def _why(state: State[Any]) -> str:
-    """The first line of a failed task's error (not Prefect's wrapping of it)."""
-    error = await state.aresult(raise_on_failure=False)
-    text = str(error).strip().splitlines() if isinstance(error, BaseException) else []
-    return text[0] if text else state.message or state.name or "failed"
+    reviewed = await review_plan(specs.decide, specs.review, plan, redecide)
+    last = reviewed.records[-1]
+    edits = f", {len(last.edits)} edits" if last.edits else ""
+    emit(ProgressEvent(agent, "review", "done", f"approved by {last.reviewer or 'the editor'}{edits}"))
+    return reviewed.plan, [*head, *reviewed.lineage], reviewed.records
 
 
 async def open_knowledge(specs: StepSpecs, inputs: dict[str, JsonValue]) -> RunKnowledge | None:
@@ -315,10 +350,6 @@ def upstream_lineage(upstream: dict[str, Handoff]) -> list[LineageEntry]:
         )
         for h in upstream.values()
     ]
-
-
-def _status(report: StepReport) -> Any:
-    return "cached" if report.cached else "done"
 
 
 def _flow_run_id() -> str | None:

@@ -2,7 +2,8 @@
 
 The pipeline emits a `ProgressEvent` when a step starts and when it ends. Each
 event goes to the flow run's log (visible in the Prefect UI) and to any listener
-listening in the context that started the run (the CLI prints them).
+listening in the context that started the run (the CLI prints them:
+`agentflows.console.printed`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Literal
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 
-Status = Literal["started", "done", "cached", "failed", "skipped"]
+Status = Literal["started", "done", "cached", "failed", "skipped", "waiting"]
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ from agentflows.routing import REQUEST_LENGTH, ambiguous_terms, check_request, m
 from agentflows.tasks.errors import AgentflowsError
 from agentflows.tasks.manifest import Component, Manifest, manifest_content, table_row
 from agentflows.tasks.names import shortened
-from agentflows.tasks.prefect_api import riding_out_outages
+from agentflows.tasks.prefect_api import prefect_clients, riding_out_outages
 from agentflows.tasks.previews import viewer_link
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.steps import save_content
@@ -165,6 +165,8 @@ Args:
     level: Level of the audience (e.g. "8th grade"), passed to the agents that take one.
     after: Extra dependencies, each AGENT=UPSTREAM (e.g. "quiz=lesson_plan"): AGENT runs after UPSTREAM.
     refresh: Ignore cached step results and call the model again.
+    review: Agents whose plan an editor reviews before their drafts are written; each such branch pauses on its \
+own while the others go on.
 """
 
 
@@ -230,8 +232,9 @@ async def _route_and_merge(
     order = f" ({graph.describe()})" if graph.edges else ""
     emit(ProgressEvent(ROUTER_NAME, "route", "done", f"{route.method}: {', '.join(graph.order())}{order}"))
     refresh = bool(parameters.get("refresh"))
+    reviewed = _reviewed(route, parameters.get("review"))
     with SyncClientContext.get_or_create():  # the branches share one sync Prefect client
-        components = await _run_branches(catalog, agent_flows, route, graph, request, refresh)
+        components = await _run_branches(catalog, agent_flows, route, graph, request, refresh, reviewed)
     named = unique_names(components)
     context = FlowRunContext.get()
     manifest = Manifest(
@@ -257,19 +260,27 @@ async def _run_branches(
     graph: DependencyGraph,
     request: str,
     refresh: bool,
+    reviewed: Mapping[str, dict[str, bool]],
 ) -> list[Component]:
     """Every branch of `graph`, each as soon as its upstreams finish; the components in dependency order."""
 
     def start(agent: str, upstream: Mapping[str, BranchRun]) -> Awaitable[BranchRun]:
         d = catalog[agent].definition
-        return run_branch(
-            agent_flows[agent], agent, d.content_type, route.parameters[agent], request, refresh, upstream, d.uses
-        )
+        inputs = {**route.parameters[agent], **reviewed.get(agent, {})}
+        return run_branch(agent_flows[agent], agent, d.content_type, inputs, request, refresh, upstream, d.uses)
 
     def skip(agent: str, upstream: Mapping[str, BranchRun]) -> BranchRun:
         return skipped_branch(agent, catalog[agent].definition.content_type, upstream)
 
     return [run.component for run in await run_graph(graph, start, skip)]
+
+
+def _reviewed(route: Route, review: list[str] | None) -> dict[str, dict[str, bool]]:
+    """The `review` parameter of each branch the caller asked to review (the others keep their agent's default)."""
+    stray = [name for name in review or [] if name not in route.agents]
+    if stray:
+        raise RoutingError(f"--review {stray[0]!r} names no branch of this route; it runs: {', '.join(route.agents)}")
+    return {name: {"review": True} for name in review or []}
 
 
 def _final_state(manifest: Manifest) -> State[Manifest]:
@@ -314,6 +325,7 @@ def router_signature(agent_names: list[str]) -> inspect.Signature:
             *(inspect.Parameter(name, kind, default=None, annotation=SHARED_TEXT) for name in SHARED_PARAMETERS),
             inspect.Parameter("after", kind, default=None, annotation=list[str] | None),
             inspect.Parameter("refresh", kind, default=False, annotation=bool),
+            inspect.Parameter("review", kind, default=None, annotation=list[names] | None),
         ]
     )
 
@@ -347,12 +359,14 @@ async def route_async(
     language: str | None = None,
     level: str | None = None,
     after: list[str] | None = None,
+    review: list[str] | None = None,
     refresh: bool = False,
     definitions: Path | str | None = None,
 ) -> Manifest:
     """Route `request` and return the manifest (also when some branches failed or were skipped).
 
-    `after` adds dependencies by hand, each `"AGENT=UPSTREAM"`, to those the agents' `uses` declare.
+    `after` adds dependencies by hand, each `"AGENT=UPSTREAM"`, to those the agents' `uses` declare;
+    `review` names the branches that pause for an editor's review of their plan.
     A request the router would refuse (empty, too long, or naming an unknown content type)
     raises `RoutingError` or `InputError` before any flow run starts.
     """
@@ -360,12 +374,13 @@ async def route_async(
     check_request(request, content_types, catalog)
     text = checked_text(request, {"audience": audience, "language": language, "level": level})
     router = compiled_router(catalog)
-    # One sync Prefect client for the run, not one per use; state changes ride out a short outage.
-    with riding_out_outages(), SyncClientContext.get_or_create():
-        state: State[Any] = await router(  # type: ignore[misc]
-            **text, content_types=content_types, after=after, refresh=refresh, return_state=True
-        )
-    result = await state.aresult(raise_on_failure=False)
+    # One sync and one async Prefect client for the run, not one per use; state changes ride out a short outage.
+    with riding_out_outages():
+        async with prefect_clients():
+            state: State[Any] = await router(  # type: ignore[misc]
+                **text, content_types=content_types, after=after, review=review, refresh=refresh, return_state=True
+            )
+            result = await state.aresult(raise_on_failure=False)
     if isinstance(result, BaseException):
         raise result
     if not isinstance(result, Manifest):

@@ -14,7 +14,7 @@ import argparse
 from typing import Any
 
 from agentflows.catalog import load_agents
-from agentflows.tasks.manifest import ROUTER_NAME
+from agentflows.tasks.manifest import REWORK_NAME, ROUTER_NAME
 from agentflows.tasks.settings import VIEWER_TOKEN_VARIABLE
 
 
@@ -38,7 +38,9 @@ def add_stack_commands(sub: Any) -> None:
     cmd.set_defaults(command=stack_up)
     cmd = sub.add_parser("down", help="stop what `agentflows up` started")
     cmd.set_defaults(command=stack_down)
-    cmd = sub.add_parser("serve", help="serve every agent and the router from this process (needs PREFECT_API_URL)")
+    cmd = sub.add_parser(
+        "serve", help="serve every agent, the router and the rework flow from this process (needs PREFECT_API_URL)"
+    )
     cmd.add_argument("--limit", type=int, help="most flow runs at once")
     cmd.set_defaults(command=serve_flows)
     cmd = sub.add_parser("blocks", help="agentflows' Prefect Block types")
@@ -71,7 +73,7 @@ def stack_down(args: argparse.Namespace) -> int:
 def serve_flows(args: argparse.Namespace) -> int:
     from agentflows.deployments.serve import serve_all
 
-    serve_all([*load_agents(), ROUTER_NAME], limit=args.limit)
+    serve_all([*load_agents(), ROUTER_NAME, REWORK_NAME], limit=args.limit)
     return 0
 
 

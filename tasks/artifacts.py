@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from enum import StrEnum
 from typing import Literal, TypeVar
 
@@ -300,6 +301,31 @@ class StepReport(Frozen):
     warnings: tuple[str, ...] = ()
 
 
+class ReviewRecord(Frozen):
+    """What a person decided about a run: an editor's review of its plan, or the rework of a stored content."""
+
+    decision: Literal["approve", "revise", "reject", "rework"]
+    notes: str = ""
+    reviewer: str = ""
+    """Who decided, as they gave it: Prefect does not record who resumed a run."""
+    decided_at: datetime
+    """When the run received the decision."""
+    round: int = 1
+    """Which plan of the run it was about: 1 for decide's first, one more for each revise."""
+    plan_checksum: str
+    """The plan the decision was about (for a rework: the stored plan it started from)."""
+    approved_checksum: str | None = None
+    """The plan the drafts were written from, after the editor's edits (approvals and reworks)."""
+    edits: tuple[str, ...] = ()
+    """The changes made to the plan (or to the inputs, for a rework), one line each."""
+    automatic: bool = False
+    """True when no person decided: the review timeout applied the agent's declared outcome."""
+    reworked_from: str | None = None
+    """The stored content a rework started from."""
+    from_step: Literal["generate", "build"] | None = None
+    """The step a rework ran from."""
+
+
 class AgentResult(Frozen):
     """What an agent's flow returns."""
 
@@ -317,6 +343,8 @@ class AgentResult(Frozen):
     """Content id of each upstream result this run used, by agent."""
     handoff: Handoff | None = None
     """What agents that build on this one receive."""
+    reviews: tuple[ReviewRecord, ...] = ()
+    """The editor's decisions on this run's plan, in order, or the rework it was (empty for a plain run)."""
 
     @property
     def model_calls(self) -> int:

@@ -17,6 +17,9 @@ run; `agentflows.errors` draws the whole tree, definition errors included::
         ├── ModelOutputError              the model answered, but not what the schema asks for
         ├── BuildError                    drafts cannot be assembled into content
         ├── KnowledgeError                a knowledge source cannot be read, or retrieval cannot run
+        ├── ReviewEnded                   the editor's review ended the run before any draft was written
+        │   ├── ReviewRejected            the editor rejected the plan (the run ends Cancelled)
+        │   └── ReviewTimedOut            no decision came within the agent's review timeout (Failed)
         ├── StorageError                  the content store could not read or write
         │   ├── ContentNotFound           no stored content has the requested id
         │   └── ObjectMissing             a content's file is missing, or is not a plain file of the store
@@ -106,6 +109,18 @@ class BuildError(RunError):
 
 class KnowledgeError(RunError):
     """A knowledge source cannot be read (missing, outside its allowed roots, not text), or retrieval cannot run."""
+
+
+class ReviewEnded(RunError):
+    """The editor's review of the plan ended the run: nothing was written or stored."""
+
+
+class ReviewRejected(ReviewEnded):
+    """The editor rejected the plan; the run ends Cancelled with the editor's reason."""
+
+
+class ReviewTimedOut(ReviewEnded):
+    """Nobody decided on the plan within the agent's review timeout, whose declared outcome is to fail."""
 
 
 class StorageError(RunError):

@@ -19,6 +19,8 @@ from agentflows.tasks.artifacts import BuiltContent, BuiltFile, ContentType, Fro
 
 ROUTER_NAME = "router"
 """The router flow's name: the agent its manifests are made by, which no agent definition may take."""
+REWORK_NAME = "rework"
+"""The flow that reworks a stored content from one of its steps; no agent definition may take the name either."""
 MANIFEST_VERSION = 2
 """2: components record `depends_on`, `builds_on`, `finished_at` and status `skipped`; the manifest its `edges`."""
 RunStatus = Literal["completed", "partly failed", "failed"]

@@ -21,7 +21,7 @@ leaves this module.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -108,12 +108,16 @@ async def ask_model(
     context: dict[str, JsonValue],
     schema: dict[str, Any],
     check: Check | None = None,
+    follow_up: Sequence[Message] = (),
 ) -> ModelAnswer:
-    """Get an answer that satisfies `schema` and `check`, or raise `ModelOutputError` (or `ModelCallError`)."""
+    """Get an answer that satisfies `schema` and `check`, or raise `ModelOutputError` (or `ModelCallError`).
+
+    `follow_up` turns come after the composed prompt (a revision request shows the earlier answer and
+    what to change in it)."""
     provider = await current_runtime().provider(spec.model)
     with run_ledger() as ledger:
         return await _Conversation(spec, provider, ledger, label, schema, check).run(
-            compose_messages(spec, variables, schema), context
+            compose_messages(spec, variables, schema), context, follow_up
         )
 
 
@@ -135,11 +139,15 @@ class _Conversation:
         self.usage = Usage()
         self.deadline = time.monotonic() + spec.timeout_seconds if spec.timeout_seconds else None
 
-    async def run(self, base: list[Message], context: dict[str, JsonValue]) -> ModelAnswer:
+    async def run(
+        self, base: list[Message], context: dict[str, JsonValue], first: Sequence[Message] = ()
+    ) -> ModelAnswer:
         hashes = template_hashes(self.spec.templates)
         max_tokens = self.spec.model.max_tokens
+        base = [*base, *first]  # turns every round keeps after the prompt (a revision request)
         follow_up: list[Message] = []
-        asked = base[-1].content.partition(f"\n\n{FIELD_GUIDE_HEADING}")[0]  # what each attempt answers
+        # What each attempt answers: the prompt without its field guide, or the last follow-up turn.
+        asked = first[-1].content if first else base[-1].content.partition(f"\n\n{FIELD_GUIDE_HEADING}")[0]
         for round_ in range(self.spec.reasks + 1):
             settings = self.spec.model.model_copy(update={"max_tokens": max_tokens, **_hotter(self.spec, round_)})
             messages = base + follow_up

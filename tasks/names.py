@@ -20,6 +20,11 @@ def slug(text: str, limit: int = 48) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit].strip("-") or FALLBACK
 
 
+def item_key(index: int, title: str) -> str:
+    """`03-how-it-works`: position plus a slug of the title; unique within a plan."""
+    return f"{index + 1:02d}-{slug(title, 32)}"
+
+
 ELLIPSIS = "…"
 
 

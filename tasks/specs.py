@@ -13,7 +13,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from agentflows.tasks.artifacts import SCHEMA_VERSION, ContentType, Handoff, Step
 from agentflows.tasks.checks import CheckSpec
@@ -41,6 +41,21 @@ class RunContext(BaseModel):
     upstream: dict[str, Handoff] = Field(default_factory=dict)
     """Results of the agents this run builds on, by agent name (templates see them under their `uses` names,
     not under `context`); their checksums are part of every model step's cache key."""
+
+
+class PlanRevision(BaseModel):
+    """What `decide` is given to plan again after an editor asked for changes (`revise`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    round: int
+    """Which plan of the run this one will be: 2 for the first revision."""
+    notes: str
+    """What the editor asked for."""
+    previous: dict[str, JsonValue]
+    """The plan the editor read (title, items, fields), as templates see a plan."""
+    parent: str
+    """Checksum of the editor's decision that asked for it: the new plan's parent in the lineage."""
 
 
 class StepSpec(BaseModel):

@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 from prefect import Task, task
 from prefect.artifacts import acreate_link_artifact, acreate_markdown_artifact
 from prefect.cache_policies import INPUTS, RUN_ID
+from prefect.cache_policies import Inputs as InputsPolicy
 from prefect.client.schemas.objects import TaskRun
+from prefect.context import TaskRunContext
 from prefect.states import State
 from pydantic import JsonValue
 
@@ -41,12 +45,13 @@ from agentflows.tasks.checks import answer_check, both
 from agentflows.tasks.errors import TemplateRenderError
 from agentflows.tasks.handoff import upstream_variables
 from agentflows.tasks.knowledge.retrieved import NOTHING, Retrieved
+from agentflows.tasks.llm.base import Message
 from agentflows.tasks.modelcall import ModelAnswer, ask_model
-from agentflows.tasks.names import slug
+from agentflows.tasks.names import item_key, slug
 from agentflows.tasks.previews import preview_markdown, viewer_link
-from agentflows.tasks.prompts import as_user_text, evaluate, template_hashes
+from agentflows.tasks.prompts import as_user_text, delimited, evaluate, template_hashes
 from agentflows.tasks.runtime import current_runtime
-from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
+from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, PlanRevision, RunContext
 from agentflows.tasks.storage import RunInfo
 
 Inputs = dict[str, JsonValue]
@@ -55,19 +60,32 @@ Inputs = dict[str, JsonValue]
 # -- plain step functions -----------------------------------------------------------------
 
 
-async def make_plan(spec: DecideSpec, inputs: Inputs, context: RunContext, knowledge: Retrieved = NOTHING) -> Plan:
-    """Ask the model for the plan: a title and the items `generate` will write."""
+async def make_plan(
+    spec: DecideSpec,
+    inputs: Inputs,
+    context: RunContext,
+    knowledge: Retrieved = NOTHING,
+    revision: PlanRevision | None = None,
+) -> Plan:
+    """Ask the model for the plan: a title and the items `generate` will write.
+
+    With a `revision`, the model is shown the plan it made and the editor's notes, and plans again.
+    """
     low, high = item_bounds(spec, inputs)
+    about: dict[str, JsonValue] = {"agent": spec.agent_name, "step": "decide", "inputs": inputs}
+    if revision is not None:
+        about["revision"] = {"round": revision.round, "notes": revision.notes}
     answer = await ask_model(
         spec,
         label=f"{spec.agent_name}/decide",
         variables=template_variables(spec.agent, inputs, context, knowledge=knowledge, uses=spec.uses),
-        context={"agent": spec.agent_name, "step": "decide", "inputs": inputs},
+        context=about,
         schema=plan_schema(spec, low, high),
         check=both(
             lambda payload: check_plan(spec.builder, payload["items"]),
             answer_check(spec.checks, check_variables(spec.agent, inputs, context), answer_as="plan"),
         ),
+        follow_up=revision_messages(revision) if revision else (),
     )
     payload = answer.payload
     raw_items: list[dict[str, Any]] = payload["items"]
@@ -86,8 +104,24 @@ async def make_plan(spec: DecideSpec, inputs: Inputs, context: RunContext, knowl
         title=str(payload["title"]),
         items=items,
         fields={k: v for k, v in payload.items() if k not in ("title", "items")},
-        provenance=_model_provenance(spec.agent, "decide", answer, request_checksum, knowledge),
+        provenance=_model_provenance(
+            spec.agent, "decide", answer, revision.parent if revision else request_checksum, knowledge
+        ),
     ).sealed()
+
+
+def revision_messages(revision: PlanRevision) -> tuple[Message, ...]:
+    """The turns after decide's prompt that ask for a revised plan: the plan made, then the editor's notes."""
+    asked = delimited(revision.notes) if revision.notes.strip() else "(no notes: make a better plan)"
+    return (
+        Message(role="assistant", content=json.dumps(revision.previous, ensure_ascii=False)),
+        Message(
+            role="user",
+            content=f"An editor reviewed this plan and asks for changes: {asked}\n"
+            "Plan again with those changes. Answer with one JSON object, and nothing else, "
+            "that matches the same JSON Schema.",
+        ),
+    )
 
 
 async def write_draft(
@@ -230,11 +264,6 @@ def plan_schema(spec: DecideSpec, low: int, high: int) -> dict[str, Any]:
     }
 
 
-def item_key(index: int, title: str) -> str:
-    """`03-how-it-works`: position plus a slug of the title; unique within a plan."""
-    return f"{index + 1:02d}-{slug(title, 32)}"
-
-
 def _model_provenance(
     agent: dict[str, str], step: Any, answer: ModelAnswer, parent: str, knowledge: Retrieved
 ) -> Provenance:
@@ -272,12 +301,46 @@ _CACHED: dict[str, Any] = {
 
 
 @task(name="decide", **_CACHED)
-async def decide(spec: DecideSpec, inputs: Inputs, context: RunContext, knowledge: Retrieved = NOTHING) -> Plan:
-    """Plan the content (one model call); `knowledge`, what it retrieved, is part of its cache key."""
-    return await make_plan(spec, inputs, context, knowledge)
+async def decide(
+    spec: DecideSpec,
+    inputs: Inputs,
+    context: RunContext,
+    knowledge: Retrieved = NOTHING,
+    revision: PlanRevision | None = None,
+) -> Plan:
+    """Plan the content (one model call); `knowledge`, what it retrieved, and a `revision` an editor asked
+    for are part of its cache key."""
+    return await make_plan(spec, inputs, context, knowledge, revision)
 
 
-@task(name="generate", **_CACHED)
+@dataclass
+class DraftInputs(InputsPolicy):
+    """`INPUTS`, with the plan narrowed to what one draft is written from: the plan's title and fields, and
+    the draft's own item (key, title, fields).
+
+    The other items are context in a generate prompt, not its subject: an editor's edit of one item
+    changes that item's key only, and the drafts of the items it left alone stay cached.
+    """
+
+    def compute_key(
+        self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
+    ) -> str | None:
+        plan, key = inputs.get("plan"), inputs.get("item_key")
+        if isinstance(plan, Plan) and isinstance(key, str):
+            inputs = {**inputs, "plan": draft_scope(plan, key)}
+        return super().compute_key(task_ctx, inputs, flow_parameters, **kwargs)
+
+
+DRAFT_INPUTS = DraftInputs()
+"""The cache policy of `generate`."""
+
+
+def draft_scope(plan: Plan, key: str) -> dict[str, Any]:
+    """What of `plan` the draft of item `key` is keyed on."""
+    return {"title": plan.title, "fields": plan.fields, "item": plan.item(key).model_dump(mode="json")}
+
+
+@task(name="generate", **{**_CACHED, "cache_policy": DRAFT_INPUTS})
 async def generate(
     spec: GenerateSpec, inputs: Inputs, context: RunContext, plan: Plan, item_key: str, knowledge: Retrieved = NOTHING
 ) -> Draft:

@@ -266,6 +266,7 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                     {
                         "id": "chatcmpl-fake",
                         "object": "chat.completion",
+                        "created": int(time.time()),
                         "model": model,
                         "choices": [
                             {
@@ -274,7 +275,12 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                                 "finish_reason": reply.finish_reason,
                             }
                         ],
-                        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+                        # total_tokens and created: clients that validate the whole answer (pydantic-ai) need them
+                        "usage": {
+                            "prompt_tokens": prompt_tokens,
+                            "completion_tokens": completion_tokens,
+                            "total_tokens": prompt_tokens + completion_tokens,
+                        },
                     }
                 ).encode()
             self.send_response(reply.status)

@@ -21,7 +21,7 @@ from prefect import get_client
 from agentflows import open_store, run_agent
 from agentflows.blocks.model_provider import ModelProviderBlock
 from agentflows.tasks.llm.endpoint import Endpoint
-from agentflows.tasks.llm.server_limits import PrefectLimiter, limit_name
+from agentflows.tasks.llm.server_limits import PrefectLimiter, limit_name, resolved_scope
 from agentflows.tasks.llm.settings import ProviderSettings
 from tests.conftest import SHIPPED_AGENTS
 from tests.fake_llm import FakeLLM, Reply
@@ -167,7 +167,9 @@ def test_server_scope_holds_a_run_back_while_other_processes_hold_every_slot(
 def test_server_scope_is_a_prefect_global_concurrency_limit(fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTFLOWS_LLM_MAX_CONCURRENCY", "3")
     monkeypatch.setenv("AGENTFLOWS_LLM_REQUESTS_PER_MINUTE", "600")
-    monkeypatch.setenv("AGENTFLOWS_LLM_LIMIT_SCOPE", "auto")  # a configured API inside a run: server scope
+    monkeypatch.setenv("AGENTFLOWS_LLM_LIMIT_SCOPE", "auto")
+    # What a worker sets in the process it starts for a flow run: with a configured API, server scope.
+    monkeypatch.setenv("PREFECT__FLOW_RUN_ID", str(uuid.uuid4()))
 
     run_agent("quiz", topic="Rivers", questions=1)
 
@@ -233,3 +235,33 @@ def test_runs_that_make_their_first_call_at_once_all_get_a_slot() -> None:
 
     found = asyncio.run(limit())
     assert (found.limit, found.active_slots) == (3, 0)
+
+
+def test_auto_scope_is_the_process_for_runs_this_process_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    auto = ProviderSettings(base_url="http://127.0.0.1:9/v1", limit_scope="auto")
+    monkeypatch.delenv("PREFECT__FLOW_RUN_ID", raising=False)
+
+    started_here = resolved_scope(auto)
+    monkeypatch.setenv("PREFECT__FLOW_RUN_ID", str(uuid.uuid4()))
+    started_by_a_worker = resolved_scope(auto)
+    chosen = resolved_scope(auto.model_copy(update={"limit_scope": "process"}))
+
+    assert (started_here, started_by_a_worker, chosen) == ("process", "server", "process")
+
+
+def test_a_run_started_here_asks_the_server_for_no_model_call_slot(
+    fake_llm: FakeLLM, definitions: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PREFECT__FLOW_RUN_ID", raising=False)
+    provider = f"auto-scope-{uuid.uuid4().hex[:8]}"
+    ModelProviderBlock(base_url=fake_llm.base_url, model="block-model", limit_scope="auto").save(provider)
+    yaml = definitions / "quiz.yaml"
+    yaml.write_text(yaml.read_text().replace("model:\n", f"model:\n  provider: {provider}\n", 1))
+
+    run_agent("quiz", definitions=definitions, topic="Tides", questions=1)
+
+    async def limits() -> list[str]:
+        async with get_client() as client:
+            return [limit.name for limit in await client.read_global_concurrency_limits(limit=200, offset=0)]
+
+    assert len(fake_llm.received) == 2 and limit_name(provider) not in asyncio.run(limits())

@@ -28,7 +28,7 @@ def test_the_quick_pass_writes_a_row_per_scenario_with_matching_model_calls(tmp_
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
     )
 
     assert done.returncode == 0, done.stderr[-3000:]
@@ -40,6 +40,10 @@ def test_the_quick_pass_writes_a_row_per_scenario_with_matching_model_calls(tmp_
     cached = rows["identical run again (cached)"]
     assert cold[6] == "5 / 5" and cached[6] == "0 / 0"  # decide + 4 chapters; then nothing
     assert all(cell.endswith("]") for cell in (cold[2], cold[3], cached[2]))
+    peers = {name.split(", e-book")[0].removeprefix("peer: ") for name in rows if name.startswith("peer: ")}
+    assert {"agentflows", "Prefect tasks + openai", "pydantic-ai on Prefect", "crewAI Flow"} <= peers
+    ours = rows["peer: agentflows, e-book cold (4 chapters)"]
+    assert ours[6] == "5 / 5" and rows["peer: agentflows, identical run again"][6] == "0 / 0"
     persisted = [name for name in rows if name.startswith("persist 10 contents")]
     assert sorted(name.split(", ")[1] for name in persisted) == ["embedded", "postgres+s3"]
     assert all(rows[name][3].endswith("]") and rows[name][4] != "—" for name in persisted)
@@ -47,6 +51,36 @@ def test_the_quick_pass_writes_a_row_per_scenario_with_matching_model_calls(tmp_
         assert rows[f"knowledge: index 100 passages (10 files), {backend}"][2].endswith("]")
         assert rows[f"knowledge: keyword query, top 4 of 100, {backend}"][6] == "20/20 queries found"
         assert rows[f"knowledge: hybrid query, top 4 of 100, {backend}"][2].endswith("]")
+
+
+def test_a_peer_row_is_met_when_agentflows_ratio_is_at_or_below_the_peers() -> None:
+    def measured(cold: float, cached_calls: int = 0) -> dict[str, Any]:
+        row = {"cold": cold, "cached": cold / 4, "ideal": 1.0, "cold_calls": 5, "cached_calls": cached_calls}
+        return {"rows": [row], "peak_rss_mb": 100.0}
+
+    data = {
+        "agentflows": measured(1.2),
+        "slower": measured(1.5, cached_calls=5),
+        "faster": measured(1.1),
+        "absent": {"missing": ".venv-absent/bin/python is not installed"},
+    }
+
+    table = {row.scenario: row for row in _rows_for("peers", "1 s", data)}
+
+    assert table["peer: slower, e-book cold (4 chapters)"].met is True
+    assert table["peer: faster, e-book cold (4 chapters)"].met is False
+    assert table["peer: agentflows, e-book cold (4 chapters)"].met is None
+    assert table["peer: slower, identical run again"].calls == "5 / 0"
+    absent = table["peer: absent, e-book cold"]
+    assert absent.cells()[2] == "—" and "not installed" in absent.target
+
+
+def test_the_fanout_row_says_what_each_added_chapter_costs_over_its_model_call() -> None:
+    run = {"wall_4": 2.5, "ideal_4": 2.0, "calls_4": 5, "wall_12": 4.9, "ideal_12": 4.0, "calls_12": 13}
+
+    (row,) = _rows_for("fanout", "1 s", {"rows": [run], "small": 4, "large": 12})
+
+    assert row.ratio == pytest.approx(4.9 / 4.0) and "adds 50 ms" in row.target and row.calls == "13 / 13"
 
 
 def test_spread_is_the_median_with_the_range() -> None:

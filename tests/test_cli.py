@@ -103,3 +103,14 @@ def test_view_has_help_with_its_address_options() -> None:
     )
 
     assert "--host" in done.stdout and "--port" in done.stdout and "AGENTFLOWS_VIEWER_TOKEN" in done.stdout
+
+
+def test_a_reader_that_closed_the_pipe_ends_the_command_quietly() -> None:
+    command = subprocess.Popen(
+        [Path(sys.executable).with_name("agentflows"), "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert command.stdout is not None and command.stderr is not None
+    command.stdout.close()  # before the command has written anything (its imports take longer): `… | head -0`
+    errors = command.stderr.read().decode()
+    assert command.wait(timeout=120) == 141  # 128 + SIGPIPE, as a shell reports it
+    assert errors == ""

@@ -448,7 +448,7 @@ CASES = [
         AGENT,
         "refresh:",
         "inputs.refresh",
-        "input name 'refresh' is reserved for the flow; choose another (reserved: builds_on, context, refresh)",
+        "input name 'refresh' is reserved for the flow; choose another (reserved: builds_on, context, refresh, review)",
     ),
     Case(
         "list-field-without-items",
@@ -920,6 +920,39 @@ CASES = [
         "",
         "uses inputs.topic, but 'inputs' has no 'topic'; it has: request",
     ),
+    # -- review -------------------------------------------------------------------------------------------
+    Case(
+        "review-timeout-not-a-duration",
+        {AGENT: BASE_YAML + "review: {default: true, timeout: tomorrow}\n"},
+        AGENT,
+        "review:",
+        "review.timeout",
+        "'tomorrow' is not a duration; use seconds or e.g. '90s', '30m', '12h', '7d'",
+    ),
+    Case(
+        "review-timeout-too-long",
+        {AGENT: BASE_YAML + "review:\n  timeout: 45d\n"},
+        AGENT,
+        "  timeout: 45d",
+        "review.timeout",
+        "review timeout '45d' is longer than 30 days",
+    ),
+    Case(
+        "review-unknown-outcome",
+        {AGENT: BASE_YAML + "review:\n  on_timeout: cancel\n"},
+        AGENT,
+        "  on_timeout: cancel",
+        "review.on_timeout",
+        "'fail' or 'approve'",
+    ),
+    Case(
+        "review-no-rounds",
+        {AGENT: BASE_YAML + "review:\n  rounds: 0\n"},
+        AGENT,
+        "  rounds: 0",
+        "review.rounds",
+        "greater than or equal to 1",
+    ),
     # -- knowledge ----------------------------------------------------------------------------------------
     Case(
         "knowledge-source-missing",
@@ -1276,7 +1309,7 @@ def test_validating_one_file_reports_its_problem(capsys: pytest.CaptureFixture[s
     assert problems == [
         f"{base / AGENT}:3: descripton: unknown key 'descripton'; did you mean 'description'? "
         + "Valid keys here: cache, content_type, description, inputs, knowledge, model, name, prompts, retries, "
-        + "routing, run_name, steps, timeout_seconds, uses, version"
+        + "review, routing, run_name, steps, timeout_seconds, uses, version"
     ]
 
 

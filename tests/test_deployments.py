@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,11 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from agentflows import load_agents, open_store
 from agentflows.deployments.stack import WORK_POOL, Stack, down, up
+from agentflows.reviews import approve
 from agentflows.tasks.artifacts import AgentResult
 from agentflows.tasks.manifest import Manifest
+from agentflows.tasks.review import PlanContent
+from agentflows.tasks.storage.kept import built_from
 from tests.conftest import REPO, SHIPPED_AGENTS
 from tests.servers import free_port
 from tests.viewing import chromium
@@ -86,14 +89,18 @@ def deployment(stack: Stack, flow: str, name: str = "default") -> dict[str, Any]
     return next(d for d in found if d["entrypoint"].endswith(f":{flow}") and d["name"] == name)
 
 
-def wait_for(stack: Stack, run_id: str, timeout: float = 180) -> dict[str, Any]:
+def wait_for(
+    stack: Stack, run_id: str, timeout: float = 180, until: Callable[[dict[str, Any]], bool] | None = None
+) -> dict[str, Any]:
+    """The flow run once it has finished (or once `until` holds for it)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run = api(stack, "GET", f"/flow_runs/{run_id}").json()
-        if run["state"]["type"] in TERMINAL:
+        if until(run) if until else run["state"]["type"] in TERMINAL:
             return run  # type: ignore[no-any-return]
+        assert run["state"]["type"] not in TERMINAL, f"flow run {run_id} ended {run['state']['name']}"
         time.sleep(0.5)
-    raise AssertionError(f"flow run {run_id} did not finish in {timeout:.0f} s")
+    raise AssertionError(f"flow run {run_id} did not get there in {timeout:.0f} s")
 
 
 def test_a_run_started_like_the_ui_run_button_ends_with_output_and_artifacts(
@@ -235,6 +242,42 @@ def test_the_router_deployment_shows_its_components_as_a_table(stack: tuple[Stac
     assert len(tables) == 1 and "lesson_plan" in str(tables[0]["data"])
 
 
+def test_a_reviewed_deployment_run_suspends_and_an_approval_starts_it_again_on_the_worker(
+    stack: tuple[Stack, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, home = stack
+    lesson = deployment(server, "lesson_plan")
+    parameters = {"topic": "Estuaries", "review": True}
+    created = api(server, "POST", f"/deployments/{lesson['id']}/create_flow_run", {"parameters": parameters})
+    run_id = created.json()["id"]
+
+    suspended = wait_for(server, run_id, until=lambda run: run["state"]["name"] == "Suspended")
+    assert suspended["state"]["type"] == "PAUSED"  # the flow's process has ended: the worker is free
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        pending = approve(run_id, notes="fine from the desk", reviewer="ana")
+    run = wait_for(server, run_id)
+
+    assert pending.suspended and pending.agent == "lesson_plan"
+    assert run["state"]["type"] == "COMPLETED"
+    tasks = api(server, "POST", "/task_runs/filter", {"flow_runs": {"id": {"any_": [run_id]}}}).json()
+    decided = sorted(t["state"]["name"] for t in tasks if t["name"] == "decide")
+    assert decided == ["Cached", "Completed"]  # started again from the top: decide came from the cache
+    monkeypatch.setenv("AGENTFLOWS_HOME", str(home))
+    store = open_store()
+    made = next(c for c in (store.get(c.id) for c in store.list()) if c.flow_run_id == run_id)
+    assert [(r["decision"], r["notes"]) for r in made.reviews] == [("approve", "fine from the desk")]
+
+    found = built_from(store, made.id)
+    assert found is not None
+    plan = {**PlanContent.of(found.plan).view(), "title": "Estuaries, retitled"}
+    rework = deployment(server, "rework")
+    body = {"parameters": {"content_id": made.id, "from_step": "build", "plan": plan, "notes": "a new title"}}
+    reworked = wait_for(server, api(server, "POST", f"/deployments/{rework['id']}/create_flow_run", body).json()["id"])
+    assert reworked["state"]["type"] == "COMPLETED"
+    again = next(c for c in store.list() if c.title == "Estuaries, retitled")
+    assert store.get(again.id).reworked_from == made.id
+
+
 def test_agentflows_serve_serves_every_agent_and_the_router(stack: tuple[Stack, Path]) -> None:
     server, home = stack
     env = {
@@ -250,13 +293,13 @@ def test_agentflows_serve_serves_every_agent_and_the_router(stack: tuple[Stack, 
     try:
         deadline = time.monotonic() + 120
         names: list[str] = []
-        while time.monotonic() < deadline and len(names) < 6:
+        while time.monotonic() < deadline and len(names) < 7:
             assert served.poll() is None, served.stderr.read().decode() if served.stderr else "serve exited"
             names = [
                 d["entrypoint"] for d in api(server, "POST", "/deployments/filter", {}).json() if d["name"] == "serve"
             ]
             time.sleep(1)
-        assert sorted(n.rsplit(":", 1)[1] for n in names) == sorted([*SHIPPED_AGENTS, "router"])
+        assert sorted(n.rsplit(":", 1)[1] for n in names) == sorted([*SHIPPED_AGENTS, "router", "rework"])
         with temporary_settings({PREFECT_API_URL: server.api_url}):
             run = run_deployment("lesson_plan/serve", parameters={"topic": "Tides"}, timeout=180)
         assert run.state is not None and run.state.is_completed()

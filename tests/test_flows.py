@@ -28,6 +28,7 @@ from prefect.settings import PREFECT_API_URL
 from prefect.utilities.callables import parameter_schema
 
 from agentflows import InputError, load_agents, open_store, run_agent
+from agentflows.compiler import REVIEW_HELP
 from agentflows.tasks.artifacts import AgentResult, BuiltContent, Draft, Plan, SavedContent
 from agentflows.tasks.errors import ModelCallError, ProviderNotFound
 from tests.conftest import REPO, SHIPPED_AGENTS
@@ -233,7 +234,7 @@ def test_parameter_schema_as_prefect_deploy_reads_it(agent: str) -> None:
     json_types = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean", "list": "array"}
 
     builds_on = ["builds_on"] if load_agents()[agent].definition.uses else []  # what the router passes a dependent
-    assert set(schema["properties"]) == {*inputs, "refresh", "context", *builds_on}
+    assert set(schema["properties"]) == {*inputs, "refresh", "context", "review", *builds_on}
     assert set(schema.get("required", [])) == {name for name, spec in inputs.items() if spec.is_required}
     for name, spec in inputs.items():
         prop = schema["properties"][name]
@@ -246,6 +247,8 @@ def test_parameter_schema_as_prefect_deploy_reads_it(agent: str) -> None:
         if spec.minimum is not None:
             assert prop["minimum"] == spec.minimum and prop["maximum"] == spec.maximum
     assert schema["properties"]["refresh"]["type"] == "boolean"
+    review = schema["properties"]["review"]  # a checkbox on the Run form, with its help text
+    assert review["type"] == "boolean" and review["default"] is False and review["description"] == REVIEW_HELP
     assert flow.name == agent and flow.version == load_agents()[agent].flow_version
 
 

@@ -11,12 +11,12 @@ varies them between runs. Run only this tier with `pytest -m realmodel`, or
 leave it out with `-m "not realmodel"`.
 
 What it asserts is what a user would notice: the run completes and says what it
-spent (every call counted, re-asks in `agentflows show`), no answer still
-streaming was cut off by a timeout, and the router's request ends within three
-times the time its model calls took (a ratio of one run, not a wall-clock
-bound). An agent the model cannot do (`BEYOND_THE_MODEL`, with the reason) may
-instead end in one clear line after bounded attempts, as the issue's acceptance
-allows; every other agent must complete.
+spent (every call counted, re-asks in `agentflows show`), or — for an agent the
+model truly cannot do (`BEYOND_THE_MODEL`, with the check it fails), as the issue
+allows — ends in one `error:` line after its bounded re-asks with every answer
+kept; no answer still streaming was cut off by a timeout; and the router's
+request ends within three times the time its model calls took (a ratio of one
+run, not a wall-clock bound). Every other agent must complete.
 """
 
 from __future__ import annotations
@@ -93,11 +93,11 @@ def assert_no_answer_was_cut_off_while_streaming(steps: list[dict[str, Any]]) ->
 
 
 @pytest.mark.parametrize("agent", SHIPPED_AGENTS)
-def test_each_shipped_agent_completes_on_the_small_model_or_ends_in_one_line(agent: str, llama: LlamaServer) -> None:
+def test_each_shipped_agent_completes_or_says_in_one_line_why_not(agent: str, llama: LlamaServer) -> None:
     done = agentflows(llama, "run", agent, *(f"--param={p}" for p in SMALLEST[agent]), "--json")
 
-    if agent in BEYOND_THE_MODEL and done.returncode != 0:
-        assert_one_clear_line_after_bounded_attempts(done)
+    if agent in BEYOND_THE_MODEL and done.returncode != 0:  # the issue allows it; it must say so clearly
+        assert_a_clear_failure_after_bounded_answers(done)
         return
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     result = json.loads(done.stdout)
@@ -109,24 +109,30 @@ def test_each_shipped_agent_completes_on_the_small_model_or_ends_in_one_line(age
     assert_show_counts_the_reasks(llama, result["content_id"], steps)
 
 
-def assert_one_clear_line_after_bounded_attempts(done: subprocess.CompletedProcess[str]) -> None:
-    """A run the model could not do: exit 1, one `error:` line naming the step that gave up after its re-asks,
-    and on stdout the JSON error object with what it spent and the answers it got; no timeout."""
-    assert done.returncode == 1 and done.stderr.strip().count("\n") == 0, done.stderr[-3000:]
+def assert_a_clear_failure_after_bounded_answers(done: subprocess.CompletedProcess[str]) -> None:
+    """An agent the small model cannot do ends in one `error:` line after its bounded re-asks: the model
+    answered, but no answer was content (a check or the schema refused each), or the built content failed the
+    definition's checks; the JSON error object says what it spent — never a traceback or a timeout storm."""
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert [line for line in done.stderr.splitlines() if line.strip()] == [done.stderr.strip()]
+    assert done.stderr.startswith("error: ")
     error = json.loads(done.stdout)["error"]
-    assert done.stderr.startswith("error: ") and error["message"] in done.stderr
-    if error["type"] == "ModelOutputError":  # a step gave up: its answers are in the error object
-        assert re.search(r"no answer fit the schema after \d+ attempts", error["message"]) and error["attempts"]
+    if error["type"] == "ModelOutputError":  # a step gave up: every answer is in the error object, with its problem
+        match = re.search(r"no answer fit the schema after (\d+) attempts \((\d+) re-asks\)", error["message"])
+        assert match and int(match[1]) == int(match[2]) + 1 <= 9, error["message"]
+        answers = [a for a in error["attempts"] if not a.get("failed_call")]
+        assert len(answers) == int(match[1]) and all(a["error"] for a in answers)
     else:  # or the built content failed the definition's checks (a file that does not parse)
         assert error["type"] == "BuildError", error
     assert 0 < error["model_calls"] <= MOST_CALLS
-    assert [a["error"] for a in error["attempts"] if a.get("failed_call") and "timed out" in a["error"]] == []
+    assert [a for a in error["attempts"] if "timed out" in (a.get("error") or "")] == []
 
 
 def assert_show_counts_the_reasks(llama: LlamaServer, content_id: str, steps: list[dict[str, Any]]) -> None:
     """`agentflows show` prints, on each model step's line, its calls and how many answers were asked again."""
     shown = agentflows(llama, "show", content_id)
     assert shown.returncode == 0, shown.stderr
+    steps = [step for step in steps if step["step"] in ("decide", "generate", "build")]
     lines = {
         step["label"]: next(line for line in shown.stdout.splitlines() if f" {step['label']} " in line)
         for step in steps
@@ -151,7 +157,8 @@ def test_the_router_request_ends_within_three_times_its_model_time(llama: LlamaS
             assert agent == "quiz" and component["error"] == "skipped: lesson_plan failed"
         else:  # a branch the model cannot do: one line, its flow run, what it spent, the step that gave up
             assert agent in BEYOND_THE_MODEL and component["error"].startswith("ModelOutputError: "), component
+            assert "no answer fit the schema after" in component["error"] and "\n" not in component["error"]
             assert component["flow_run_id"] and component["failed_step"] and 0 < component["model_calls"] <= MOST_CALLS
-    assert (done.returncode == 0) == (manifest["status"] == "completed")
+    assert done.returncode == (0 if manifest["status"] == "completed" else 1)
     model_seconds = sum(c["model_seconds"] for c in manifest["components"])
     assert 0 < manifest["seconds"] <= 3 * model_seconds  # the branches' own model time, not waiting around it

@@ -12,16 +12,20 @@ only slots held by other processes make a call wait for the server's 423 ("all
 slots taken") and retry. A slot is held under a short lease, renewed while its
 call runs and given back through a short outage of the server (`Lease`).
 
-The default (`limit_scope: auto`) is `server` inside a Prefect run that talks to a
-configured Prefect API (`PREFECT_API_URL`), where workers in other processes may
-call the same provider, and `process` otherwise: an ephemeral Prefect server runs
-everything in this one process.
+The default (`limit_scope: auto`) is `server` in a process that a worker or a runner
+started for a flow run (`PREFECT__FLOW_RUN_ID` is set) and that talks to a configured
+Prefect API (`PREFECT_API_URL`): there, other flow-run processes may call the same
+provider. Everywhere else — `run_agent`, `route`, the CLI, however many runs they start
+at once — it is `process`: the runs of one process share its in-process limiter, with
+no round trip to the server per call (each slot request is on the call's critical path).
+Several processes of one's own that call the same provider at once set `server`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -32,7 +36,6 @@ from uuid import UUID
 import httpx
 from prefect import get_client
 from prefect.client.orchestration import PrefectClient
-from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import ObjectAlreadyExists
 from prefect.settings import PREFECT_API_URL
 
@@ -218,5 +221,13 @@ def resolved_scope(settings: ProviderSettings) -> str:
     """`server` or `process`: the configured scope, or what `auto` means here."""
     if settings.limit_scope != "auto":
         return settings.limit_scope
-    in_run = FlowRunContext.get() is not None or TaskRunContext.get() is not None
-    return "server" if in_run and PREFECT_API_URL.value() else "process"
+    return "server" if started_for_a_flow_run() and PREFECT_API_URL.value() else "process"
+
+
+def started_for_a_flow_run() -> bool:
+    """Whether a worker or a runner started this process to run a flow run (of a deployment)."""
+    return bool(os.environ.get(FLOW_RUN_PROCESS_VARIABLE))
+
+
+FLOW_RUN_PROCESS_VARIABLE = "PREFECT__FLOW_RUN_ID"
+"""Set by Prefect's workers and runners in the environment of the process they start for a flow run."""

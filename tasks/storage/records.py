@@ -141,6 +141,19 @@ class ContentRepository:
         query = select(ArtifactVersion).where(ArtifactVersion.generation_id == generation_id)
         return self._in_session(lambda session: list(session.scalars(query.order_by(ArtifactVersion.position))))
 
+    def reviews(self, content_id: str, generation_id: str) -> list[ArtifactVersion]:
+        """The lineage rows with a person's decision, of every generation that saved content `content_id`
+        (`generation_id`, the one its row names, included), oldest first."""
+        made = select(Generation.id).where(Generation.content_id == content_id)
+        query = (
+            select(ArtifactVersion)
+            .join(Generation, ArtifactVersion.generation_id == Generation.id)
+            .where(ArtifactVersion.review.is_not(None))
+            .where(ArtifactVersion.generation_id.in_(made) | (ArtifactVersion.generation_id == generation_id))
+            .order_by(Generation.finished_at, ArtifactVersion.position)
+        )
+        return self._in_session(lambda session: list(session.scalars(query)))
+
     def newest(self, content_type: str | None = None, limit: int | None = 50) -> list[GeneratedContent]:
         """The newest contents, optionally of one type."""
         query = select(GeneratedContent).order_by(GeneratedContent.created_at.desc(), GeneratedContent.id)

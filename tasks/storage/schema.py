@@ -8,7 +8,7 @@
                          metadata (JSONB on PostgreSQL), content reference URI, files, size
     artifact_versions    the lineage: every step artifact of a generation (step, checksum,
                          parent checksum, template hashes, knowledge passages, provider, model,
-                         tokens, attempts)
+                         tokens, attempts; the plan and drafts themselves; an editor's decisions)
 
 The knowledge index's tables are in `agentflows.tasks.knowledge.tables`; the eval results
 (`eval_results`, one row per case of every eval) in `agentflows.tasks.storage.eval_results`.
@@ -69,6 +69,8 @@ class Generation(Base):
     cost: Mapped[float] = mapped_column(Float, default=0.0)
     latency_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     """Time spent waiting for the model, summed over the calls."""
+    reworked_from: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """The content a rework started from (`agentflows rerun`); None for a run from the request."""
     cached_steps: Mapped[int] = mapped_column(Integer, default=0)
     """Steps of the run served from the cache: they cost it nothing, so the usage columns leave them out."""
     content_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
@@ -128,3 +130,7 @@ class ArtifactVersion(Base):
     warnings: Mapped[list[Any]] = mapped_column(JsonColumn)
     knowledge: Mapped[list[Any]] = mapped_column(JsonColumn, default=list)
     """The knowledge passages (source, heading, hash) the step's prompt was given."""
+    artifact: Mapped[dict[str, Any] | None] = mapped_column(JsonColumn, nullable=True)
+    """The plan or draft itself (what a rework starts from); None for other steps."""
+    review: Mapped[dict[str, Any] | None] = mapped_column(JsonColumn, nullable=True)
+    """A person's decision at this point: an editor's review of the plan, or a rework's request."""

@@ -19,14 +19,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, JsonValue, computed_field
+from pydantic import BaseModel, ConfigDict, computed_field
 
-from agentflows.tasks.artifacts import BuiltContent, ContentType, Provenance, SavedContent, Usage
+from agentflows.tasks.artifacts import BuiltContent, ContentType, Provenance, SavedContent
 from agentflows.tasks.errors import ContentNotFound, StorageError
 from agentflows.tasks.handoff import builds_on
 from agentflows.tasks.normalize import NormalizedContent, normalize
 from agentflows.tasks.storage.objects import ObjectStore
 from agentflows.tasks.storage.records import MIN_PREFIX, ContentRepository, now
+from agentflows.tasks.storage.rows import (
+    RunInfo,
+    dataframe_row,
+    generation_row,
+    lineage_rows,
+    lineage_view,
+)
 from agentflows.tasks.storage.schema import ArtifactVersion, GeneratedContent, Generation
 from agentflows.tasks.storage.sweep import SweepReport, sweep
 
@@ -51,35 +58,6 @@ DATAFRAME_COLUMNS = (
     "seconds",
 )
 """Columns of `ContentStore.to_dataframe()`, one row per run that saved content."""
-
-
-class LineageEntry(BaseModel):
-    """One step artifact of a run: its checksum and provenance."""
-
-    model_config = ConfigDict(frozen=True)
-
-    checksum: str
-    label: str
-    """`decide`, `generate 02-how-it-works`, `build`."""
-    provenance: Provenance
-    cached: bool = False
-    """Whether the run took this artifact from the cache: then making it cost the run nothing."""
-
-    @property
-    def spent(self) -> Usage:
-        """What this artifact cost the run: its usage, or nothing when it came from the cache."""
-        return Usage() if self.cached else self.provenance.usage
-
-
-class RunInfo(BaseModel):
-    """Facts about the run that produced the content, stored beside it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    flow_run_id: str | None = None
-    inputs: dict[str, JsonValue] = {}
-    lineage: list[LineageEntry] = []
-    started_at: datetime | None = None
 
 
 class StoredContent(BaseModel):
@@ -109,7 +87,14 @@ class StoredContent(BaseModel):
     created_at: datetime
     lineage: list[dict[str, Any]] = []
     """The step artifacts of the generation that made it: step, checksum, parent, templates, knowledge passages
-    (source, heading, hash), model, usage; first, one `uses` entry per upstream content it was made from."""
+    (source, heading, hash), model, usage; first, one `uses` entry per upstream content it was made from;
+    an editor's decision (`review`) where one was made."""
+    reworked_from: str | None = None
+    """The content this one was reworked from (`agentflows rerun`), if it was."""
+    reviews: list[dict[str, Any]] = []
+    """The decisions people made in every run that made this content, oldest first: an editor's review of the
+    plan (decision, notes, reviewer, when, edits) or a rework's request. A run that makes the same content
+    again adds its decisions here, though `lineage` stays that of the first run."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -154,10 +139,10 @@ class ContentStore:
         self.objects.put_many({f.key: f.data for content in normalized for f in content.files})
         generations, contents, lineage = [], [], []
         for content, (built, run) in zip(normalized, items, strict=True):
-            generation = _generation_row(built, run, content.content_id)
+            generation = generation_row(built, run, content.content_id)
             generations.append(generation)
             contents.append(self._content_row(content, built, generation["id"]))
-            lineage.extend(_lineage_rows(run, generation["id"]))
+            lineage.extend(lineage_rows(run, generation["id"]))
         self.records.record_many(generations, contents, lineage)
         return [self._saved(content, built) for content, (built, _) in zip(normalized, items, strict=True)]
 
@@ -202,7 +187,9 @@ class ContentStore:
         if record is None:
             raise ContentNotFound(self._not_found(content_id))
         generation = self.records.generation(record.generation_id)
-        return self._stored(record, generation, self.records.lineage(record.generation_id))
+        stored = self._stored(record, generation, self.records.lineage(record.generation_id))
+        reviews = [a.review for a in self.records.reviews(record.id, record.generation_id) if a.review]
+        return stored.model_copy(update={"reviews": reviews})
 
     def _not_found(self, content_id: str) -> str:
         """Why `content_id` names no content: unknown, too short, or an ambiguous prefix."""
@@ -259,7 +246,7 @@ class ContentStore:
         A content saved by several runs has a row for each, so sums over the frame are
         what was really spent (`DATAFRAME_COLUMNS`).
         """
-        rows = [_dataframe_row(c, g) for c, g in self.records.generations_with_contents()]
+        rows = [dataframe_row(c, g) for c, g in self.records.generations_with_contents()]
         return pd.DataFrame(rows, columns=list(DATAFRAME_COLUMNS))
 
     def sweep(self, older_than: timedelta, *, dry_run: bool = False) -> SweepReport:
@@ -287,107 +274,9 @@ class ContentStore:
             flow_run_id=generation.flow_run_id if generation else None,
             parameters=generation.parameters if generation else {},
             created_at=record.created_at,
-            lineage=[_lineage_view(a) for a in lineage],
+            lineage=[lineage_view(a) for a in lineage],
+            reworked_from=generation.reworked_from if generation else None,
         )
-
-
-# -- rows -------------------------------------------------------------------------------------
-
-
-def _generation_row(built: BuiltContent, run: RunInfo, content_id: str) -> dict[str, Any]:
-    usages = [entry.spent for entry in run.lineage]
-    finished = now()
-    started = run.started_at
-    return {
-        "id": run.flow_run_id or f"local-{built.checksum[:32]}",
-        "agent": built.provenance.agent,
-        "agent_version": built.provenance.agent_version,
-        "parameters": run.inputs,
-        "flow_run_id": run.flow_run_id,
-        "status": "completed",
-        "started_at": started,
-        "finished_at": finished,
-        "seconds": (finished - started).total_seconds() if started else None,
-        "model_calls": sum(u.calls for u in usages),
-        "prompt_tokens": sum(u.prompt_tokens for u in usages),
-        "completion_tokens": sum(u.completion_tokens for u in usages),
-        "cost": sum(u.cost for u in usages),
-        "latency_seconds": sum(u.latency_seconds for u in usages),
-        "cached_steps": sum(1 for entry in run.lineage if entry.cached),
-        "content_id": content_id,
-    }
-
-
-def _lineage_rows(run: RunInfo, generation_id: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "generation_id": generation_id,
-            "position": position,
-            "step": entry.label.split(" ")[0],
-            "label": entry.label[:200],
-            "checksum": entry.checksum,
-            "parent_checksum": entry.provenance.parent_checksum,
-            "template_hashes": entry.provenance.template_hashes,
-            "provider": entry.provenance.provider,
-            "model": entry.provenance.model,
-            "offline": entry.provenance.offline,
-            "cached": entry.cached,
-            "calls": entry.spent.calls,
-            "prompt_tokens": entry.spent.prompt_tokens,
-            "completion_tokens": entry.spent.completion_tokens,
-            "cost": entry.spent.cost,
-            "attempts": [a.model_dump(mode="json") for a in entry.provenance.attempts],
-            "warnings": list(entry.provenance.warnings),
-            "knowledge": [ref.model_dump(mode="json") for ref in entry.provenance.knowledge],
-        }
-        for position, entry in enumerate(run.lineage)
-    ]
-
-
-def _lineage_view(a: ArtifactVersion) -> dict[str, Any]:
-    return {
-        "step": a.step,
-        "label": a.label,
-        "checksum": a.checksum,
-        "parent_checksum": a.parent_checksum,
-        "template_hashes": a.template_hashes,
-        "provider": a.provider,
-        "model": a.model,
-        "offline": a.offline,
-        "cached": a.cached,
-        "usage": {
-            "calls": a.calls,
-            "prompt_tokens": a.prompt_tokens,
-            "completion_tokens": a.completion_tokens,
-            "cost": a.cost,
-        },
-        "attempts": a.attempts,
-        "warnings": a.warnings,
-        "knowledge": a.knowledge,
-    }
-
-
-def _dataframe_row(c: GeneratedContent, g: Generation) -> dict[str, Any]:
-    return {
-        "id": c.id,
-        "agent": c.agent,
-        "agent_version": c.agent_version,
-        "content_type": c.content_type,
-        "format": c.format,
-        "title": c.title,
-        "created_at": c.created_at,
-        "size": c.size,
-        "generation_id": g.id,
-        "flow_run_id": g.flow_run_id,
-        "model_calls": g.model_calls,
-        "prompt_tokens": g.prompt_tokens,
-        "completion_tokens": g.completion_tokens,
-        "tokens": g.prompt_tokens + g.completion_tokens,
-        "cost": g.cost,
-        "latency_seconds": g.latency_seconds,
-        "cached_steps": g.cached_steps,
-        "seconds": g.seconds,
-    }
 
 
 def _content_type(value: ContentType | str) -> ContentType:
