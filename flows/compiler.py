@@ -39,7 +39,7 @@ from agentflows.tasks.names import shortened
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, RunContext
 
-DEFAULT_TITLE = {"type": "string", "description": "Title of this item.", "x-max-words": 15}
+DEFAULT_TITLE = {"type": "string", "description": "Title of this item.", "x-min-words": 1, "x-max-words": 15}
 REFRESH_HELP = "Ignore cached step results and call the model again."
 REVIEW_HELP = (
     "Pause after planning until an editor approves, revises or rejects the plan (the form appears under Resume)."

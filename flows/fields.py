@@ -9,6 +9,7 @@ instead of ignored.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -102,6 +103,9 @@ class FieldSpec(Spec):
     """Fewest words of a text (string or scalar) field; a shorter answer is asked again."""
     max_words: int | None = Field(default=None, ge=1)
     """Most words of a text (string or scalar) field; servers that hold the answer to its schema stop it there."""
+    pattern: str | None = None
+    """Regular expression a string field matches (JSON Schema `pattern`): an answer that does not is asked
+    again, and servers that hold the answer to its schema write one that does."""
     items: FieldSpec | None = None
     """Schema of the items, for `list` fields."""
     fields: dict[Identifier, FieldSpec] | None = None
@@ -123,6 +127,13 @@ class FieldSpec(Spec):
             raise ValueError(f"format applies to string fields, not {self.type}")
         if (self.min_words or self.max_words) and self.type not in ("string", "scalar"):
             raise ValueError(f"min_words/max_words apply to string and scalar fields, not {self.type}")
+        if self.pattern is not None and self.type != "string":
+            raise ValueError(f"pattern applies to string fields, not {self.type}")
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern {self.pattern!r} is not a valid regular expression: {exc}") from None
         if self.min_words and self.max_words and self.min_words > self.max_words:
             raise ValueError(f"min_words ({self.min_words}) is larger than max_words ({self.max_words})")
         return self
@@ -148,6 +159,8 @@ class FieldSpec(Spec):
         ):
             if value not in (None, "", []):
                 schema[key] = value
+        if self.pattern is not None:
+            schema["pattern"] = self.pattern
         if self.format == "path":
             # Held by the server's grammar where it compiles the schema: no leading '/', no '..', no spaces.
             schema["pattern"] = SAFE_PATH_PATTERN

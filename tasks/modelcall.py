@@ -50,6 +50,9 @@ CUT_OFF = ("length", RUNAWAY)
 """Finish reasons of an answer that did not end on its own: at `max_tokens`, or stopped repeating itself."""
 GROWTH = 2
 """A cut-off answer is asked again with up to this many times its `max_tokens`, as the window allows."""
+REASK_TEMPERATURE = 0.8
+"""Least temperature of a re-ask: near 0 a model answers the same again (SmolLM2-135M gave one lesson plan
+three times in a row at the step's 0.2, so its re-asks could not pass)."""
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,7 @@ class _Conversation:
         # What each attempt answers: the prompt without its field guide, or the last follow-up turn.
         asked = first[-1].content if first else base[-1].content.partition(f"\n\n{FIELD_GUIDE_HEADING}")[0]
         for round_ in range(self.spec.reasks + 1):
-            settings = self.spec.model.model_copy(update={"max_tokens": max_tokens})
+            settings = self.spec.model.model_copy(update={"max_tokens": max_tokens, **_hotter(self.spec, round_)})
             messages = base + follow_up
             check_fits(self.label, messages, max_tokens, self.provider, self.schema)
             request = ModelRequest(
@@ -238,6 +241,11 @@ SHORTER = (
     "Your answer was cut off at its length limit before it was complete. Answer again, shorter: "
     "keep every text field brief, say each thing once, and close the JSON object."
 )
+
+
+def _hotter(spec: ModelStepSpec, round_: int) -> dict[str, float]:
+    """The temperature of round `round_`: the step's own first, at least `REASK_TEMPERATURE` for a re-ask."""
+    return {"temperature": max(spec.model.temperature, REASK_TEMPERATURE)} if round_ else {}
 
 
 def reask(reading: Reading) -> str:

@@ -245,12 +245,17 @@ def item_bounds(spec: DecideSpec, inputs: Inputs) -> tuple[int, int]:
     return value, value
 
 
+TITLE_WORDS = {"x-min-words": 1, "x-max-words": 20}
+"""Size of a plan's title (`minLength`/`maxLength` for servers that hold the answer to the schema)."""
+
+
 def plan_schema(spec: DecideSpec, low: int, high: int) -> dict[str, Any]:
     """JSON Schema of the plan `decide` must return."""
     return {
         "type": "object",
         "properties": {
-            "title": {"type": "string", "description": "Title of the whole piece of content.", "x-max-words": 20},
+            # A title of at least one word: held to a schema, a small model otherwise writes "".
+            "title": {"type": "string", "description": "Title of the whole piece of content.", **TITLE_WORDS},
             "items": {"type": "array", "items": spec.item_schema, "minItems": low, "maxItems": high},
             **spec.plan_fields,
         },

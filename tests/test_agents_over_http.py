@@ -70,7 +70,7 @@ def test_user_inputs_reach_the_model_as_delimited_data(fake_llm: FakeLLM) -> Non
 
     prompt = fake_llm.received[0].body["messages"][1]["content"]
     assert "«Tides and moons»" in prompt  # zero-width and bidi-override characters removed, text delimited
-    assert "Fields of the answer:\n- title: text, at most 20 words\n- items: a list of exactly 1 entry" in prompt
+    assert "Fields of the answer:\n- title: text, 1 to 20 words\n- items: a list of exactly 1 entry" in prompt
     assert fake_llm.received[0].body["response_format"]["type"] == "json_schema"  # the server holds the shape
 
 

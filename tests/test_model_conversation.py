@@ -19,7 +19,7 @@ from agentflows.tasks.artifacts import Attempt, Draft, Usage
 from agentflows.tasks.errors import ModelCallError, ModelOutputError
 from agentflows.tasks.ledger import run_ledger
 from agentflows.tasks.llm import ModelReply, ModelRequest
-from agentflows.tasks.modelcall import SHORTER, compose_messages, estimated_tokens
+from agentflows.tasks.modelcall import REASK_TEMPERATURE, SHORTER, compose_messages, estimated_tokens
 from agentflows.tasks.specs import GenerateSpec
 from agentflows.tasks.steps import template_variables, write_draft
 from tests.offline_steps import CONTEXT, OfflineRun, offline_run
@@ -185,3 +185,16 @@ def test_a_stream_stopped_as_runaway_is_asked_for_less() -> None:
 
     assert model.requests[1].messages[-1].content == SHORTER
     assert model.requests[1].settings.max_tokens == model.requests[0].settings.max_tokens
+
+
+def test_a_reask_is_a_hotter_draw_than_a_cold_step() -> None:
+    run = ebook()
+    cold = run.specs.generate.model.model_copy(update={"provider": "small", "max_tokens": 1000, "temperature": 0.2})
+    model = SmallModel([Answer(json.dumps({"body": "Too short."})), Answer(json.dumps({"body": long_body()}))])
+
+    with using(small=lambda settings: model):
+        spec = run.specs.generate.model_copy(update={"model": cold})
+        asyncio.run(write_draft(spec, run.inputs, CONTEXT, run.plan, run.plan.items[0].key))
+
+    first, second = (r.settings.temperature for r in model.requests)
+    assert (first, second) == (0.2, REASK_TEMPERATURE)  # the same answer again could not pass

@@ -6,17 +6,17 @@ CPU thread, one slot, reached the way a user reaches it: the CLI with
 client's loopback defaults, the slots the server reports and the structured
 output it negotiates are what is tested. One agent per test with the smallest
 sizes (the whole set at default sizes is the benchmark's `realmodel` scenario);
-a fixed seed makes the model's answers repeatable. Run only this tier with
-`pytest -m realmodel`, or leave it out with `-m "not realmodel"`.
+a fixed seed narrows the model's answers, though llama.cpp's prompt cache still
+varies them between runs. Run only this tier with `pytest -m realmodel`, or
+leave it out with `-m "not realmodel"`.
 
 What it asserts is what a user would notice: the run completes and says what it
-spent (re-asks and repairs in `agentflows show`), or — for an agent the model
-truly cannot do, as the issue allows — ends in one `error:` line after its
-bounded re-asks with every answer kept; no answer still streaming was cut off by
-a timeout; and the router's request ends within three times the time its model
-calls took (a ratio of one run, not a wall-clock bound). On this 135M model the
-lesson plan's arithmetic checks (stage minutes adding up) and the quiz's
-distinct-questions check often fail every re-ask.
+spent (every call counted, re-asks in `agentflows show`), or — for an agent the
+model truly cannot do (`BEYOND_THE_MODEL`, with the check it fails), as the issue
+allows — ends in one `error:` line after its bounded re-asks with every answer
+kept; no answer still streaming was cut off by a timeout; and the router's
+request ends within three times the time its model calls took (a ratio of one
+run, not a wall-clock bound). Every other agent must complete.
 """
 
 from __future__ import annotations
@@ -44,7 +44,18 @@ SMALLEST: dict[str, list[str]] = {
     "api_scaffold": ["service=a to-do list with due dates"],
     "data_report": ["subject=monthly sales of a small bakery", "sections=1"],
 }
-ROUTER_REQUEST = "a lesson on photosynthesis for 8th grade with a quiz"
+BEYOND_THE_MODEL = {
+    "lesson_plan": "its plan's checks: the stages' minutes add up to the lesson's length and a warm-up comes first",
+    "quiz": "its plan's check that every question tests a different idea: it names them all after the topic",
+    "api_scaffold": "its checks that each Python file parses: it writes prose in them (3 of 3 tries)",
+}
+"""What SmolLM2-135M gets wrong often enough that a run of these agents may end in one clear line after bounded
+attempts (as the issue's acceptance allows) instead of completing; the benchmark counts how often each completes.
+ebook and data_report must complete."""
+MOST_CALLS = 40
+"""Bound on the calls of a failed run: (re-asks + 1) × (decide + every item), with room for failed calls."""
+ROUTER_REQUEST = "a short lesson on photosynthesis for 8th grade with a short quiz"
+"""The issue's request at the smallest sizes (a 3-stage lesson, 3 questions); the benchmark runs it as written."""
 RUN_TIMEOUT = 900
 """Seconds a CLI command may take before the test gives up on it (the steps' own timeouts are 600 s)."""
 
@@ -85,9 +96,10 @@ def assert_no_answer_was_cut_off_while_streaming(steps: list[dict[str, Any]]) ->
 def test_each_shipped_agent_completes_or_says_in_one_line_why_not(agent: str, llama: LlamaServer) -> None:
     done = agentflows(llama, "run", agent, *(f"--param={p}" for p in SMALLEST[agent]), "--json")
 
-    if done.returncode != 0:  # the issue allows it for an agent the model truly cannot do; it must say so clearly
+    if agent in BEYOND_THE_MODEL and done.returncode != 0:  # the issue allows it; it must say so clearly
         assert_a_clear_failure_after_bounded_answers(done)
         return
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     result = json.loads(done.stdout)
     assert result["offline"] is False and result["model_calls"] >= 2
     steps = lineage(llama, result["content_id"])
@@ -99,16 +111,20 @@ def test_each_shipped_agent_completes_or_says_in_one_line_why_not(agent: str, ll
 
 def assert_a_clear_failure_after_bounded_answers(done: subprocess.CompletedProcess[str]) -> None:
     """An agent the small model cannot do ends in one `error:` line after its bounded re-asks: the model
-    answered, but no answer was content (a check or the schema refused each) — never a timeout storm."""
-    assert "Traceback" not in done.stderr
+    answered, but no answer was content (a check or the schema refused each), or the built content failed the
+    definition's checks; the JSON error object says what it spent — never a traceback or a timeout storm."""
+    assert done.returncode == 1 and "Traceback" not in done.stderr
     assert [line for line in done.stderr.splitlines() if line.strip()] == [done.stderr.strip()]
     assert done.stderr.startswith("error: ")
     error = json.loads(done.stdout)["error"]
-    assert error["type"] == "ModelOutputError", error["message"]
-    match = re.search(r"no answer fit the schema after (\d+) attempts \((\d+) re-asks\)", error["message"])
-    assert match and int(match[1]) == int(match[2]) + 1 <= 9, error["message"]
-    answers = [a for a in error["attempts"] if not a.get("failed_call")]
-    assert len(answers) == int(match[1]) and all(a["error"] for a in answers)  # every answer kept, with its problem
+    if error["type"] == "ModelOutputError":  # a step gave up: every answer is in the error object, with its problem
+        match = re.search(r"no answer fit the schema after (\d+) attempts \((\d+) re-asks\)", error["message"])
+        assert match and int(match[1]) == int(match[2]) + 1 <= 9, error["message"]
+        answers = [a for a in error["attempts"] if not a.get("failed_call")]
+        assert len(answers) == int(match[1]) and all(a["error"] for a in answers)
+    else:  # or the built content failed the definition's checks (a file that does not parse)
+        assert error["type"] == "BuildError", error
+    assert 0 < error["model_calls"] <= MOST_CALLS
     assert [a for a in error["attempts"] if "timed out" in (a.get("error") or "")] == []
 
 
@@ -116,6 +132,7 @@ def assert_show_counts_the_reasks(llama: LlamaServer, content_id: str, steps: li
     """`agentflows show` prints, on each model step's line, its calls and how many answers were asked again."""
     shown = agentflows(llama, "show", content_id)
     assert shown.returncode == 0, shown.stderr
+    steps = [step for step in steps if step["step"] in ("decide", "generate", "build")]
     lines = {
         step["label"]: next(line for line in shown.stdout.splitlines() if f" {step['label']} " in line)
         for step in steps
@@ -131,14 +148,17 @@ def test_the_router_request_ends_within_three_times_its_model_time(llama: LlamaS
     done = agentflows(llama, "route", ROUTER_REQUEST, "--json")
 
     manifest = json.loads(done.stdout)
-    assert {c["agent"] for c in manifest["components"]} == {"lesson_plan", "quiz"}
-    model_seconds = sum(c["model_seconds"] for c in manifest["components"])
-    assert 0 < manifest["seconds"] <= 3 * model_seconds
-    assert done.returncode == (0 if manifest["status"] == "completed" else 1)
-    for component in manifest["components"]:
+    components = {c["agent"]: c for c in manifest["components"]}
+    assert set(components) == {"lesson_plan", "quiz"}, done.stderr[-3000:]
+    for agent, component in components.items():
         if component["status"] == "completed":
             assert_no_answer_was_cut_off_while_streaming(lineage(llama, component["content_id"]))
-        elif component["status"] == "failed":  # a branch the model cannot do says why, in one line
+        elif component["status"] == "skipped":  # the quiz builds on the lesson
+            assert agent == "quiz" and component["error"] == "skipped: lesson_plan failed"
+        else:  # a branch the model cannot do: one line, its flow run, what it spent, the step that gave up
+            assert agent in BEYOND_THE_MODEL and component["error"].startswith("ModelOutputError: "), component
             assert "no answer fit the schema after" in component["error"] and "\n" not in component["error"]
-        else:  # a dependent of a failed branch is skipped, and says which
-            assert component["status"] == "skipped" and "lesson_plan" in component["error"]
+            assert component["flow_run_id"] and component["failed_step"] and 0 < component["model_calls"] <= MOST_CALLS
+    assert done.returncode == (0 if manifest["status"] == "completed" else 1)
+    model_seconds = sum(c["model_seconds"] for c in manifest["components"])
+    assert 0 < manifest["seconds"] <= 3 * model_seconds  # the branches' own model time, not waiting around it

@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
+from pydantic import ValidationError
 
 from agentflows import load_agents
 from agentflows.compiler import step_specs
+from agentflows.fields import FieldSpec, object_schema
 from agentflows.reporting import answers_summary
 from agentflows.tasks.answers import content_problems, is_runaway, looks_like_schema
 from agentflows.tasks.llm.offline import answer_for
@@ -26,7 +28,7 @@ from agentflows.tasks.llm.structured import (
     shape_instruction,
     wire_schema,
 )
-from agentflows.tasks.parsing import TRUNCATED, read_answer
+from agentflows.tasks.parsing import TRUNCATED, read_answer, schema_problems
 from agentflows.tasks.steps import plan_schema
 from tests.conftest import SHIPPED_AGENTS
 
@@ -228,3 +230,17 @@ def test_show_counts_how_a_steps_answers_went() -> None:
 
     assert answers_summary(attempts) == " (1 failed, 1 re-ask, 1 repaired)"
     assert answers_summary([{"model": "m", "raw": "{}", "method": "strict"}]) == ""
+
+
+def test_a_fields_pattern_goes_to_the_server_and_an_answer_that_misses_it_is_a_problem() -> None:
+    question = FieldSpec(type="string", pattern="^[^\n]{10,300}[?]$", max_words=40)
+    schema = object_schema({"check": question})
+
+    wired = wire_schema(schema, lengths=True)["properties"]["check"]
+    assert wired["pattern"] == "^[^\n]{10,300}[?]$"
+    assert schema_problems({"check": "Which gas do plants take in?"}, schema) == []
+    assert schema_problems({"check": "Plants take in carbon dioxide."}, schema)
+    with pytest.raises(ValidationError, match="pattern applies to string fields, not integer"):
+        FieldSpec(type="integer", pattern="^1$")
+    with pytest.raises(ValidationError, match="is not a valid regular expression"):
+        FieldSpec(type="string", pattern="([a-z")
