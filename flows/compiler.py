@@ -84,6 +84,7 @@ def step_specs(agent: LoadedAgent) -> StepSpecs:
             items_min=items.min,
             items_max=items.max,
             items_count=items.count,
+            items_totals=items.totals,
             builder=d.builder,
         ),
         generate=GenerateSpec(

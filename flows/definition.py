@@ -174,6 +174,10 @@ class ItemsSpec(Spec):
     max: int = Field(default=20, ge=1, le=200)
     fields: dict[Identifier, FieldSpec] = Field(default_factory=dict)
     """Fields of each item besides `title` (a `title` entry here refines its description)."""
+    totals: dict[Identifier, float | str] = Field(default_factory=dict)
+    """What a number field adds up to over the items: a number or an expression such as
+    `{{ inputs.duration_minutes }}`. A plan whose values do not add up is scaled to the total, each value in
+    proportion and within its bounds, with a warning (`agentflows.tasks.totals`), before the step's checks."""
 
     @model_validator(mode="after")
     def _bounds(self) -> ItemsSpec:

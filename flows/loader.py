@@ -161,6 +161,7 @@ class _Checker:
         self.check_builder_fields()
         self.check_degrade()
         self.check_count()
+        self.check_totals()
         self.check_run_name()
         self.check_routing()
         knowledge_problems(self.d, self.root, self.problem)
@@ -230,18 +231,32 @@ class _Checker:
 
     def check_count(self) -> None:
         count = self.d.steps.decide.returns.items.count
-        if not isinstance(count, str):
-            return
-        path: YamlPath = ("steps", "decide", "returns", "items", "count")
-        text = count.strip()
+        if isinstance(count, str):
+            self.check_inputs_expression(("steps", "decide", "returns", "items", "count"), "count", count)
+
+    def check_totals(self) -> None:
+        items = self.d.steps.decide.returns.items
+        for name, total in items.totals.items():
+            path: YamlPath = ("steps", "decide", "returns", "items", "totals", name)
+            field = items.fields.get(name)
+            if field is None or field.type not in ("integer", "number"):
+                numbers = ", ".join(n for n, f in items.fields.items() if f.type in ("integer", "number")) or "none"
+                found = "not an item field" if field is None else f"a {field.type} field"
+                self.problem(path, f"totals {name!r} is {found}; item number fields: {numbers}")
+            elif isinstance(total, str):
+                self.check_inputs_expression(path, f"totals {name}", total)
+
+    def check_inputs_expression(self, path: YamlPath, label: str, expression: str) -> None:
+        """An expression over the inputs (`{{ inputs.chapters }}`): valid, and naming declared inputs only."""
+        text = expression.strip()
         text = text[2:-2] if text.startswith("{{") and text.endswith("}}") else text
         try:
             ast = environment({}).parse("{{ " + text + " }}")
         except TemplateSyntaxError as exc:
-            self.problem(path, f"count {count!r} is not a valid expression: {exc.message}")
+            self.problem(path, f"{label} {expression!r} is not a valid expression: {exc.message}")
             return
         for message, _ in variable_problems(ast, {"inputs": frozenset(self.d.inputs)}):
-            self.problem(path, f"count {count!r} {message}")
+            self.problem(path, f"{label} {expression!r} {message}")
 
     def check_routing(self) -> None:
         routing = self.d.routing

@@ -34,7 +34,7 @@ from agentflows.tasks.knowledge.retrieved import reference_section
 from agentflows.tasks.ledger import RunLedger, run_ledger
 from agentflows.tasks.llm.base import RUNAWAY, Message, ModelProvider, ModelReply, ModelRequest
 from agentflows.tasks.llm.structured import FIELD_GUIDE_HEADING, field_guide, shape_instruction
-from agentflows.tasks.parsing import MAX_ANSWER_CHARS, Check, Reading, plain_text, read_answer, schema_problems
+from agentflows.tasks.parsing import MAX_ANSWER_CHARS, Adjust, Check, Reading, plain_text, read_answer, schema_problems
 from agentflows.tasks.prompts import render, template_hashes
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import ModelStepSpec
@@ -109,14 +109,15 @@ async def ask_model(
     schema: dict[str, Any],
     check: Check | None = None,
     follow_up: Sequence[Message] = (),
+    adjust: Adjust | None = None,
 ) -> ModelAnswer:
     """Get an answer that satisfies `schema` and `check`, or raise `ModelOutputError` (or `ModelCallError`).
 
     `follow_up` turns come after the composed prompt (a revision request shows the earlier answer and
-    what to change in it)."""
+    what to change in it); `adjust` rewrites a schema-valid answer before `check`, each change a warning."""
     provider = await current_runtime().provider(spec.model)
     with run_ledger() as ledger:
-        return await _Conversation(spec, provider, ledger, label, schema, check).run(
+        return await _Conversation(spec, provider, ledger, label, schema, check, adjust).run(
             compose_messages(spec, variables, schema), context, follow_up
         )
 
@@ -132,9 +133,10 @@ class _Conversation:
         label: str,
         schema: dict[str, Any],
         check: Check | None,
+        adjust: Adjust | None = None,
     ) -> None:
         self.spec, self.provider, self.ledger, self.label = spec, provider, ledger, label
-        self.schema, self.check = schema, check
+        self.schema, self.check, self.adjust = schema, check, adjust
         self.attempts: list[Attempt] = []
         self.usage = Usage()
         self.deadline = time.monotonic() + spec.timeout_seconds if spec.timeout_seconds else None
@@ -163,10 +165,10 @@ class _Conversation:
             )
             reply = await self._call(request)
             truncated = reply.finish_reason in CUT_OFF
-            reading = read_answer(reply.text, self.schema, self.check, truncated=truncated)
+            reading = read_answer(reply.text, self.schema, self.check, truncated=truncated, adjust=self.adjust)
             self._keep(_attempt(reply, reading, asked, reasked=round_ > 0))
             if reading.payload is not None:
-                return ModelAnswer(reading.payload, reply, self.usage, tuple(self.attempts), (), hashes)
+                return ModelAnswer(reading.payload, reply, self.usage, tuple(self.attempts), reading.adjusted, hashes)
             if truncated:
                 grown = self._more_room(messages, max_tokens, reply)
                 max_tokens, follow_up = (grown, []) if grown else (max_tokens, [Message(role="user", content=SHORTER)])

@@ -35,6 +35,8 @@ _FENCE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n(.*?)(?:\n```|\Z)", re.DOTALL)
 _MAX_OBJECT_STARTS = 50
 
 Check = Callable[[Mapping[str, Any]], list[str]]
+Adjust = Callable[[dict[str, Any]], tuple[dict[str, Any], list[str]]]
+"""Rewrites a schema-valid answer and says what it changed (nothing changed: the answer and `[]`)."""
 
 
 @dataclass(frozen=True)
@@ -47,14 +49,26 @@ class Reading:
     """`strict`, `extracted` or `repaired`: how the JSON was read (None when no object was found)."""
     problems: list[str] = field(default_factory=list)
     """Why the answer cannot be used, in words a model can act on."""
+    adjusted: tuple[str, ...] = ()
+    """What `adjust` changed in the answer before its checks (a warning each)."""
 
     @property
     def ok(self) -> bool:
         return self.payload is not None
 
 
-def read_answer(text: str, schema: dict[str, Any], check: Check | None = None, *, truncated: bool = False) -> Reading:
-    """Read `text` as a JSON object and validate it; never raises."""
+def read_answer(
+    text: str,
+    schema: dict[str, Any],
+    check: Check | None = None,
+    *,
+    truncated: bool = False,
+    adjust: Adjust | None = None,
+) -> Reading:
+    """Read `text` as a JSON object and validate it; never raises.
+
+    `adjust` rewrites an answer that fits the schema before its checks (plan items scaled to a declared
+    total) and says what it changed; the adjusted answer must still fit the schema."""
     if len(text) > MAX_ANSWER_CHARS:
         return Reading(
             None, None, [f"the answer is {len(text):,} characters, more than the {MAX_ANSWER_CHARS:,} allowed"]
@@ -69,9 +83,13 @@ def read_answer(text: str, schema: dict[str, Any], check: Check | None = None, *
         return Reading(None, method, [schema_echo_problem(schema)])
     value = drop_nulls(value, schema)
     problems = schema_problems(value, schema) or content_problems(value, schema)
+    adjusted: list[str] = []
+    if not problems and adjust is not None:
+        fitted, adjusted = adjust(value)
+        value, problems = (fitted, schema_problems(fitted, schema)) if adjusted else (value, [])
     if not problems and check is not None:
         problems = check(value)
-    return Reading(None if problems else value, method, problems)
+    return Reading(None if problems else value, method, problems, tuple(adjusted))
 
 
 def find_object(text: str) -> tuple[dict[str, Any], str] | None:

@@ -114,6 +114,8 @@ class DecideSpec(ModelStepSpec):
     items_min: int
     items_max: int
     items_count: int | str | None = None
+    items_totals: dict[str, float | str] = Field(default_factory=dict)
+    """What each declared item field adds up to (a number or an expression over the inputs)."""
     builder: str = "document"
     """The builder whose plan checks (e.g. safe, distinct file paths) the plan must pass."""
 

@@ -53,6 +53,7 @@ from agentflows.tasks.prompts import as_user_text, delimited, evaluate, template
 from agentflows.tasks.runtime import current_runtime
 from agentflows.tasks.specs import BuildSpec, DecideSpec, GenerateSpec, PlanRevision, RunContext
 from agentflows.tasks.storage import RunInfo
+from agentflows.tasks.totals import plan_totals
 
 Inputs = dict[str, JsonValue]
 
@@ -86,6 +87,7 @@ async def make_plan(
             answer_check(spec.checks, check_variables(spec.agent, inputs, context), answer_as="plan"),
         ),
         follow_up=revision_messages(revision) if revision else (),
+        adjust=plan_totals(spec, inputs),
     )
     payload = answer.payload
     raw_items: list[dict[str, Any]] = payload["items"]

@@ -558,6 +558,29 @@ CASES = [
         "count 9 is outside min..max (1..5)",
     ),
     Case(
+        "totals-of-a-text-field",
+        edit(
+            "        fields:\n          summary:",
+            "        totals: {summary: 10}\n        fields:\n          summary:",
+        ),
+        AGENT,
+        "        totals: {summary: 10}",
+        "steps.decide.returns.items.totals.summary",
+        "totals 'summary' is a string field; item number fields: none",
+    ),
+    Case(
+        "totals-over-an-unknown-input",
+        edit(
+            "        fields:\n          summary:",
+            '        totals: {words: "{{ inputs.length }}"}\n        fields:\n          words: {type: integer}\n'
+            "          summary:",
+        ),
+        AGENT,
+        '        totals: {words: "{{ inputs.length }}"}',
+        "steps.decide.returns.items.totals.words",
+        "totals words '{{ inputs.length }}' ",
+    ),
+    Case(
         "unknown-builder",
         edit("routing:\n", "  build:\n    builder: pdf\nrouting:\n"),
         AGENT,
