@@ -2,8 +2,9 @@
 # One-command set-up for a fresh machine.
 #
 #   deployments/bootstrap.sh demo [agentflows run options]   run the ebook agent on embedded defaults
-#   deployments/bootstrap.sh test [pytest options]            run every check: ruff, mypy, pytest, the real-model
-#                                                             tier included (installs PostgreSQL, Chromium and
+#   deployments/bootstrap.sh test [pytest options]            run every check: ruff, mypy, pytest (a worker per
+#                                                             core, whole files each), the real-model tier
+#                                                             included (installs PostgreSQL, Chromium and
 #                                                             libgomp1 with apt when missing)
 #   deployments/bootstrap.sh bench [benchmark options]        measure overhead against an ideal asyncio script
 #                                                             and against peers (plain Prefect, pydantic-ai, crewAI;
@@ -170,7 +171,9 @@ case "$mode" in
     .venv/bin/ruff format --check .
     typecheck_tree
     .venv/bin/mypy
-    exec .venv/bin/pytest "$@"
+    # One pytest worker per core (at most 4), each taking whole test files, so a file's servers are
+    # started once; most tests wait on servers and subprocesses, so one process leaves a core idle.
+    exec .venv/bin/pytest --numprocesses=auto --maxprocesses=4 --dist=loadfile "$@"
     ;;
   bench)
     install test,bench,peers "$PEER_CONSTRAINTS"
