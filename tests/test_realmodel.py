@@ -45,7 +45,8 @@ SMALLEST: dict[str, list[str]] = {
     "data_report": ["subject=monthly sales of a small bakery", "sections=1"],
 }
 BEYOND_THE_MODEL = {
-    "lesson_plan": "its plan's checks: the stages' minutes add up to the lesson's length and a warm-up comes first",
+    "lesson_plan": "its plan's check that a warm-up comes first, and stages it writes past its token limit (its "
+    "minutes are scaled to the lesson's length, not checked)",
     "quiz": "its plan's check that every question tests a different idea: it names them all after the topic",
     "api_scaffold": "its checks that each Python file parses: it writes prose in them (3 of 3 tries)",
 }
