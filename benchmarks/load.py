@@ -100,8 +100,14 @@ def worker_runs(count: int = WORKER_RUNS) -> dict[str, Any]:
     from agentflows.deployments.stack import stop_group
 
     asyncio.run(_create_pool())
-    RunnerDeployment.from_entrypoint("agentflows.agents:quiz", name="load").apply(work_pool_name=POOL)
     folder = Path(tempfile.mkdtemp(prefix="agentflows-load-workers-"))
+    # A deployment made here keeps the working directory as its `path`, and a worker copies that folder into
+    # each flow run's own before importing the flow: from the repository, 2 GB a run (.venv and .git), which
+    # filled the disk. The flow is imported from the installed package; the folder it copies is empty.
+    code = folder / "code"
+    code.mkdir()
+    with contextlib.chdir(code):
+        RunnerDeployment.from_entrypoint("agentflows.agents:quiz", name="load").apply(work_pool_name=POOL)
     workers = [_start_worker(number, folder) for number in range(1, WORKERS + 1)]
     try:
         started = time.perf_counter()

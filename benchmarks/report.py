@@ -207,7 +207,7 @@ def _load_rows(data: dict[str, Any], peak: float | None) -> list[Row]:
             [many["wall"]],
             None,
             None,
-            f"{many['runs']}/{many['runs']} complete, 0 lost or duplicate rows ({_counted(many)})",
+            f"{many['runs']}/{many['runs']} complete, 0 lost or duplicate rows (measured: {_counted(many)})",
             _clean(many),
             f"{many['recorded_calls']} / {many['fake_calls']}",
             peak,
@@ -218,7 +218,8 @@ def _load_rows(data: dict[str, Any], peak: float | None) -> list[Row]:
             [workers["wall"]],
             None,
             None,
-            f"{workers['runs']}/{workers['runs']} complete, split between both ({split}; {_counted(workers)})",
+            f"{workers['runs']}/{workers['runs']} complete, split between both "
+            f"(measured: {split}; {_counted(workers)})",
             _clean(workers) and len(workers["by_worker"]) == 2,
             "—",
             None,

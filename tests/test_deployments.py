@@ -6,6 +6,7 @@ to the content's page in the viewer; `agentflows down` stops it all."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -321,12 +322,15 @@ def _runs(stack: Stack, deployment_id: str, state: str) -> list[dict[str, Any]]:
     return api(stack, "POST", "/flow_runs/filter", body).json()  # type: ignore[no-any-return]
 
 
-def test_the_scheduler_fills_every_schedule_and_an_interval_deployment_runs(stack: tuple[Stack, Path]) -> None:
+def test_the_scheduler_fills_every_schedule_and_an_interval_deployment_runs(
+    stack: tuple[Stack, Path], tmp_path: Path
+) -> None:
     server, _ = stack
     scheduled = [d for d in PROJECT_YAML["deployments"] if d.get("schedules")]
-    interval = RunnerDeployment.from_entrypoint(
-        "agentflows.agents:quiz", name="every-20s", interval=timedelta(seconds=20), parameters={"topic": "Comets"}
-    )
+    with contextlib.chdir(tmp_path):  # its `path`: the worker copies it into every run's folder (not the repo)
+        interval = RunnerDeployment.from_entrypoint(
+            "agentflows.agents:quiz", name="every-20s", interval=timedelta(seconds=20), parameters={"topic": "Comets"}
+        )
     with temporary_settings({PREFECT_API_URL: server.api_url}):
         interval_id = str(interval.apply(work_pool_name=WORK_POOL))
     try:
