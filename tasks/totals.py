@@ -1,8 +1,8 @@
 """Item fields that add up to a declared total (`items.totals` in decide's `returns`).
 
 A lesson's stage minutes must add up to the lesson's length. A model gets the parts
-right more often than their sum (SmolLM2-135M wrote 45 minutes of stages for a
-30-minute lesson in most of its plans), and the sum is arithmetic, not judgement:
+right more often than their sum (SmolLM2-135M's plans rarely added up: 40 minutes of
+stages for a 30-minute lesson, re-ask after re-ask), and the sum is arithmetic, not judgement:
 so a plan whose values do not add up is scaled to the total, each value in
 proportion, rather than asked for again. Whole numbers stay whole (the remainder
 goes to the values with the largest fractions); every value stays within its
