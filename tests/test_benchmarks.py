@@ -123,7 +123,7 @@ def test_the_load_rows_are_met_only_when_every_run_completed_nothing_was_lost_an
     one_worker = _rows_for("load", "—", {**data, "workers": {**data["workers"], "by_worker": {"worker-1": 20}}})
 
     assert (many.met, workers.met, lost.met, one_worker[1].met) == (True, True, False, False)
-    assert many.calls == "150 / 150" and "(11 / 9;" in workers.target
+    assert many.calls == "150 / 150" and "(measured: 11 / 9;" in workers.target
 
 
 def test_the_ideal_starts_a_dependent_pipeline_when_its_upstream_ends() -> None:
