@@ -19,6 +19,8 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 import pytest
 import s3fs
+from prefect.events.worker import EventsWorker
+from prefect.logging.handlers import APILogWorker
 from prefect.testing.utilities import prefect_test_harness
 
 from agentflows.tasks.runtime import Runtime, default_runtime
@@ -31,6 +33,8 @@ from tests.servers import PostgresCluster, S3Server
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "agent_definitions"
+DRAIN_SECONDS = 30
+"""Longest wait for Prefect's log and event workers to send what they hold when the test server stops."""
 SHIPPED_AGENTS = ("ebook", "lesson_plan", "quiz", "api_scaffold", "data_report")
 
 
@@ -66,6 +70,10 @@ def prefect_server() -> Iterator[None]:
     """A throwaway Prefect server for the whole session."""
     with prefect_test_harness(server_startup_timeout=120):
         yield
+        # The harness drains Prefect's log and event workers on exit with no time limit, and a pytest-xdist
+        # worker was once left waiting there for good after its last test: drain them first, within a bound.
+        APILogWorker.drain_all(timeout=DRAIN_SECONDS)
+        EventsWorker.drain_all(timeout=DRAIN_SECONDS)
 
 
 @pytest.fixture(scope="session")
