@@ -6,10 +6,12 @@
     call      the provider (which retries transport failures and falls back to other models itself),
               within what is left of the step's timeout
     read      strict JSON → extracted → repaired, then the schema, the content checks and the builder's
-    re-ask    with the exact problems, at most `reasks` times; an answer cut off at its token limit (or a
-              stream the client stopped because it kept repeating itself) is asked again with more room
-              (when the window allows and it was not running away) or for a shorter answer, and never
-              sent back
+    re-ask    with the exact problems, at most `reasks` times: the rejected answer and what was wrong
+              with it; once a re-asked answer has the same problems again, afresh — the prompt with the
+              problems noted under it and no answer to copy (small models copy the turn they are shown);
+              an answer cut off at its token limit (or a stream the client stopped because it kept
+              repeating itself) is asked again with more room (when the window allows and it was not
+              running away) or for a shorter answer, and never sent back
     then      degrade to plain text where the definition allows it, or raise `ModelOutputError`
 
 Every answer is kept as an `Attempt` in the artifact's provenance, and every
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from pydantic import JsonValue
@@ -147,12 +149,12 @@ class _Conversation:
         hashes = template_hashes(self.spec.templates)
         max_tokens = self.spec.model.max_tokens
         base = [*base, *first]  # turns every round keeps after the prompt (a revision request)
-        follow_up: list[Message] = []
+        turns = _Reask()
         # What each attempt answers: the prompt without its field guide, or the last follow-up turn.
         asked = first[-1].content if first else base[-1].content.partition(f"\n\n{FIELD_GUIDE_HEADING}")[0]
         for round_ in range(self.spec.reasks + 1):
             settings = self.spec.model.model_copy(update={"max_tokens": max_tokens, **_hotter(self.spec, round_)})
-            messages = base + follow_up
+            messages = turns.messages(base)
             check_fits(self.label, messages, max_tokens, self.provider, self.schema)
             request = ModelRequest(
                 label=self.label,
@@ -171,13 +173,11 @@ class _Conversation:
                 return ModelAnswer(reading.payload, reply, self.usage, tuple(self.attempts), reading.adjusted, hashes)
             if truncated:
                 grown = self._more_room(messages, max_tokens, reply)
-                max_tokens, follow_up = (grown, []) if grown else (max_tokens, [Message(role="user", content=SHORTER)])
+                max_tokens = grown or max_tokens
+                turns.cut_off(more_room=grown is not None)
             else:
-                follow_up = [
-                    Message(role="assistant", content=reply.text[:REASK_ECHO]),
-                    Message(role="user", content=reask(reading)),
-                ]
-            asked = follow_up[-1].content if follow_up else asked
+                turns.rejected(reply, reading)
+            asked = turns.asked or asked
         return self._last_resort(reply, reading, hashes)
 
     async def _call(self, request: ModelRequest) -> ModelReply:
@@ -245,6 +245,56 @@ SHORTER = (
 )
 
 
+@dataclass
+class _Reask:
+    """What the next round asks after an unusable answer, added to the step's prompt (`base`)."""
+
+    follow_up: list[Message] = field(default_factory=list)
+    """Turns after the prompt: the rejected answer and its problems."""
+    note: str | None = None
+    """Or a note under the prompt: the problems of an answer not shown (a fresh ask), or a request for less."""
+    problems: tuple[str, ...] = ()
+    fresh: bool = False
+
+    def messages(self, base: list[Message]) -> list[Message]:
+        return _noted(base, self.note) + self.follow_up
+
+    @property
+    def asked(self) -> str | None:
+        """What the next attempt answers, when it is more than the prompt."""
+        return self.follow_up[-1].content if self.follow_up else self.note
+
+    def cut_off(self, *, more_room: bool) -> None:
+        """A cut-off answer is never sent back: the same again with more room, else asked for less."""
+        self.follow_up = []
+        self.note = self.note if more_room else SHORTER
+
+    def rejected(self, reply: ModelReply, reading: Reading) -> None:
+        """The answer and its problems; once a re-ask has the same problems again, the problems alone from then
+        on: a model that copies the turn it is shown (SmolLM2-135M gave back the plan it was shown on every
+        re-ask) draws anew from a prompt with nothing to copy."""
+        problems = tuple(reading.problems)
+        self.fresh = self.fresh or problems == self.problems
+        self.problems = problems
+        if self.fresh:
+            self.note, self.follow_up = reask_afresh(reading), []
+        else:
+            self.note = None
+            self.follow_up = [
+                Message(role="assistant", content=reply.text[:REASK_ECHO]),
+                Message(role="user", content=reask(reading)),
+            ]
+
+
+def _noted(base: list[Message], note: str | None) -> list[Message]:
+    """`base` with `note` under its last message (a user turn), so roles still alternate: some chat templates
+    (Gemma's, Mistral's) refuse two user turns in a row."""
+    if note is None:
+        return base
+    last = base[-1]
+    return [*base[:-1], Message(role=last.role, content=f"{last.content}\n\n{note}")]
+
+
 def _hotter(spec: ModelStepSpec, round_: int) -> dict[str, float]:
     """The temperature of round `round_`: the step's own first, at least `REASK_TEMPERATURE` for a re-ask."""
     return {"temperature": max(spec.model.temperature, REASK_TEMPERATURE)} if round_ else {}
@@ -254,6 +304,12 @@ def reask(reading: Reading) -> str:
     """The follow-up that tells the model exactly what was wrong."""
     problems = "\n".join(f"- {p}" for p in reading.problems[:10])
     return f"Your answer could not be used:\n{problems}\nAnswer again with only the corrected JSON object."
+
+
+def reask_afresh(reading: Reading) -> str:
+    """The note under the prompt of a fresh ask: what was wrong with an earlier answer, which is not shown."""
+    problems = "\n".join(f"- {p}" for p in reading.problems[:10])
+    return f"An earlier answer to this could not be used:\n{problems}\nWrite a new answer that avoids these problems."
 
 
 def _attempt(reply: ModelReply, reading: Reading, prompt: str, *, reasked: bool) -> Attempt:

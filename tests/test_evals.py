@@ -110,7 +110,7 @@ def test_a_check_that_can_never_hold_fails_its_runs_with_the_checks_message(
 
     out = capsys.readouterr().out
     assert (
-        "run failed: quiz/decide: no answer fit the schema after 3 attempts (2 re-asks); last problem: far too" in out
+        "run failed: quiz/decide: no answer fit the schema after 5 attempts (4 re-asks); last problem: far too" in out
     )
 
 

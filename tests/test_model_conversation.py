@@ -110,7 +110,8 @@ def test_a_runaway_answer_is_asked_for_less_not_given_more_room() -> None:
 
     first, second = model.requests
     assert second.settings.max_tokens == first.settings.max_tokens
-    assert second.messages[-1].content == SHORTER
+    assert len(second.messages) == len(first.messages)  # noted under the prompt: roles still alternate
+    assert second.messages[-1].content == f"{first.messages[-1].content}\n\n{SHORTER}"
     assert all("studied by many people" not in m.content for m in second.messages)
 
 
@@ -124,21 +125,43 @@ def test_with_no_room_left_in_the_window_a_cut_off_answer_is_asked_for_less() ->
 
     draft(model)
 
-    assert model.requests[1].settings.max_tokens == 1000 and model.requests[1].messages[-1].content == SHORTER
+    assert model.requests[1].settings.max_tokens == 1000 and model.requests[1].messages[-1].content.endswith(SHORTER)
 
 
 def test_an_answer_that_repeats_its_description_is_re_asked_and_the_conversation_does_not_grow() -> None:
     run = ebook()
     description = run.specs.generate.draft_schema["properties"]["body"]["description"]
     echo = json.dumps({"body": description})
-    model = SmallModel([Answer(echo), Answer(echo), Answer(json.dumps({"body": long_body()}))])
+    model = SmallModel([Answer(echo), Answer(json.dumps({"body": "Too short."})), Answer(json.dumps({"body": BODY}))])
+    model.answers.append(Answer(json.dumps({"body": long_body()})))
 
-    result = draft(model)
+    result = draft(model, reasks=3)
 
-    assert [a.method for a in result.provenance.attempts] == [None, None, "reasked+strict"]
+    assert [a.method for a in result.provenance.attempts] == [None, None, None, "reasked+strict"]
     assert "repeats the field's description" in (result.provenance.attempts[0].error or "")
-    assert len(model.requests[1].messages) == len(model.requests[2].messages) == 4  # base + last answer + problems
-    assert [r.round for r in model.requests] == [0, 1, 2]  # a provider with a fixed seed draws anew per round
+    assert [len(r.messages) for r in model.requests[1:]] == [4, 4, 4]  # base + last answer + its problems
+    assert model.requests[2].messages[2].content == json.dumps({"body": "Too short."})
+    assert [r.round for r in model.requests] == [0, 1, 2, 3]  # a provider with a fixed seed draws anew per round
+
+
+def test_a_model_that_gives_back_the_answer_it_is_shown_is_asked_afresh() -> None:
+    run = ebook()
+    description = run.specs.generate.draft_schema["properties"]["body"]["description"]
+    echo = json.dumps({"body": description})
+    model = SmallModel([Answer(echo), Answer(echo), Answer(echo), Answer(json.dumps({"body": long_body()}))])
+
+    result = draft(model, reasks=3)
+
+    first, conversed, *afresh = model.requests
+    assert [m.role for m in conversed.messages] == ["system", "user", "assistant", "user"]
+    for request in afresh:  # the same problems twice: the prompt again, the problems under it, nothing to copy
+        assert [m.role for m in request.messages] == ["system", "user"]
+        assert request.messages[-1].content.startswith(first.messages[-1].content)
+        assert "An earlier answer to this could not be used:\n- " in request.messages[-1].content
+        assert "repeats the field's description" in request.messages[-1].content
+        assert all(echo not in m.content for m in request.messages)
+    assert result.provenance.attempts[-1].method == "reasked+strict"
+    assert result.provenance.attempts[-1].prompt.startswith("An earlier answer to this could not be used:")
 
 
 def test_a_failed_step_counts_every_call_and_keeps_every_answer_in_the_ledger() -> None:
@@ -183,7 +206,7 @@ def test_a_stream_stopped_as_runaway_is_asked_for_less() -> None:
 
     draft(model)
 
-    assert model.requests[1].messages[-1].content == SHORTER
+    assert model.requests[1].messages[-1].content.endswith(SHORTER)
     assert model.requests[1].settings.max_tokens == model.requests[0].settings.max_tokens
 
 
