@@ -13,7 +13,8 @@ arguments, and so part of its cache key.
 The fan-out writes at most as many drafts at once as the provider takes calls
 (a local server's slots). Where the definition sets `min_items_ok`, drafts that
 still fail are dropped with a warning (and their answers kept in the lineage)
-as long as that many succeeded.
+as long as that many succeeded. Once the step cannot succeed (one draft failed,
+or too many for `min_items_ok`), drafts not yet started are not written.
 
 A run may ask for a review: an editor approves, revises or rejects the plan
 between decide and generate (`agentflows.review`). A rework starts after decide,
@@ -41,7 +42,7 @@ from pydantic import JsonValue
 from agentflows.progress import ProgressEvent, emit
 from agentflows.review import replaying, review_plan
 from agentflows.review_spec import ReviewSpec
-from agentflows.step_states import collect_drafts, finish, status
+from agentflows.step_states import Tally, collect_drafts, finish, status
 from agentflows.tasks.artifacts import (
     AgentResult,
     Artifact,
@@ -213,14 +214,19 @@ async def _run_steps(
     emit(ProgressEvent(agent, "generate", "started", f"{len(plan.items)} drafts, up to {specs.concurrency} at a time"))
     limit = asyncio.Semaphore(specs.concurrency)
     per_item = await knowledge.for_items(specs.generate.agent, inputs, context, plan) if knowledge else {}
+    tally = Tally(len(plan.items), specs.min_items_ok)
 
-    async def draft(key: str) -> State[Any] | Draft:
+    async def draft(key: str) -> State[Any] | Draft | None:
         found = per_item.get(key, NOTHING)
         kept = rework.kept(key, specs.generate, found) if rework else None
         if kept is not None:
             return kept
         async with limit:
-            return await run.generate(specs.generate, inputs, context, plan, key, found, return_state=True)
+            if tally.hopeless:  # the step fails whatever this draft says: not paid for
+                return None
+            state = await run.generate(specs.generate, inputs, context, plan, key, found, return_state=True)
+            tally.record(state)
+            return state
 
     states = await asyncio.gather(*(draft(item.key) for item in plan.items))
     drafts, dropped = await collect_drafts(agent, specs.generate, specs.min_items_ok, plan, states, reports)

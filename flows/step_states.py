@@ -4,6 +4,8 @@ The pipeline (`agentflows.pipeline`) runs the steps; this module reads their
 states: `finish` takes a task's result (raising its error) and records the
 step's report, `collect_drafts` does so for the fan-out, leaving out drafts
 that failed where `min_items_ok` allows and keeping a rework's stored drafts.
+`Tally` tells the fan-out when it can no longer succeed, so the drafts not yet
+started are not paid for.
 """
 
 from __future__ import annotations
@@ -21,21 +23,42 @@ from agentflows.tasks.specs import GenerateSpec
 from agentflows.tasks.storage import LineageEntry
 
 
+class Tally:
+    """The fan-out's failed drafts so far: once the step cannot succeed, drafts not yet started are not written.
+
+    Without `min_items_ok` one failed draft fails the step; with it, the step fails once fewer than
+    `min_items_ok` drafts are left that could succeed."""
+
+    def __init__(self, total: int, min_items_ok: int | None) -> None:
+        self.total, self.min_items_ok, self.failed = total, min_items_ok, 0
+
+    def record(self, state: State[Any]) -> None:
+        self.failed += state.is_failed() or state.is_crashed()
+
+    @property
+    def hopeless(self) -> bool:
+        return self.failed > 0 and self.total - self.failed < (self.min_items_ok or self.total)
+
+
 async def collect_drafts(
     agent: str,
     spec: GenerateSpec,
     min_items_ok: int | None,
     plan: Plan,
-    states: list[State[Any] | Draft],
+    states: list[State[Any] | Draft | None],
     reports: list[StepReport],
 ) -> tuple[list[Draft], list[LineageEntry]]:
     """The drafts that were written (or kept by a rework), and the lineage of those dropped (only where
-    `min_items_ok` allows)."""
+    `min_items_ok` allows). A state of None is a draft not written once the step could not succeed."""
     drafts: list[Draft] = []
     failed: list[tuple[PlanItem, BaseException]] = []
+    unwritten = 0
     for item, state in zip(plan.items, states, strict=True):
         if isinstance(state, Draft):  # a stored draft a rework keeps
             drafts.append(kept(state, reports))
+            continue
+        if state is None:
+            unwritten += 1
             continue
         error = await _droppable(state) if min_items_ok is not None else None
         if error is not None:
@@ -44,7 +67,7 @@ async def collect_drafts(
         else:
             drafts.append(await finish(agent, "generate", f"generate {item.key}", state, reports))
     if failed and len(drafts) < (min_items_ok or 0):
-        raise _too_few(agent, len(drafts), len(plan.items), min_items_ok or 0, failed[0][1])
+        raise _too_few(agent, len(drafts), len(plan.items), min_items_ok or 0, failed[0][1], unwritten)
     ledger = current_ledger() or RunLedger()
     dropped = []
     for item, error in failed:
@@ -62,8 +85,11 @@ async def _droppable(state: State[Any]) -> BaseException | None:
     return error if isinstance(error, RunError | TimeoutError) else None
 
 
-def _too_few(agent: str, ok: int, total: int, needed: int, first: BaseException) -> BaseException:
-    message = f"{agent}/generate: {ok} of {total} drafts succeeded, fewer than min_items_ok ({needed}); first: {first}"
+def _too_few(agent: str, ok: int, total: int, needed: int, first: BaseException, unwritten: int) -> BaseException:
+    left = f" ({unwritten} not written once too many had failed)" if unwritten else ""
+    message = (
+        f"{agent}/generate: {ok} of {total} drafts succeeded{left}, fewer than min_items_ok ({needed}); first: {first}"
+    )
     return type(first)(message) if isinstance(first, ModelOutputError | ModelCallError) else first
 
 

@@ -67,7 +67,7 @@ def test_a_draft_that_keeps_failing_is_dropped_and_said_so(fake_llm: FakeLLM, de
 
 def test_fewer_good_drafts_than_min_items_ok_fail_the_run_saying_how_many(fake_llm: FakeLLM, definitions: Path) -> None:
     allow_partial(definitions, "quiz", 2)
-    fake_llm.script(Reply(), *[Reply(content=REPEATS)] * 6, Reply())
+    fake_llm.script(Reply(), Reply(), *[Reply(content=REPEATS)] * 6)  # decide, question 1, then 2 bad questions
 
     with pytest.raises(
         ModelOutputError, match=r"quiz/generate: 1 of 3 drafts succeeded, fewer than min_items_ok \(2\)"
@@ -75,20 +75,43 @@ def test_fewer_good_drafts_than_min_items_ok_fail_the_run_saying_how_many(fake_l
         run_agent("quiz", definitions=definitions, topic="Rain", questions=3)
 
 
+def test_once_too_many_drafts_failed_for_min_items_ok_the_rest_are_not_written(
+    fake_llm: FakeLLM, definitions: Path
+) -> None:
+    allow_partial(definitions, "quiz", 2)
+    fake_llm.script(Reply(), *[Reply(content=REPEATS)] * 6)  # decide, then questions 1 and 2 fail
+
+    with pytest.raises(
+        ModelOutputError,
+        match=r"quiz/generate: 0 of 3 drafts succeeded \(1 not written once too many had failed\), "
+        r"fewer than min_items_ok \(2\); first: quiz/generate/01-",
+    ):
+        run_agent("quiz", definitions=definitions, topic="Rain", questions=3)
+    assert len(fake_llm.received) == 1 + 2 * 3  # question 3 could not save the run: never asked for
+
+
+def test_without_min_items_ok_one_failed_draft_stops_the_fan_out(fake_llm: FakeLLM) -> None:
+    fake_llm.script(Reply(), *[Reply(content="Chapter one, in prose.")] * 3)  # decide, then chapter 1 fails
+
+    with pytest.raises(ModelOutputError, match=r"^ebook/generate/01-[^:]*: no answer fit the schema after 3 attempts"):
+        run_agent("ebook", topic="Rain", chapters=3)
+    assert len(fake_llm.received) == 1 + 3  # chapters 2 and 3 were never asked for
+
+
 def test_a_failed_branch_shows_its_flow_run_calls_and_tokens(fake_llm: FakeLLM) -> None:
-    fake_llm.script(*[Reply(content="I cannot write a quiz.")] * 3, model="fake-model")
+    fake_llm.script(*[Reply(content="I cannot write a quiz.")] * 5, model="fake-model")  # quiz's decide: 4 re-asks
 
     manifest = route("a quiz on rain", content_types=["quiz"])
 
     (branch,) = manifest.components
     assert branch.status == "failed" and manifest.status == "failed"
     assert branch.flow_run_id is not None and branch.failed_step == "quiz/decide"
-    assert branch.model_calls == 3 and branch.tokens == 3 * (120 + 80)
-    assert "no answer fit the schema after 3 attempts" in (branch.error or "")
+    assert branch.model_calls == 5 and branch.tokens == 5 * (120 + 80)
+    assert "no answer fit the schema after 5 attempts" in (branch.error or "")
 
 
 def test_run_json_on_failure_prints_an_error_object_and_one_line_no_traceback(fake_llm: FakeLLM) -> None:
-    fake_llm.script(*[Reply(content="I cannot write a quiz.")] * 3)
+    fake_llm.script(*[Reply(content="I cannot write a quiz.")] * 5)
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
 
     done = subprocess.run(
@@ -111,10 +134,10 @@ def test_run_json_on_failure_prints_an_error_object_and_one_line_no_traceback(fa
     assert done.returncode == 1
     error = json.loads(done.stdout)["error"]
     assert (error["type"], error["agent"], error["failed_step"]) == ("ModelOutputError", "quiz", "quiz/decide")
-    assert error["flow_run_id"] and error["model_calls"] == 3 == len(fake_llm.received)
-    assert (error["prompt_tokens"], error["completion_tokens"]) == (360, 240)
-    assert [a["raw"] for a in error["attempts"]] == ["I cannot write a quiz."] * 3
+    assert error["flow_run_id"] and error["model_calls"] == 5 == len(fake_llm.received)
+    assert (error["prompt_tokens"], error["completion_tokens"]) == (600, 400)
+    assert [a["raw"] for a in error["attempts"]] == ["I cannot write a quiz."] * 5
     assert "Traceback" not in done.stderr and " | ERROR " not in done.stderr  # Prefect's report stays in the UI
     assert (
-        done.stderr.strip().splitlines()[-1].startswith("error: quiz/decide: no answer fit the schema after 3 attempts")
+        done.stderr.strip().splitlines()[-1].startswith("error: quiz/decide: no answer fit the schema after 5 attempts")
     )
