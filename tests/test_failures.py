@@ -268,6 +268,16 @@ def test_the_corpus_is_large_enough_and_its_names_are_unique() -> None:
 
 
 @pytest.mark.slow
+def heeding_ctrl_c() -> None:
+    """In the CLI's process before it starts: SIGINT as a terminal's foreground command has it.
+
+    A command started in the background by a shell without job control (`pytest … &`, as a CI
+    script may run it) inherits SIGINT ignored, and a program keeps an ignored SIGINT ignored
+    (as `nohup` relies on): the CLI would rightly not stop, and this test would fail for how
+    pytest was started, not for what the CLI does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_mid_run_exits_130_with_one_line(fake_llm: FakeLLM, places: dict[str, str], tmp_path: Path) -> None:
     case = Case("ctrl-c", run_quiz("Tides"), "interrupted", LLM, (Reply(delay=60),) * FOREVER, code=130)
     fake_llm.script(*case.replies, model=case.name)
@@ -279,6 +289,7 @@ def test_ctrl_c_mid_run_exits_130_with_one_line(fake_llm: FakeLLM, places: dict[
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=heeding_ctrl_c,
     )
     deadline = time.monotonic() + 120
     while case.name not in fake_llm.models() and time.monotonic() < deadline and cli.poll() is None:
