@@ -30,14 +30,13 @@ step provides. The inputs and the fields the model returns are described in
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 
 from agentflows.durations import parse_duration
-from agentflows.fields import IDENTIFIER_PATTERN, FieldSpec, Identifier, InputSpec, Spec
+from agentflows.fields import IDENTIFIER_PATTERN, FieldSpec, Identifier, InputSpec, RegularExpression, Spec
 from agentflows.knowledge_spec import SOURCE_PATH_MEANING, SOURCE_PATH_PATTERN, KnowledgeSpec
 from agentflows.review_spec import ReviewSpec
 from agentflows.tasks.artifacts import ContentType
@@ -71,17 +70,7 @@ def _not_reserved(name: str) -> str:
     return name
 
 
-def _compiles(pattern: str) -> str:
-    """`pattern`, if it is a valid regular expression."""
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from None
-    return pattern
-
-
 InputName = Annotated[Identifier, AfterValidator(_not_reserved)]
-RegularExpression = Annotated[str, AfterValidator(_compiles)]
 
 
 class ModelSpec(Spec):

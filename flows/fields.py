@@ -12,10 +12,23 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
+
+
+def _compiles(pattern: str) -> str:
+    """`pattern`, if it is a valid regular expression."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
+    return pattern
+
+
+RegularExpression = Annotated[str, AfterValidator(_compiles)]
+"""A regular expression (Python's `re`), checked when the definition is read."""
 Scalar = str | int | float | bool
 DEFAULT_MAX_CHARACTERS = 2_000
 """Most characters a string input takes (each item of a list input too) when its definition sets no `max_length`."""
@@ -103,7 +116,7 @@ class FieldSpec(Spec):
     """Fewest words of a text (string or scalar) field; a shorter answer is asked again."""
     max_words: int | None = Field(default=None, ge=1)
     """Most words of a text (string or scalar) field; servers that hold the answer to its schema stop it there."""
-    pattern: str | None = None
+    pattern: RegularExpression | None = None
     """Regular expression a string field matches (JSON Schema `pattern`): an answer that does not is asked
     again, and servers that hold the answer to its schema write one that does."""
     items: FieldSpec | None = None
@@ -129,11 +142,6 @@ class FieldSpec(Spec):
             raise ValueError(f"min_words/max_words apply to string and scalar fields, not {self.type}")
         if self.pattern is not None and self.type != "string":
             raise ValueError(f"pattern applies to string fields, not {self.type}")
-        if self.pattern is not None:
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise ValueError(f"pattern {self.pattern!r} is not a valid regular expression: {exc}") from None
         if self.min_words and self.max_words and self.min_words > self.max_words:
             raise ValueError(f"min_words ({self.min_words}) is larger than max_words ({self.max_words})")
         return self

@@ -539,7 +539,7 @@ CASES = [
         AGENT,
         "    - '(demo'",
         "routing.patterns[1]",
-        "pattern '(demo' is not a valid regular expression: missing ), unterminated subpattern",
+        "'(demo' is not a valid regular expression: missing ), unterminated subpattern",
     ),
     Case(
         "items-min-above-max",

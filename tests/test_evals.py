@@ -296,6 +296,11 @@ def test_a_rubric_is_graded_by_the_model_and_its_reason_reported(definitions: Pa
             "quiz.yaml:5: cases[0].assert[0]: an assertion on a file has exactly one of contains, regex or parses",
         ),
         (
+            "cases:\n  - name: a\n    inputs: {topic: Tides}\n    assert:\n      - file: index.html\n"
+            "        regex: '(x'\n",
+            "quiz.yaml:6: cases[0].assert[0].regex: '(x' is not a valid regular expression: missing ), unterminated",
+        ),
+        (
             "cases:\n  - name: a\n    inputs: {topic: Tides}\n  - name: a\n    inputs: {topic: Tides}\n",
             "quiz.yaml:4: cases[1].name: case name 'a' is used twice; names must be unique",
         ),
