@@ -267,7 +267,6 @@ def test_the_corpus_is_large_enough_and_its_names_are_unique() -> None:
     assert len(CASES) >= 25 and len({c.name for c in CASES}) == len(CASES)
 
 
-@pytest.mark.slow
 def heeding_ctrl_c() -> None:
     """In the CLI's process before it starts: SIGINT as a terminal's foreground command has it.
 
@@ -278,6 +277,7 @@ def heeding_ctrl_c() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.slow
 def test_ctrl_c_mid_run_exits_130_with_one_line(fake_llm: FakeLLM, places: dict[str, str], tmp_path: Path) -> None:
     case = Case("ctrl-c", run_quiz("Tides"), "interrupted", LLM, (Reply(delay=60),) * FOREVER, code=130)
     fake_llm.script(*case.replies, model=case.name)

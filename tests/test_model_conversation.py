@@ -132,8 +132,8 @@ def test_an_answer_that_repeats_its_description_is_re_asked_and_the_conversation
     run = ebook()
     description = run.specs.generate.draft_schema["properties"]["body"]["description"]
     echo = json.dumps({"body": description})
-    model = SmallModel([Answer(echo), Answer(json.dumps({"body": "Too short."})), Answer(json.dumps({"body": BODY}))])
-    model.answers.append(Answer(json.dumps({"body": long_body()})))
+    too_short, short = (Answer(json.dumps({"body": body})) for body in ("Too short.", BODY))
+    model = SmallModel([Answer(echo), too_short, short, Answer(json.dumps({"body": long_body()}))])
 
     result = draft(model, reasks=3)
 
